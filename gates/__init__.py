@@ -1,0 +1,26 @@
+"""Pure release decisions: measurements -> GateResult; the gate catalogue and the release policy."""
+
+from gates import perplexity as _perplexity  # noqa: F401  (registers the gate)
+from gates.policy import blocking, release_verdict
+from gates.registry import GateContext, GateDef, MeasureRequest, gate, gate_names, get_gate
+from gates.stats import Decision, Interval, decide_superiority, paired_bootstrap
+from gates.types import VERDICTS, Example, GateResult, Verdict
+
+__all__ = [
+    "VERDICTS",
+    "Decision",
+    "Example",
+    "GateContext",
+    "GateDef",
+    "GateResult",
+    "Interval",
+    "MeasureRequest",
+    "Verdict",
+    "blocking",
+    "decide_superiority",
+    "gate",
+    "gate_names",
+    "get_gate",
+    "paired_bootstrap",
+    "release_verdict",
+]

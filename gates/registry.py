@@ -1,0 +1,82 @@
+"""The gate registry: a gate is a registered pair of (what to measure, how to decide).
+
+    @gate("perplexity", params=PerplexityParams, requests=lambda p: [...])
+    def perplexity(p: PerplexityParams, ctx: GateContext) -> GateResult: ...
+
+`params` is a frozen dataclass whose fields are exactly the keys allowed in `[gates.NAME]`
+(plus `required`, common to every gate); field metadata carries the help text, and `path: True`
+marks data-file keys. Deciding is pure: no I/O, no model, only `ctx`'s measurements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gates.types import GateResult
+
+
+@dataclass(frozen=True)
+class MeasureRequest:
+    """One measurement the pipeline must make (and cache) for each of `variants`."""
+
+    kind: str
+    data: str
+    options: tuple[tuple[str, Any], ...] = ()
+    variants: tuple[str, ...] = ("base", "candidate")
+
+    @property
+    def opts(self) -> dict[str, Any]:
+        return dict(self.options)
+
+
+@dataclass(frozen=True)
+class GateContext:
+    """What a gate may read: its measurements, the run's seed and whether the gate is required."""
+
+    name: str
+    required: bool
+    seed: int
+    measurements: Mapping[tuple[MeasureRequest, str], Any] = field(default_factory=dict)
+
+    def get(self, request: MeasureRequest, variant: str) -> Any:
+        try:
+            return self.measurements[(request, variant)]
+        except KeyError:
+            raise LookupError(f"no {request.kind!r} measurement of {variant} on {request.data}") from None
+
+
+Decide = Callable[[Any, GateContext], GateResult]
+
+
+@dataclass(frozen=True)
+class GateDef:
+    name: str
+    params: type
+    requests: Callable[[Any], list[MeasureRequest]]
+    decide: Decide
+    doc: str = ""
+
+
+_REGISTRY: dict[str, GateDef] = {}
+
+
+def gate(name: str, *, params: type, requests: Callable[[Any], list[MeasureRequest]]) -> Callable[[Decide], Decide]:
+    """Register a gate under `name` (the stable name used by configs, reports and pytest ids)."""
+
+    def register(fn: Decide) -> Decide:
+        if name in _REGISTRY:
+            raise ValueError(f"gate {name!r} is already registered")
+        _REGISTRY[name] = GateDef(name, params, requests, fn, (fn.__doc__ or "").strip())
+        return fn
+
+    return register
+
+
+def get_gate(name: str) -> GateDef:
+    return _REGISTRY[name]
+
+
+def gate_names() -> list[str]:
+    return sorted(_REGISTRY)

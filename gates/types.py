@@ -1,0 +1,73 @@
+"""Typed results of the gate engine."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Verdict = Literal["pass", "fail", "inconclusive", "skip", "error"]
+VERDICTS: tuple[str, ...] = ("pass", "fail", "inconclusive", "skip", "error")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One piece of evidence behind a verdict: an item and how base and candidate did on it."""
+
+    id: str
+    prompt: str
+    base_output: str | None = None
+    candidate_output: str | None = None
+    base_score: float | None = None
+    candidate_score: float | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The decision of one gate. `ci` is (lower, upper) of `delta` where the gate is statistical."""
+
+    name: str
+    verdict: Verdict
+    metric: str
+    explanation: str
+    baseline: float | None = None
+    candidate: float | None = None
+    delta: float | None = None
+    threshold: float | None = None
+    ci: tuple[float, float] | None = None
+    required: bool = True
+    evidence: tuple[Example, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+    @property
+    def blocks(self) -> bool:
+        """A required gate blocks unless it passed; an optional one never blocks."""
+        return self.required and self.verdict != "pass"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ci"] = list(self.ci) if self.ci is not None else None
+        d["evidence"] = [asdict(e) for e in self.evidence]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GateResult:
+        d = dict(d)
+        d["ci"] = tuple(d["ci"]) if d.get("ci") is not None else None
+        d["evidence"] = tuple(Example(**e) for e in d.get("evidence", ()))
+        return cls(**d)
+
+    @classmethod
+    def errored(cls, name: str, exc: BaseException | str, *, required: bool = True, metric: str = "") -> GateResult:
+        msg = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+        return cls(
+            name=name,
+            verdict="error",
+            metric=metric,
+            required=required,
+            explanation=f"The gate could not be decided and blocks the release: {msg}",
+        )

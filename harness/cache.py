@@ -1,0 +1,63 @@
+"""Content-addressed measurement cache with atomic writes.
+
+A key is the sha256 of everything that can change a measurement (model fingerprint, data hash,
+measurement options, code version). A value is JSON. Writes go to a temporary file in the same
+directory and are renamed into place, so a killed run never leaves a half-written entry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from harness.hashing import sha256_json
+
+# bump when a measurement's definition changes, so old entries are never served
+MEASURE_VERSION = 1
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class MeasurementCache:
+    """A directory of `<key>.json` files; `hits` and `misses` count this run's look-ups."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def key(**parts: Any) -> str:
+        return sha256_json({"measure_version": MEASURE_VERSION, **parts})
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> Any | None:
+        try:
+            value = json.loads(self._path(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self.misses += 1
+            return None
+        self.hits += 1
+        return value
+
+    def put(self, key: str, value: Any) -> None:
+        atomic_write_text(self._path(key), json.dumps(value))

@@ -1,0 +1,232 @@
+"""The release config: one TOML file, validated, with every problem naming its key (and line) and the fix.
+
+    [model]
+    base = "smollm2-135m-instruct"      # alias, local HF dir, .gguf file, or hub id
+    adapter = "runs/demo/adapter"       # PEFT adapter directory
+
+    [run]
+    seed = 1234
+
+    [gates.perplexity]                  # presence enables the gate; required = true by default
+    data = "data/eval.jsonl"
+    min_relative_improvement = 0.05
+
+Unknown keys are errors. Relative paths are resolved from the config file's folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from harness.errors import ConfigError, HarnessError
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    base: str = field(metadata={"help": "alias smollm2-135m-instruct, a local HF directory, a .gguf file or a hub id"})
+    adapter: str | None = field(default=None, metadata={"path": True, "help": "PEFT adapter directory (the candidate)"})
+    revision: str | None = field(default=None, metadata={"help": "hub revision of the base (hub ids only)"})
+    dtype: str = field(default="auto", metadata={"help": "auto (float32 on CPU, bfloat16 on a GPU that has it)"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:1, mps"})
+    trust_remote_code: bool = field(default=False, metadata={"help": "allow model code from the hub (off by default)"})
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ValueError([("dtype", f"must be one of {', '.join(DTYPES)}")])
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    seed: int = field(default=1234, metadata={"help": "seed for bootstrap resampling and sampling; recorded"})
+    cache_dir: str | None = field(default=None, metadata={"path": True, "help": "measurement cache (default: user cache)"})
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    name: str
+    required: bool
+    params: Any
+
+
+@dataclass(frozen=True)
+class ReleaseConfig:
+    model: ModelSpec
+    run: RunSpec
+    gates: tuple[GateConfig, ...]
+    path: Path | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent if self.path else Path.cwd()
+
+
+class _Problems:
+    def __init__(self, text: str | None):
+        self.items: list[str] = []
+        self.lines = text.splitlines() if text else []
+
+    def line_of(self, section: str, key: str | None) -> int | None:
+        """Best-effort line number of `key` inside `[section]` (or of the section header)."""
+        header = re.compile(r"^\s*\[\s*" + re.escape(section).replace(r"\.", r"\s*\.\s*") + r"\s*\]")
+        start = next((i for i, ln in enumerate(self.lines) if header.match(ln)), None)
+        if start is None:
+            return None
+        if key is None:
+            return start + 1
+        pat = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
+        for i in range(start + 1, len(self.lines)):
+            if self.lines[i].lstrip().startswith("["):
+                break
+            if pat.match(self.lines[i]):
+                return i + 1
+        return start + 1
+
+    def add(self, section: str, key: str | None, msg: str) -> None:
+        line = self.line_of(section, key)
+        loc = f"[{section}]" + (f" {key}" if key else "")
+        self.items.append(f"{loc}{f' (line {line})' if line else ''}: {msg}")
+
+
+def _type_ok(value: Any, tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, str)
+    if origin in (list, tuple):
+        (inner, *_) = typing.get_args(tp) or (Any,)
+        return isinstance(value, list) and all(_type_ok(v, inner) for v in value)
+    return True
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(tp, str(tp))
+
+
+def _resolve_path(value: str, base_dir: Path) -> str:
+    if value.startswith("builtin:"):
+        return value
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else (base_dir / p).resolve())
+
+
+def _build(cls: type, table: Any, section: str, probs: _Problems, base_dir: Path, extra: tuple[str, ...] = ()) -> Any:
+    if not isinstance(table, dict):
+        probs.add(section, None, f"must be a table, e.g. [{section}]")
+        return None
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    allowed = list(fields) + list(extra)
+    kwargs: dict[str, Any] = {}
+    ok = True
+    for key, value in table.items():
+        if key in extra:
+            continue
+        if key not in fields:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            probs.add(section, key, f"unknown key; {hint}allowed keys: {', '.join(allowed)}")
+            ok = False
+            continue
+        if not _type_ok(value, hints[key]):
+            probs.add(section, key, f"must be {_type_name(hints[key])}, got {value!r}")
+            ok = False
+            continue
+        if fields[key].metadata.get("path") and isinstance(value, str):
+            value = _resolve_path(value, base_dir)
+        if hints[key] is float and isinstance(value, int):
+            value = float(value)
+        kwargs[key] = value
+    for name, f in fields.items():
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if required and name not in table:
+            probs.add(section, None, f"missing required key {name!r} ({f.metadata.get('help', '')}); add `{name} = ...`")
+            ok = False
+    if not ok:
+        return None
+    try:
+        return cls(**kwargs)
+    except ValueError as e:
+        for key, msg in e.args[0] if e.args and isinstance(e.args[0], list) else [(None, str(e))]:
+            probs.add(section, key, f"{msg} (got {table.get(key)!r})" if key else msg)
+        return None
+
+
+def parse_config(data: dict[str, Any], *, path: Path | None = None, text: str | None = None) -> ReleaseConfig:
+    """Validate a parsed TOML document; raise `ConfigError` listing every problem."""
+    from gates import gate_names, get_gate
+
+    probs = _Problems(text)
+    base_dir = path.parent if path else Path.cwd()
+    for key in data:
+        if key not in ("model", "run", "gates"):
+            close = difflib.get_close_matches(key, ["model", "run", "gates"], n=1)
+            hint = f"did you mean [{close[0]}]? " if close else ""
+            probs.items.append(f"[{key}]: unknown section; {hint}allowed sections: [model], [run], [gates.NAME]")
+    if "model" not in data:
+        probs.items.append('[model]: missing; add [model] with base = "smollm2-135m-instruct" and adapter = "DIR"')
+        model = None
+    else:
+        model = _build(ModelSpec, data["model"], "model", probs, base_dir)
+    run = _build(RunSpec, data.get("run", {}), "run", probs, base_dir)
+    gates: list[GateConfig] = []
+    table = data.get("gates", {})
+    if not isinstance(table, dict) or not table:
+        probs.items.append(f"[gates]: no gate configured; add a table such as [gates.perplexity] (known: {', '.join(gate_names())})")
+    else:
+        for name, gtable in table.items():
+            section = f"gates.{name}"
+            if name not in gate_names():
+                close = difflib.get_close_matches(name, gate_names(), n=1)
+                hint = f"did you mean [gates.{close[0]}]? " if close else ""
+                probs.add(section, None, f"unknown gate; {hint}known gates: {', '.join(gate_names())}")
+                continue
+            required = gtable.get("required", True) if isinstance(gtable, dict) else True
+            if not isinstance(required, bool):
+                probs.add(section, "required", f"must be true or false, got {required!r}")
+            params = _build(get_gate(name).params, gtable, section, probs, base_dir, extra=("required",))
+            if params is not None:
+                gates.append(GateConfig(name=name, required=bool(required), params=params))
+    where = str(path) if path else "<config>"
+    if probs.items:
+        raise ConfigError(probs.items, where=where)
+    return ReleaseConfig(model=model, run=run, gates=tuple(gates), path=path, raw=data)
+
+
+def load_config(path: str | Path) -> ReleaseConfig:
+    """Read and validate a release config file."""
+    p = Path(path).expanduser().resolve()
+    if not p.is_file():
+        raise HarnessError("release config not found", where=str(p), fix="pass --config PATH to a TOML release config")
+    text = p.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise HarnessError(f"not valid TOML: {e}", where=str(p), fix="fix the TOML syntax at that line") from None
+    return parse_config(data, path=p, text=text)

@@ -1,0 +1,44 @@
+"""The rich console: status spinners and progress bars for every step that takes more than a moment."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+console = Console(stderr=True, highlight=False)
+
+
+def quiet() -> bool:
+    return os.environ.get("HARNESS_QUIET") == "1"
+
+
+@contextmanager
+def status(message: str) -> Iterator[None]:
+    if quiet():
+        yield
+        return
+    if not console.is_terminal:
+        console.print(f"[dim]…[/dim] {message}")
+        yield
+        return
+    with console.status(message):
+        yield
+
+
+def progress() -> Progress:
+    """A progress bar with count, elapsed time and ETA (renders plainly when not on a terminal)."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=quiet() or not (console.is_terminal or "PYTEST_CURRENT_TEST" not in os.environ and sys.stderr.isatty()),
+    )

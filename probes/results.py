@@ -1,0 +1,52 @@
+"""Measurement results (plain, serialisable, torch-free) that gates read."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DocNLL:
+    """Summed negative log-likelihood (nats) of one document's scored tokens."""
+
+    id: str
+    nll: float
+    tokens: int
+    bytes: int
+    preview: str
+
+
+@dataclass(frozen=True)
+class NLLMeasurement:
+    docs: tuple[DocNLL, ...]
+    max_length: int
+    scored: str  # "all" tokens of text rows; "completion" tokens of chat rows
+
+    @property
+    def total_nll(self) -> float:
+        return sum(d.nll for d in self.docs)
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(d.tokens for d in self.docs)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(d.bytes for d in self.docs)
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.total_nll / max(self.total_tokens, 1))
+
+    @property
+    def bits_per_byte(self) -> float:
+        return self.total_nll / (math.log(2) * max(self.total_bytes, 1))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"docs": [asdict(d) for d in self.docs], "max_length": self.max_length, "scored": self.scored}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NLLMeasurement:
+        return cls(tuple(DocNLL(**x) for x in d["docs"]), d["max_length"], d["scored"])
