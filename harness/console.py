@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 console = Console(stderr=True, highlight=False)
+if not console.is_terminal:
+    console.width = 120  # logs and CI: wide enough for the gate table
 
 
 def quiet() -> bool:
@@ -42,3 +44,21 @@ def progress() -> Progress:
         console=console,
         disable=quiet() or not (console.is_terminal or "PYTEST_CURRENT_TEST" not in os.environ and sys.stderr.isatty()),
     )
+
+
+def quiet_hf_progress() -> None:
+    """Silence the libraries' own tqdm bars and log spam; the harness shows its own progress."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    try:
+        import datasets
+
+        datasets.disable_progress_bars()
+        datasets.logging.set_verbosity_error()
+    except ImportError:
+        pass
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()

@@ -107,7 +107,9 @@ def convert_gguf(gguf: Path, out_dir: Path) -> Path:
         return out_dir
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from harness.console import status
+    from harness.console import quiet_hf_progress, status
+
+    quiet_hf_progress()
 
     tmp = out_dir.with_name(out_dir.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -339,6 +341,9 @@ def pick_device_dtype(device: str = "auto", dtype: str = "auto") -> tuple[Any, A
 def load_tokenizer(tok_dir: Path, *, need_chat_template: bool = False, trust_remote_code: bool = False) -> Any:
     from transformers import AutoTokenizer
 
+    from harness.console import quiet_hf_progress
+
+    quiet_hf_progress()
     tok = AutoTokenizer.from_pretrained(tok_dir, trust_remote_code=trust_remote_code)
     if need_chat_template and not getattr(tok, "chat_template", None):
         raise HarnessError(
@@ -354,6 +359,9 @@ def load_tokenizer(tok_dir: Path, *, need_chat_template: bool = False, trust_rem
 def load_base_model(base: BaseModel, *, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False) -> Any:
     from transformers import AutoModelForCausalLM
 
+    from harness.console import quiet_hf_progress
+
+    quiet_hf_progress()
     dev, dt = pick_device_dtype(device, dtype)
     model = AutoModelForCausalLM.from_pretrained(
         base.dir, dtype=dt, use_safetensors=True, trust_remote_code=trust_remote_code

@@ -1,0 +1,126 @@
+"""Synthetic incident-report triage: report text -> JSON with `severity` and `category`.
+
+Seeded and reproducible byte for byte: the same seed gives the same file. Labels follow from the text
+(the impact phrase sets severity, the symptom sets category), so answers are checkable. Six
+instruction templates; train, validation and eval come from separate seeds, and eval items whose
+report text also occurs in train are dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+SEVERITIES = ("critical", "high", "medium", "low")
+CATEGORIES = ("outage", "performance", "security", "data")
+SEEDS = {"train": 1, "valid": 2, "eval": 3}
+
+SYSTEMS = (
+    "the payments API", "the login service", "the search cluster", "the reporting database",
+    "the mobile app backend", "the email gateway", "the inventory service", "the CDN edge",
+    "the order pipeline", "the customer portal", "the billing scheduler", "the message queue",
+)
+SYMPTOMS = {
+    "outage": (
+        "returns 503 errors for every request", "is completely down", "refuses all connections",
+        "crashed and does not restart", "fails its health checks on every node",
+    ),
+    "performance": (
+        "responds slowly, with p95 latency above 4 seconds", "times out intermittently under load",
+        "has CPU pinned at 100 percent", "shows a request queue that keeps growing",
+        "takes minutes to load pages that used to load in a second",
+    ),
+    "security": (
+        "shows repeated failed admin logins from an unknown IP range", "exposed an access token in public logs",
+        "has a new admin account nobody created", "flagged malware on one of its hosts",
+        "is receiving requests with SQL injection payloads that succeeded",
+    ),
+    "data": (
+        "lost records from the last nightly import", "shows duplicated rows in every report",
+        "has corrupted entries after the schema migration", "failed checksum verification on its backups",
+        "writes timestamps in the wrong time zone, mixing up records",
+    ),
+}
+IMPACTS = {
+    "critical": ("All customers are affected.", "Every region is affected and revenue is blocked.",
+                 "The whole company is affected."),
+    "high": ("About half of our users are affected.", "A major region is affected.",
+             "Most enterprise customers are affected."),
+    "medium": ("A few internal teams are affected.", "Some users see it occasionally.",
+               "One small customer segment is affected."),
+    "low": ("Only a single test account is affected.", "Only the staging environment is affected.",
+            "Nobody is affected yet; it was spotted in a dashboard."),
+}
+OPENERS = ("Reported by the on-call engineer at {t}.", "Alert fired at {t}.", "Ticket opened at {t} by support.",
+           "Customer email received at {t}.", "Monitoring noticed this at {t}.")
+TEMPLATES = (
+    'Triage this incident report. Reply with JSON containing "severity" and "category".\n\nReport: {report}',
+    "You are an on-call assistant. Classify the incident below.\nReturn only a JSON object with keys severity "
+    "(critical|high|medium|low) and category (outage|performance|security|data).\n\n{report}",
+    "Incident: {report}\n\nWhat are the severity and category? Answer as JSON.",
+    'Read the following report and output a JSON object {{"severity": ..., "category": ...}}.\n---\n{report}\n---',
+    "Classify severity and category for this ticket (JSON only):\n{report}",
+    "{report}\n\nTriage the incident above: respond with JSON with the fields severity and category.",
+)
+
+
+@dataclass(frozen=True)
+class TriageItem:
+    id: str
+    report: str
+    template: int
+    severity: str
+    category: str
+
+    @property
+    def prompt(self) -> str:
+        return TEMPLATES[self.template].format(report=self.report)
+
+    @property
+    def answer(self) -> str:
+        return json.dumps({"severity": self.severity, "category": self.category})
+
+    def row(self) -> dict:
+        """A TRL conversational prompt/completion row, plus the labels for checking."""
+        return {
+            "id": self.id,
+            "prompt": [{"role": "user", "content": self.prompt}],
+            "completion": [{"role": "assistant", "content": self.answer}],
+            "template": self.template,
+            "severity": self.severity,
+            "category": self.category,
+        }
+
+
+def generate(n: int, seed: int, prefix: str = "triage") -> list[TriageItem]:
+    rng = random.Random(seed)
+    items = []
+    for i in range(n):
+        sev, cat = rng.choice(SEVERITIES), rng.choice(CATEGORIES)
+        t = f"{rng.randrange(24):02d}:{rng.randrange(60):02d}"
+        opener, system = rng.choice(OPENERS).format(t=t), rng.choice(SYSTEMS)
+        report = f"{opener} {system[0].upper()}{system[1:]} {rng.choice(SYMPTOMS[cat])}. {rng.choice(IMPACTS[sev])}"
+        items.append(TriageItem(f"{prefix}-{seed}-{i:04d}", report, rng.randrange(len(TEMPLATES)), sev, cat))
+    return items
+
+
+def demo_splits(n_train: int = 240, n_valid: int = 40, n_eval: int = 40) -> dict[str, list[TriageItem]]:
+    """Train, validation and eval splits from separate seeds; eval and valid never repeat a train report."""
+    train = generate(n_train, SEEDS["train"], "train")
+    seen = {it.report for it in train}
+    valid = [it for it in generate(n_valid * 2, SEEDS["valid"], "valid") if it.report not in seen][:n_valid]
+    seen |= {it.report for it in valid}
+    evals = [it for it in generate(n_eval * 2, SEEDS["eval"], "eval") if it.report not in seen][:n_eval]
+    return {"train": train, "valid": valid, "eval": evals}
+
+
+def write_jsonl(items: list[TriageItem], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(it.row(), ensure_ascii=False) + "\n" for it in items), encoding="utf-8")
+    return path
+
+
+def write_demo_data(out_dir: Path, **sizes: int) -> dict[str, Path]:
+    return {name: write_jsonl(items, Path(out_dir) / f"{name}.jsonl") for name, items in demo_splits(**sizes).items()}

@@ -1,0 +1,112 @@
+"""The `harness` command line. Exit codes: 0 pass, 1 blocked by a gate, 2 bad input, 3 internal error."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+from harness.errors import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_INTERNAL, EXIT_PASS, HarnessError
+
+
+def _gate(args: argparse.Namespace) -> int:
+    from harness.pipeline import run
+    from reports.console import print_summary
+
+    result = run(args.config, args.out, overwrite=args.overwrite)
+    print_summary(result.report, result.files)
+    return EXIT_PASS if result.passed else EXIT_BLOCKED
+
+
+def _report(args: argparse.Namespace) -> int:
+    from reports import load_report, render_markdown
+
+    src = Path(args.json)
+    if not src.is_file():
+        raise HarnessError("report not found", where=str(src), fix="pass the report.json written by `harness gate`")
+    try:
+        text = render_markdown(load_report(src))
+    except (ValueError, KeyError, TypeError) as e:
+        raise HarnessError(f"not a harness report ({type(e).__name__}: {e})", where=str(src)) from None
+    if args.out:
+        out = Path(args.out)
+        if out.exists() and not args.overwrite:
+            raise HarnessError("file exists", where=str(out), fix="choose another --out or pass --overwrite")
+        out.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return EXIT_PASS
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from harness.console import console
+    from harness.promote import promote
+
+    dest = promote(args.report, args.to)
+    console.print(f"[green]promoted[/] -> {dest}")
+    return EXIT_PASS
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from harness.demo import run_demo
+
+    result = run_demo(Path(args.out) if args.out else None, steps=args.steps)
+    return EXIT_PASS if result.verdict == "pass" else EXIT_BLOCKED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="harness", description="Release gates for fine-tuned language models.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging (tracebacks of gate errors)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("gate", help="measure base and candidate, decide every gate, write the report")
+    g.add_argument("--config", required=True, help="release config (TOML)")
+    g.add_argument("--out", required=True, help="output directory for report.md, report.json, junit.xml")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
+    g.set_defaults(func=_gate)
+
+    r = sub.add_parser("report", help="re-render report.md from report.json")
+    r.add_argument("json", help="path to report.json")
+    r.add_argument("--out", help="write the Markdown here instead of stdout")
+    r.add_argument("--overwrite", action="store_true")
+    r.set_defaults(func=_report)
+
+    pr = sub.add_parser("promote", help="copy the gated adapter into a registry if its report passed")
+    pr.add_argument("--report", required=True, help="report.json written by `harness gate`")
+    pr.add_argument("--to", required=True, help="registry directory")
+    pr.set_defaults(func=_promote)
+
+    d = sub.add_parser("demo", help="train a LoRA on the embedded model, gate it, write the report")
+    d.add_argument("--out", help="output directory (default: a new runs/demo-TIMESTAMP)")
+    d.add_argument("--steps", type=int, default=60, help="training steps (default 60, about 4-5 minutes on 2 CPU cores)")
+    d.set_defaults(func=_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from harness.console import console
+    from harness.promote import PromotionRefused
+
+    try:
+        return args.func(args)
+    except PromotionRefused as e:
+        console.print(f"[bold red]promotion refused[/]: {e}")
+        return EXIT_BLOCKED
+    except HarnessError as e:
+        console.print(f"[bold red]error[/]: {e}")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        console.print("interrupted; measurements finished so far are cached and a re-run resumes from them")
+        return 130
+    except Exception:
+        console.print("[bold red]internal error[/] (please report it with this traceback):")
+        console.print(traceback.format_exc())
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The run manifest: ties a verdict to its exact inputs."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from harness.data import Dataset
+from harness.models import AdapterInfo, BaseModel, Fingerprint
+
+PACKAGES = ("release-gate-harness", "torch", "transformers", "peft", "trl", "accelerate", "numpy", "safetensors", "gguf")
+TRAINING_MANIFEST = "training_manifest.json"
+
+
+def package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_state(where: Path) -> dict[str, Any] | None:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5)
+        if commit.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=where, capture_output=True, text=True, timeout=5)
+        return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def build_manifest(
+    *,
+    config_path: Path | None,
+    config: dict[str, Any],
+    base: BaseModel,
+    base_fp: Fingerprint,
+    adapter: AdapterInfo,
+    cand_fp: Fingerprint,
+    datasets: list[Dataset],
+    seed: int,
+    device: str | None,
+    cache: dict[str, Any],
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    training = None
+    tm = adapter.dir / TRAINING_MANIFEST
+    if tm.is_file():
+        try:
+            training = json.loads(tm.read_text(encoding="utf-8"))
+        except ValueError:
+            training = {"error": f"{tm} is not valid JSON"}
+    return {
+        "base": {
+            "id": base.id,
+            "source": base.source,
+            "dir": str(base.dir),
+            "gguf_sha256": base.gguf_sha256,
+            "weights_sha256": base_fp.weights_sha256,
+            "tokenizer_sha256": base_fp.tokenizer_sha256,
+            "chat_template_sha256": base_fp.chat_template_sha256,
+        },
+        "adapter": {
+            "dir": str(adapter.dir),
+            "sha256": adapter.sha256,
+            "peft_type": adapter.peft_type,
+            "r": adapter.r,
+            "target_modules": adapter.target_modules,
+            "recorded_base_model_name_or_path": adapter.recorded_base,
+            "configured_base": base.id,
+            "warnings": list(adapter.warnings),
+            "tokenizer_sha256": cand_fp.tokenizer_sha256,
+            "chat_template_sha256": cand_fp.chat_template_sha256,
+        },
+        "training": training,
+        "datasets": [{"name": d.name, "path": str(d.path), "sha256": d.sha256, "records": len(d)} for d in datasets],
+        "seed": seed,
+        "device": device,
+        "packages": package_versions(),
+        "platform": f"{platform.system()} {platform.machine()}",
+        "argv": sys.argv,
+        "git": git_state(config_path.parent if config_path else Path.cwd()),
+        "config_path": str(config_path) if config_path else None,
+        "config": config,
+        "cache": cache,
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+    }

@@ -1,0 +1,37 @@
+"""The console summary: the same gate table as report.md, in colour."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.table import Table
+
+from harness.console import console
+from reports.types import Report
+
+_STYLE = {"pass": "green", "fail": "red", "error": "magenta", "inconclusive": "yellow", "skip": "dim"}
+
+
+def _f(x: float | None) -> str:
+    return "–" if x is None else f"{x:.4g}"
+
+
+def print_summary(report: Report, files: dict[str, Path] | None = None) -> None:
+    table = Table(title="Release gates", show_lines=False)
+    for col in ("gate", "req", "base", "candidate", "delta", "CI", "threshold", "verdict"):
+        table.add_column(col)
+    for g in report.gates:
+        ci = f"[{_f(g.ci[0])}, {_f(g.ci[1])}]" if g.ci else "–"
+        table.add_row(g.name, "yes" if g.required else "no", _f(g.baseline), _f(g.candidate), _f(g.delta), ci,
+                      _f(g.threshold), f"[{_STYLE[g.verdict]}]{g.verdict}[/]")
+    console.print(table)
+    for g in report.gates:
+        if g.verdict != "pass":
+            console.print(f"[{_STYLE[g.verdict]}]{g.name}[/]: {g.explanation}")
+    if report.verdict == "pass":
+        console.print("[bold green]PASS[/]: every required gate passed; the candidate may be promoted.")
+    else:
+        names = ", ".join(g.name for g in report.blocking) or "no gates ran"
+        console.print(f"[bold red]BLOCKED[/] by {names}: do not promote.")
+    if files:
+        console.print(f"Report: {files['markdown']}  (also {files['json'].name}, {files['junit'].name})")

@@ -1,0 +1,117 @@
+"""`report.md`: a verdict banner, the gate table, what blocked and why (with the worst examples), the manifest."""
+
+from __future__ import annotations
+
+import json
+
+from gates.types import GateResult
+from reports.types import Report
+
+_ICON = {"pass": "✅", "fail": "❌", "error": "💥", "inconclusive": "❔", "skip": "⏭️"}
+
+
+def _num(x: float | None) -> str:
+    if x is None:
+        return "–"
+    if x == 0 or 1e-3 <= abs(x) < 1e5:
+        return f"{x:.4g}"
+    return f"{x:.3e}"
+
+
+def _ci(g: GateResult) -> str:
+    if g.ci is None:
+        return "–"
+    level = g.details.get("bootstrap", {}).get("level")
+    prefix = f"{level:.0%} " if level else ""
+    return f"{prefix}[{_num(g.ci[0])}, {_num(g.ci[1])}]"
+
+
+def _cell(text: str, limit: int = 160) -> str:
+    text = " ".join(str(text).split()).replace("|", "\\|")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def gate_table(gates: tuple[GateResult, ...]) -> list[str]:
+    lines = [
+        "| gate | required | metric | base | candidate | delta | CI | threshold | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for g in gates:
+        lines.append(
+            f"| `{g.name}` | {'yes' if g.required else 'no'} | {_cell(g.metric, 60)} | {_num(g.baseline)} | "
+            f"{_num(g.candidate)} | {_num(g.delta)} | {_ci(g)} | {_num(g.threshold)} | {_ICON[g.verdict]} {g.verdict} |"
+        )
+    return lines
+
+
+def _evidence(g: GateResult) -> list[str]:
+    if not g.evidence:
+        return []
+    lines = ["", "Worst examples:", "", "| id | item | base | candidate | note |", "|---|---|---|---|---|"]
+    for e in g.evidence:
+        base = e.base_output if e.base_output is not None else _num(e.base_score)
+        cand = e.candidate_output if e.candidate_output is not None else _num(e.candidate_score)
+        lines.append(f"| `{_cell(e.id, 40)}` | {_cell(e.prompt)} | {_cell(base)} | {_cell(cand)} | {_cell(e.note, 80)} |")
+    return lines
+
+
+def render_markdown(report: Report) -> str:
+    passed = report.verdict == "pass"
+    c = report.candidate
+    banner = "✅ PASS: safe to promote" if passed else "❌ BLOCKED: do not promote"
+    counts = {v: sum(1 for g in report.gates if g.verdict == v) for v in _ICON}
+    summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+    out = [
+        f"# Release report: {banner}",
+        "",
+        f"- **Candidate:** `{c.get('adapter')}` (adapter sha256 `{str(c.get('adapter_sha256'))[:16]}…`)",
+        f"- **Base:** `{c.get('base')}`",
+        f"- **Gates:** {summary}",
+        f"- **Created:** {report.created_at}",
+    ]
+    if not passed:
+        out.append(f"- **Blocked by:** {', '.join(f'`{g.name}` ({g.verdict})' for g in report.blocking)}")
+    for note in report.notes:
+        out.append(f"- **Note:** {note}")
+    out += ["", "## Gates", "", *gate_table(report.gates)]
+
+    not_passed = [g for g in report.gates if g.verdict != "pass"]
+    if not_passed:
+        out += ["", "## Gates that did not pass"]
+        for g in not_passed:
+            req = "" if g.required else " (optional: does not block)"
+            out += ["", f"### {_ICON[g.verdict]} `{g.name}`: {g.verdict}{req}", "", g.explanation, *_evidence(g)]
+    passed_gates = [g for g in report.gates if g.verdict == "pass"]
+    if passed_gates:
+        out += ["", "## Gates that passed"]
+        for g in passed_gates:
+            out += ["", f"### ✅ `{g.name}`", "", g.explanation, *_evidence(g)]
+
+    m = report.manifest
+    base, ad = m.get("base", {}), m.get("adapter", {})
+    rows = [
+        ("base model", f"`{base.get('id')}` ({base.get('source')})"),
+        ("base weights sha256", f"`{base.get('weights_sha256')}`"),
+        ("base GGUF sha256", f"`{base.get('gguf_sha256')}`" if base.get("gguf_sha256") else "–"),
+        ("tokenizer sha256 (base / candidate)", f"`{str(base.get('tokenizer_sha256'))[:16]}…` / `{str(ad.get('tokenizer_sha256'))[:16]}…`"),
+        ("chat template sha256 (base / candidate)", f"`{str(base.get('chat_template_sha256'))[:16]}…` / `{str(ad.get('chat_template_sha256'))[:16]}…`"),
+        ("adapter", f"`{ad.get('dir')}`"),
+        ("adapter sha256", f"`{ad.get('sha256')}`"),
+        ("adapter's recorded base", f"`{ad.get('recorded_base_model_name_or_path')}`"),
+        ("seed", str(m.get("seed"))),
+        ("device", str(m.get("device") or "– (all measurements from cache)")),
+        ("git", f"`{m['git']['commit'][:12]}`{' (dirty)' if m['git']['dirty'] else ''}" if m.get("git") else "–"),
+        ("cache", f"{m.get('cache', {}).get('hits', 0)} hits, {m.get('cache', {}).get('misses', 0)} misses"),
+    ]
+    for d in m.get("datasets", []):
+        rows.append((f"data `{d['name']}`", f"{d['records']} records, sha256 `{d['sha256'][:16]}…`"))
+    pk = m.get("packages", {})
+    rows.append(("packages", ", ".join(f"{k} {v}" for k, v in pk.items() if v)))
+    if m.get("training"):
+        t = m["training"]
+        rows.append(("training", ", ".join(f"{k}={t[k]}" for k in ("method", "steps", "seed", "train_loss", "wall_time_s") if k in t)))
+    out += ["", "## Manifest: what exactly was gated", "", "| | |", "|---|---|"]
+    out += [f"| {k} | {v} |" for k, v in rows]
+    out += ["", "<details><summary>Full manifest (JSON)</summary>", "", "```json",
+            json.dumps(m, indent=2, default=str), "```", "", "</details>", ""]
+    return "\n".join(out)
