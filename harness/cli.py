@@ -94,10 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except PromotionRefused as e:
-        console.print(f"[bold red]promotion refused[/]: {e}")
+        console.print(f"[bold red]promotion refused[/]: {e}", soft_wrap=True)
         return EXIT_BLOCKED
     except HarnessError as e:
-        console.print(f"[bold red]error[/]: {e}")
+        console.print(f"[bold red]error[/]: {e}", soft_wrap=True)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         console.print("interrupted; measurements finished so far are cached and a re-run resumes from them")

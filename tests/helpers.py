@@ -1,0 +1,120 @@
+"""Shared builders for tests: tiny random Llamas with the embedded tokenizer, adapters, configs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from harness.models import BaseModel, resolve_base
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
+
+
+def build_tiny_llama(out: Path, tokenizer_src: Path, *, hidden: int = 64, layers: int = 2, seed: int = 0,
+                     initializer_range: float = 0.02, pretrain_texts: list[str] | None = None) -> BaseModel:
+    """A small Llama (a few layers, hidden size ~64) saved with the embedded tokenizer.
+
+    Randomly initialised; with `pretrain_texts` it is first trained briefly on them, so it has real
+    structure there (low perplexity) that an adapter can measurably damage.
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok_cfg = json.loads((tokenizer_src / "config.json").read_text())
+    config = LlamaConfig(
+        vocab_size=tok_cfg["vocab_size"],
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        initializer_range=initializer_range,
+        bos_token_id=tok_cfg.get("bos_token_id"),
+        eos_token_id=tok_cfg.get("eos_token_id"),
+        pad_token_id=tok_cfg.get("pad_token_id"),
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    if pretrain_texts:
+        _pretrain(model, tokenizer_src, pretrain_texts)
+    model.save_pretrained(out, safe_serialization=True)
+    for name in TOKENIZER_FILES:
+        if (tokenizer_src / name).is_file():
+            shutil.copy2(tokenizer_src / name, out / name)
+    return resolve_base(str(out))
+
+
+def _pretrain(model, tokenizer_src: Path, texts: list[str], steps: int = 60) -> None:
+    import torch
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_src)
+    batch = tok([tok.bos_token + t for t in texts], return_tensors="pt", padding=True, add_special_tokens=False)
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(steps):
+        loss = model(**batch, labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model.eval()
+
+
+def make_adapter(base: BaseModel, out: Path, kind: str = "zero", *, r: int = 4, scale: float = 0.5,
+                 target_modules: tuple[str, ...] = ("q_proj", "v_proj"), seed: int = 0) -> Path:
+    """A LoRA adapter: `zero` (B=0, identical to the base) or `damage` (large random A and B)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(base.dir, dtype=torch.float32)
+    peft_model = get_peft_model(model, LoraConfig(r=r, lora_alpha=r, target_modules=list(target_modules)))
+    if kind == "damage":
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for name, p in peft_model.named_parameters():
+                if "lora_" in name:
+                    p.copy_(torch.randn(p.shape, generator=g) * scale)
+    elif kind != "zero":
+        raise ValueError(kind)
+    peft_model.save_pretrained(out, safe_serialization=True)
+    return out
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+TEXT_ROWS = [
+    {"id": f"doc-{i}", "text": t}
+    for i, t in enumerate(
+        [
+            "The payments API returned errors for every request after the deploy.",
+            "Latency on the search cluster rose above four seconds during the sale.",
+            "An access token was found in public logs and was rotated within the hour.",
+            "The nightly import lost records; the backup restored them by morning.",
+            "Users reported that the login page was slow but working.",
+            "The message queue backlog kept growing until a consumer was restarted.",
+            "A schema migration corrupted entries in the reporting database.",
+            "The CDN edge refused connections in one region for ten minutes.",
+        ]
+    )
+]
+
+
+def write_config(path: Path, *, base: str, adapter: str | Path, data: str | Path, cache_dir: Path | None = None,
+                 extra: str = "", **gate: object) -> Path:
+    lines = ["[model]", f'base = "{base}"', f'adapter = "{adapter}"', ""]
+    if cache_dir is not None:
+        lines += ["[run]", f'cache_dir = "{cache_dir}"', ""]
+    lines += ["[gates.perplexity]", f'data = "{data}"']
+    for k, v in gate.items():
+        lines.append(f"{k} = {json.dumps(v)}")
+    path.write_text("\n".join(lines) + "\n" + extra)
+    return path
