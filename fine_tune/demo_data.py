@@ -18,43 +18,78 @@ CATEGORIES = ("outage", "performance", "security", "data")
 SEEDS = {"train": 1, "valid": 2, "eval": 3}
 
 SYSTEMS = (
-    "the payments API", "the login service", "the search cluster", "the reporting database",
-    "the mobile app backend", "the email gateway", "the inventory service", "the CDN edge",
-    "the order pipeline", "the customer portal", "the billing scheduler", "the message queue",
+    "the payments API",
+    "the login service",
+    "the search cluster",
+    "the reporting database",
+    "the mobile app backend",
+    "the email gateway",
+    "the inventory service",
+    "the CDN edge",
+    "the order pipeline",
+    "the customer portal",
+    "the billing scheduler",
+    "the message queue",
 )
 SYMPTOMS = {
     "outage": (
-        "returns 503 errors for every request", "is completely down", "refuses all connections",
-        "crashed and does not restart", "fails its health checks on every node",
+        "returns 503 errors for every request",
+        "is completely down",
+        "refuses all connections",
+        "crashed and does not restart",
+        "fails its health checks on every node",
     ),
     "performance": (
-        "responds slowly, with p95 latency above 4 seconds", "times out intermittently under load",
-        "has CPU pinned at 100 percent", "shows a request queue that keeps growing",
+        "responds slowly, with p95 latency above 4 seconds",
+        "times out intermittently under load",
+        "has CPU pinned at 100 percent",
+        "shows a request queue that keeps growing",
         "takes minutes to load pages that used to load in a second",
     ),
     "security": (
-        "shows repeated failed admin logins from an unknown IP range", "exposed an access token in public logs",
-        "has a new admin account nobody created", "flagged malware on one of its hosts",
+        "shows repeated failed admin logins from an unknown IP range",
+        "exposed an access token in public logs",
+        "has a new admin account nobody created",
+        "flagged malware on one of its hosts",
         "is receiving requests with SQL injection payloads that succeeded",
     ),
     "data": (
-        "lost records from the last nightly import", "shows duplicated rows in every report",
-        "has corrupted entries after the schema migration", "failed checksum verification on its backups",
+        "lost records from the last nightly import",
+        "shows duplicated rows in every report",
+        "has corrupted entries after the schema migration",
+        "failed checksum verification on its backups",
         "writes timestamps in the wrong time zone, mixing up records",
     ),
 }
 IMPACTS = {
-    "critical": ("All customers are affected.", "Every region is affected and revenue is blocked.",
-                 "The whole company is affected."),
-    "high": ("About half of our users are affected.", "A major region is affected.",
-             "Most enterprise customers are affected."),
-    "medium": ("A few internal teams are affected.", "Some users see it occasionally.",
-               "One small customer segment is affected."),
-    "low": ("Only a single test account is affected.", "Only the staging environment is affected.",
-            "Nobody is affected yet; it was spotted in a dashboard."),
+    "critical": (
+        "All customers are affected.",
+        "Every region is affected and revenue is blocked.",
+        "The whole company is affected.",
+    ),
+    "high": (
+        "About half of our users are affected.",
+        "A major region is affected.",
+        "Most enterprise customers are affected.",
+    ),
+    "medium": (
+        "A few internal teams are affected.",
+        "Some users see it occasionally.",
+        "One small customer segment is affected.",
+    ),
+    "low": (
+        "Only a single test account is affected.",
+        "Only the staging environment is affected.",
+        "Nobody is affected yet; it was spotted in a dashboard.",
+    ),
 }
-OPENERS = ("Reported by the on-call engineer at {t}.", "Alert fired at {t}.", "Ticket opened at {t} by support.",
-           "Customer email received at {t}.", "Monitoring noticed this at {t}.")
+OPENERS = (
+    "Reported by the on-call engineer at {t}.",
+    "Alert fired at {t}.",
+    "Ticket opened at {t} by support.",
+    "Customer email received at {t}.",
+    "Monitoring noticed this at {t}.",
+)
 TEMPLATES = (
     'Triage this incident report. Reply with JSON containing "severity" and "category".\n\nReport: {report}',
     "You are an on-call assistant. Classify the incident below.\nReturn only a JSON object with keys severity "

@@ -57,8 +57,11 @@ def chat_rows(ds: Dataset) -> list[dict[str, Any]]:
     for r in ds.records:
         msgs = list(r.messages or ())
         if not msgs or msgs[-1]["role"] != "assistant" or len(msgs) < 2:
-            raise HarnessError("SFT rows need a prompt and an assistant answer", where=f"{ds.path}:{r.line}",
-                               fix='use {"prompt": ..., "completion": ...} or "messages" ending with an assistant turn')
+            raise HarnessError(
+                "SFT rows need a prompt and an assistant answer",
+                where=f"{ds.path}:{r.line}",
+                fix='use {"prompt": ..., "completion": ...} or "messages" ending with an assistant turn',
+            )
         rows.append({"prompt": msgs[:-1], "completion": msgs[-1:]})
     return rows
 
@@ -95,8 +98,9 @@ def _progress_callback(total: int):
     return RichProgress()
 
 
-def train_lora_sft(base: BaseModel, train: Dataset, out_dir: Path, cfg: LoraSFTConfig = LoraSFTConfig(),
-                   valid: Dataset | None = None) -> TrainResult:
+def train_lora_sft(
+    base: BaseModel, train: Dataset, out_dir: Path, cfg: LoraSFTConfig = LoraSFTConfig(), valid: Dataset | None = None
+) -> TrainResult:
     """Train a LoRA adapter on `train` (chat pairs) and save it to `out_dir` (which must not hold one)."""
     import torch
     from datasets import Dataset as HFDataset
@@ -115,8 +119,9 @@ def train_lora_sft(base: BaseModel, train: Dataset, out_dir: Path, cfg: LoraSFTC
     tok = load_tokenizer(base.dir, need_chat_template=True)
     on_cuda = torch.cuda.is_available()
     bf16 = on_cuda and torch.cuda.is_bf16_supported()
-    model = AutoModelForCausalLM.from_pretrained(base.dir, dtype=torch.bfloat16 if bf16 else torch.float32,
-                                                 use_safetensors=True)
+    model = AutoModelForCausalLM.from_pretrained(
+        base.dir, dtype=torch.bfloat16 if bf16 else torch.float32, use_safetensors=True
+    )
     args = SFTConfig(
         output_dir=tempfile.mkdtemp(prefix="harness-sft-"),
         max_steps=cfg.max_steps,
@@ -141,8 +146,13 @@ def train_lora_sft(base: BaseModel, train: Dataset, out_dir: Path, cfg: LoraSFTC
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=0,
     )
-    peft_config = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
-                             target_modules=list(cfg.target_modules), task_type="CAUSAL_LM")
+    peft_config = LoraConfig(
+        r=cfg.r,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
+        target_modules=list(cfg.target_modules),
+        task_type="CAUSAL_LM",
+    )
     callback = _progress_callback(cfg.max_steps)
     trainer = SFTTrainer(
         model=model,
@@ -159,8 +169,11 @@ def train_lora_sft(base: BaseModel, train: Dataset, out_dir: Path, cfg: LoraSFTC
     wall = time.perf_counter() - t0
     losses = callback.losses
     if any(not math.isfinite(loss) for _, loss in losses):
-        raise HarnessError("training loss became NaN/inf", where=str(train.path),
-                           fix="lower learning_rate, check the data for empty completions, or use float32")
+        raise HarnessError(
+            "training loss became NaN/inf",
+            where=str(train.path),
+            fix="lower learning_rate, check the data for empty completions, or use float32",
+        )
     valid_loss = float(trainer.evaluate()["eval_loss"]) if valid_rows else None
     trainer.save_model(str(out_dir))
     (out_dir / "training_args.bin").unlink(missing_ok=True)  # pickle; never loaded, never shipped
@@ -170,11 +183,19 @@ def train_lora_sft(base: BaseModel, train: Dataset, out_dir: Path, cfg: LoraSFTC
     manifest = {
         "method": "lora",
         "stage": "sft",
-        "base": {"id": base.id, "source": base.source, "weights_sha256": fp.weights_sha256,
-                 "gguf_sha256": base.gguf_sha256, "tokenizer_sha256": fp.tokenizer_sha256,
-                 "chat_template_sha256": fp.chat_template_sha256},
-        "data": {name: {"path": str(d.path), "sha256": d.sha256, "records": len(d)}
-                 for name, d in (("train", train), ("valid", valid)) if d is not None},
+        "base": {
+            "id": base.id,
+            "source": base.source,
+            "weights_sha256": fp.weights_sha256,
+            "gguf_sha256": base.gguf_sha256,
+            "tokenizer_sha256": fp.tokenizer_sha256,
+            "chat_template_sha256": fp.chat_template_sha256,
+        },
+        "data": {
+            name: {"path": str(d.path), "sha256": d.sha256, "records": len(d)}
+            for name, d in (("train", train), ("valid", valid))
+            if d is not None
+        },
         "config": asdict(cfg),
         "seed": cfg.seed,
         "steps": trainer.state.global_step,
@@ -190,5 +211,6 @@ def train_lora_sft(base: BaseModel, train: Dataset, out_dir: Path, cfg: LoraSFTC
     }
     path = out_dir / TRAINING_MANIFEST
     path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    return TrainResult(out_dir, path, manifest["train_loss"], valid_loss, wall, manifest["tokens_per_s"],
-                       trainer.state.global_step)
+    return TrainResult(
+        out_dir, path, manifest["train_loss"], valid_loss, wall, manifest["tokens_per_s"], trainer.state.global_step
+    )

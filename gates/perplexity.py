@@ -16,7 +16,8 @@ from probes.results import NLLMeasurement
 class PerplexityParams:
     data: str = field(metadata={"path": True, "help": "held-out domain text: JSONL text/chat rows or .txt"})
     min_relative_improvement: float = field(
-        default=0.01, metadata={"help": "required relative PPL drop (0.05 = 5% lower); the CI's lower bound must clear it"}
+        default=0.01,
+        metadata={"help": "required relative PPL drop (0.05 = 5% lower); the CI's lower bound must clear it"},
     )
     confidence: float = field(default=0.95, metadata={"help": "two-sided level of the bootstrap interval"})
     bootstrap_samples: int = field(default=2000, metadata={"help": "paired bootstrap resamples over documents"})
@@ -70,7 +71,8 @@ def perplexity(p: PerplexityParams, ctx: GateContext) -> GateResult:
     c_ppl = float(np.exp(nc.sum() / tc.sum()))
     head = (
         f"Candidate perplexity {c_ppl:.3f} vs base {b_ppl:.3f} per {unit}: {iv.point:+.1%} relative improvement "
-        f"({iv.level:.0%} CI {iv.lower:+.1%} to {iv.upper:+.1%}, {iv.n} documents); required {p.min_relative_improvement:+.1%}."
+        f"({iv.level:.0%} CI {iv.lower:+.1%} to {iv.upper:+.1%}, {iv.n} documents); "
+        f"required {p.min_relative_improvement:+.1%}."
     )
     if decision.verdict == "pass":
         tail = " The interval's lower bound clears the requirement."

@@ -80,14 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="train a LoRA on the embedded model, gate it, write the report")
     d.add_argument("--out", help="output directory (default: a new runs/demo-TIMESTAMP)")
-    d.add_argument("--steps", type=int, default=60, help="training steps (default 60, about 4-5 minutes on 2 CPU cores)")
+    d.add_argument(
+        "--steps", type=int, default=60, help="training steps (default 60, about 4-5 minutes on 2 CPU cores)"
+    )
     d.set_defaults(func=_demo)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     from harness.console import console
     from harness.promote import PromotionRefused
 

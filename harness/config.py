@@ -53,7 +53,9 @@ class ModelSpec:
 @dataclass(frozen=True)
 class RunSpec:
     seed: int = field(default=1234, metadata={"help": "seed for bootstrap resampling and sampling; recorded"})
-    cache_dir: str | None = field(default=None, metadata={"path": True, "help": "measurement cache (default: user cache)"})
+    cache_dir: str | None = field(
+        default=None, metadata={"path": True, "help": "measurement cache (default: user cache)"}
+    )
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,9 @@ def _build(cls: type, table: Any, section: str, probs: _Problems, base_dir: Path
     for name, f in fields.items():
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         if required and name not in table:
-            probs.add(section, None, f"missing required key {name!r} ({f.metadata.get('help', '')}); add `{name} = ...`")
+            probs.add(
+                section, None, f"missing required key {name!r} ({f.metadata.get('help', '')}); add `{name} = ...`"
+            )
             ok = False
     if not ok:
         return None
@@ -198,7 +202,9 @@ def parse_config(data: dict[str, Any], *, path: Path | None = None, text: str | 
     gates: list[GateConfig] = []
     table = data.get("gates", {})
     if not isinstance(table, dict) or not table:
-        probs.items.append(f"[gates]: no gate configured; add a table such as [gates.perplexity] (known: {', '.join(gate_names())})")
+        probs.items.append(
+            f"[gates]: no gate configured; add a table such as [gates.perplexity] (known: {', '.join(gate_names())})"
+        )
     else:
         for name, gtable in table.items():
             section = f"gates.{name}"

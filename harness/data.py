@@ -152,13 +152,19 @@ def load_dataset(spec: str | Path, base_dir: Path | None = None, *, key: str | N
     path = resolve_data_path(spec, base_dir)
     where = f"{path}" + (f" (config key {key})" if key else "")
     if not path.exists():
-        raise HarnessError("data file not found", where=where, fix="check the path; relative paths are "
-                           "resolved from the release config's folder")
+        raise HarnessError(
+            "data file not found",
+            where=where,
+            fix="check the path; relative paths are resolved from the release config's folder",
+        )
     if path.is_dir():
         raise HarnessError("expected a data file, found a directory", where=where, fix="name a .jsonl or .txt file")
     if path.suffix not in (".jsonl", ".txt"):
-        raise HarnessError(f"unsupported data file type {path.suffix!r}", where=where,
-                           fix="use JSONL (one JSON object a line) or .txt (documents separated by blank lines)")
+        raise HarnessError(
+            f"unsupported data file type {path.suffix!r}",
+            where=where,
+            fix="use JSONL (one JSON object a line) or .txt (documents separated by blank lines)",
+        )
     sha = sha256_file(path)
     records = _load(path.resolve(), sha)
     if not records:

@@ -53,19 +53,30 @@ def run_demo(out: Path | None = None, *, steps: int = 60, base: str = EMBEDDED_A
 
     out = Path(out) if out else new_run_dir()
     if out.exists() and any(out.iterdir()):
-        raise HarnessError("output directory is not empty", where=str(out), fix="choose a new --out directory (or omit it)")
+        raise HarnessError(
+            "output directory is not empty", where=str(out), fix="choose a new --out directory (or omit it)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     console.rule(f"harness demo -> {out}")
     paths = write_demo_data(out / "data")
-    console.print(f"1/4 data: {', '.join(f'{k} {sum(1 for _ in open(p))}' for k, p in paths.items())} rows in {out / 'data'}")
+    console.print(
+        f"1/4 data: {', '.join(f'{k} {sum(1 for _ in open(p))}' for k, p in paths.items())} rows in {out / 'data'}"
+    )
     base_model = resolve_base(base)
     console.print(f"2/4 base model: {base} ({base_model.dir})")
-    result = train_lora_sft(base_model, load_dataset(paths["train"]), out / "adapter",
-                            LoraSFTConfig(max_steps=steps), valid=load_dataset(paths["valid"]))
-    console.print(f"3/4 trained LoRA r=16 for {result.steps} steps in {result.wall_time_s:.0f} s "
-                  f"({result.tokens_per_s:.0f} tokens/s); train loss {result.train_loss:.3f}, "
-                  f"validation loss {result.valid_loss:.3f}")
+    result = train_lora_sft(
+        base_model,
+        load_dataset(paths["train"]),
+        out / "adapter",
+        LoraSFTConfig(max_steps=steps),
+        valid=load_dataset(paths["valid"]),
+    )
+    console.print(
+        f"3/4 trained LoRA r=16 for {result.steps} steps in {result.wall_time_s:.0f} s "
+        f"({result.tokens_per_s:.0f} tokens/s); train loss {result.train_loss:.3f}, "
+        f"validation loss {result.valid_loss:.3f}"
+    )
     config = out / "release.toml"
     config.write_text(DEMO_CONFIG.format(base=base), encoding="utf-8")
     console.print(f"4/4 gating with {config}")

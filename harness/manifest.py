@@ -13,7 +13,17 @@ from typing import Any
 from harness.data import Dataset
 from harness.models import AdapterInfo, BaseModel, Fingerprint
 
-PACKAGES = ("release-gate-harness", "torch", "transformers", "peft", "trl", "accelerate", "numpy", "safetensors", "gguf")
+PACKAGES = (
+    "release-gate-harness",
+    "torch",
+    "transformers",
+    "peft",
+    "trl",
+    "accelerate",
+    "numpy",
+    "safetensors",
+    "gguf",
+)
 TRAINING_MANIFEST = "training_manifest.json"
 
 
@@ -48,6 +58,7 @@ def build_manifest(
     cand_fp: Fingerprint,
     datasets: list[Dataset],
     seed: int,
+    revision: str | None,
     device: str | None,
     cache: dict[str, Any],
     timings: dict[str, float],
@@ -62,6 +73,7 @@ def build_manifest(
     return {
         "base": {
             "id": base.id,
+            "revision": revision,
             "source": base.source,
             "dir": str(base.dir),
             "gguf_sha256": base.gguf_sha256,

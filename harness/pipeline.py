@@ -17,7 +17,7 @@ from typing import Any
 from gates import GateContext, GateResult, MeasureRequest, get_gate, release_verdict
 from harness.cache import MeasurementCache
 from harness.config import ReleaseConfig, load_config
-from harness.console import console, status
+from harness.console import status
 from harness.data import Dataset, load_dataset
 from harness.errors import HarnessError
 from harness.manifest import build_manifest
@@ -31,6 +31,7 @@ from harness.models import (
     fingerprint,
     load_base_model,
     load_tokenizer,
+    read_chat_template,
     resolve_base,
     tokenizer_dir,
 )
@@ -59,7 +60,9 @@ def prepare_out_dir(out: Path, overwrite: bool) -> Path:
     """Create `out`; refuse to replace an existing report unless asked (nothing of the user's is lost)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise HarnessError("output path exists and is not a directory", where=str(out), fix="choose a new --out directory")
+        raise HarnessError(
+            "output path exists and is not a directory", where=str(out), fix="choose a new --out directory"
+        )
     if (out / "report.json").exists() and not overwrite:
         raise HarnessError(
             "a report already exists here and would be overwritten",
@@ -82,7 +85,9 @@ class _Measurer:
         spec = self.cfg.model
         if self.model is None:
             with status(f"Loading base model {self.base.id}"):
-                self.model = load_base_model(self.base, device=spec.device, dtype=spec.dtype, trust_remote_code=spec.trust_remote_code)
+                self.model = load_base_model(
+                    self.base, device=spec.device, dtype=spec.dtype, trust_remote_code=spec.trust_remote_code
+                )
             self.device = str(next(self.model.parameters()).device)
         if variant == "candidate" and not getattr(self, "_attached", False):
             with status(f"Attaching adapter {self.adapter.dir.name}"):
@@ -130,8 +135,13 @@ def _decide(cfg: ReleaseConfig, plan: dict[str, list[MeasureRequest]], results: 
         if failed:
             r, v = failed[0]
             e = errors[(r, v)]
-            out.append(GateResult.errored(g.name, f"measuring {r.kind} of the {v} on {r.data} failed: "
-                                          f"{type(e).__name__}: {e}", required=g.required))
+            out.append(
+                GateResult.errored(
+                    g.name,
+                    f"measuring {r.kind} of the {v} on {r.data} failed: {type(e).__name__}: {e}",
+                    required=g.required,
+                )
+            )
             continue
         ctx = GateContext(name=g.name, required=g.required, seed=cfg.run.seed, measurements=results)
         try:
@@ -142,14 +152,32 @@ def _decide(cfg: ReleaseConfig, plan: dict[str, list[MeasureRequest]], results: 
     return out
 
 
+def _check_chat_templates(datasets, base: BaseModel, adapter: AdapterInfo) -> None:
+    """Chat rows need a chat template in each variant's tokenizer: refuse before any model loads."""
+    chat = [d for d in datasets if any(r.is_chat for r in d.records)]
+    if not chat:
+        return
+    for tdir in {tokenizer_dir(base), tokenizer_dir(base, adapter)}:
+        if read_chat_template(tdir) is None:
+            raise HarnessError(
+                f"{chat[0].path} has chat rows, but the tokenizer has no chat template to render them",
+                where=str(tdir),
+                fix="use a chat/instruct tokenizer (or save one with a chat_template beside the adapter), "
+                "or give the data as text rows",
+            )
+
+
 def run(config: ReleaseConfig | str | Path, out: str | Path | None = None, *, overwrite: bool = False) -> RunResult:
     """Gate a candidate adapter against its base as the config says; write reports to `out` if given."""
     t0 = time.perf_counter()
     cfg = config if isinstance(config, ReleaseConfig) else load_config(config)
     out_dir = prepare_out_dir(Path(out), overwrite) if out is not None else None
     if cfg.model.adapter is None:
-        raise HarnessError("no candidate adapter configured", where=f"{cfg.path or '<config>'} [model] adapter",
-                           fix='add adapter = "path/to/adapter" under [model]')
+        raise HarnessError(
+            "no candidate adapter configured",
+            where=f"{cfg.path or '<config>'} [model] adapter",
+            fix='add adapter = "path/to/adapter" under [model]',
+        )
     timings: dict[str, float] = {}
 
     # plan: what each gate needs; load and validate all data before any model is touched
@@ -159,6 +187,7 @@ def run(config: ReleaseConfig | str | Path, out: str | Path | None = None, *, ov
 
     base = resolve_base(cfg.model.base, cfg.base_dir, cfg.model.revision)
     adapter = check_adapter(cfg.model.adapter, base)
+    _check_chat_templates(datasets.values(), base, adapter)
     fps = {"base": fingerprint(base), "candidate": fingerprint(base, adapter)}
     timings["plan"] = time.perf_counter() - t0
 
@@ -171,9 +200,18 @@ def run(config: ReleaseConfig | str | Path, out: str | Path | None = None, *, ov
     gate_results = _decide(cfg, plan, results, errors)
     timings["total"] = time.perf_counter() - t0
     manifest = build_manifest(
-        config_path=cfg.path, config=cfg.raw, base=base, base_fp=fps["base"], adapter=adapter, cand_fp=fps["candidate"],
-        datasets=list(datasets.values()), seed=cfg.run.seed, device=measurer.device,
-        cache={"dir": str(cache.root), "hits": cache.hits, "misses": cache.misses}, timings=timings,
+        config_path=cfg.path,
+        config=cfg.raw,
+        base=base,
+        base_fp=fps["base"],
+        adapter=adapter,
+        cand_fp=fps["candidate"],
+        datasets=list(datasets.values()),
+        seed=cfg.run.seed,
+        revision=cfg.model.revision,
+        device=measurer.device,
+        cache={"dir": str(cache.root), "hits": cache.hits, "misses": cache.misses},
+        timings=timings,
     )
     report = Report(
         verdict=release_verdict(gate_results),

@@ -26,17 +26,26 @@ def promote(report_path: str | Path, registry: str | Path) -> Path:
     try:
         report = load_report(rp)
     except (ValueError, KeyError, TypeError) as e:
-        raise HarnessError(f"not a harness report ({type(e).__name__}: {e})", where=str(rp),
-                           fix="pass the report.json written by `harness gate`") from None
+        raise HarnessError(
+            f"not a harness report ({type(e).__name__}: {e})",
+            where=str(rp),
+            fix="pass the report.json written by `harness gate`",
+        ) from None
     if report.verdict != "pass":
         blockers = ", ".join(f"{g.name} ({g.verdict})" for g in report.blocking) or "no gates"
-        raise PromotionRefused(f"the release did not pass (blocked by: {blockers}); nothing was promoted", where=str(rp),
-                               fix="fix the candidate and gate it again; see report.md beside the report")
+        raise PromotionRefused(
+            f"the release did not pass (blocked by: {blockers}); nothing was promoted",
+            where=str(rp),
+            fix="fix the candidate and gate it again; see report.md beside the report",
+        )
     adapter = Path(report.candidate.get("adapter", ""))
     gated_sha = report.candidate.get("adapter_sha256")
     if not adapter.is_dir():
-        raise PromotionRefused("the gated adapter directory no longer exists; nothing was promoted", where=str(adapter),
-                               fix="gate the adapter again where it now lives")
+        raise PromotionRefused(
+            "the gated adapter directory no longer exists; nothing was promoted",
+            where=str(adapter),
+            fix="gate the adapter again where it now lives",
+        )
     current = sha256_dir(adapter, fresh=True)  # never trust the hash index here
     if current != gated_sha:
         raise PromotionRefused(
@@ -52,8 +61,11 @@ def promote(report_path: str | Path, registry: str | Path) -> Path:
     if dest.exists():
         if (dest / "adapter").is_dir() and sha256_dir(dest / "adapter", fresh=True) == current:
             return dest  # already promoted, identical: idempotent
-        raise HarnessError("registry entry exists with different content", where=str(dest),
-                           fix="remove it by hand if it is stale; promote never overwrites")
+        raise HarnessError(
+            "registry entry exists with different content",
+            where=str(dest),
+            fix="remove it by hand if it is stale; promote never overwrites",
+        )
     reg.mkdir(parents=True, exist_ok=True)
     tmp = reg / f".{dest.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -61,11 +73,16 @@ def promote(report_path: str | Path, registry: str | Path) -> Path:
     shutil.copy2(rp, tmp / "report.json")
     if (rp.parent / "report.md").is_file():
         shutil.copy2(rp.parent / "report.md", tmp / "report.md")
-    (tmp / "PROMOTED.json").write_text(json.dumps({
-        "adapter_sha256": current,
-        "base": report.candidate.get("base"),
-        "report": str(rp.resolve()),
-        "promoted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }, indent=2))
+    (tmp / "PROMOTED.json").write_text(
+        json.dumps(
+            {
+                "adapter_sha256": current,
+                "base": report.candidate.get("base"),
+                "report": str(rp.resolve()),
+                "promoted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            },
+            indent=2,
+        )
+    )
     os.replace(tmp, dest)
     return dest

@@ -16,10 +16,18 @@ _RESULT_KEY = pytest.StashKey[dict]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "release gates (harness)")
-    group.addoption("--harness-config", default=None, metavar="FILE",
-                    help="release config (TOML): collect one test per configured gate")
-    group.addoption("--harness-out", default=None, metavar="DIR",
-                    help="where to write report.md/json and junit.xml (default: a new harness-runs/pytest-TIMESTAMP)")
+    group.addoption(
+        "--harness-config",
+        default=None,
+        metavar="FILE",
+        help="release config (TOML): collect one test per configured gate",
+    )
+    group.addoption(
+        "--harness-out",
+        default=None,
+        metavar="DIR",
+        help="where to write report.md/json and junit.xml (default: a new harness-runs/pytest-TIMESTAMP)",
+    )
 
 
 def _config_path(config: pytest.Config) -> Path | None:

@@ -34,16 +34,25 @@ def encode_record(rec: Record, tokenizer: Any, where: str = "") -> EncodedDoc:
         return EncodedDoc(ids, scored)
     msgs = list(rec.messages or ())
     if not msgs or msgs[-1]["role"] != "assistant":
-        raise HarnessError("chat row must end with an assistant turn to be scored", where=f"{where}:{rec.line}",
-                           fix='add the expected answer as the last message with role "assistant" (or a "completion")')
+        raise HarnessError(
+            "chat row must end with an assistant turn to be scored",
+            where=f"{where}:{rec.line}",
+            fix='add the expected answer as the last message with role "assistant" (or a "completion")',
+        )
     if not getattr(tokenizer, "chat_template", None):
-        raise HarnessError("tokenizer has no chat template to render chat rows", where=where,
-                           fix="use a chat tokenizer or give the data as text rows")
+        raise HarnessError(
+            "tokenizer has no chat template to render chat rows",
+            where=where,
+            fix="use a chat tokenizer or give the data as text rows",
+        )
     prompt_text = tokenizer.apply_chat_template(msgs[:-1], tokenize=False, add_generation_prompt=True)
     full_text = tokenizer.apply_chat_template(msgs, tokenize=False)
     if not full_text.startswith(prompt_text):
-        raise HarnessError("the chat template renders the prompt differently with and without the answer",
-                           where=f"{where}:{rec.line}", fix="fix the chat template so the generation prompt is a prefix")
+        raise HarnessError(
+            "the chat template renders the prompt differently with and without the answer",
+            where=f"{where}:{rec.line}",
+            fix="fix the chat template so the generation prompt is a prefix",
+        )
     enc = tokenizer(full_text, add_special_tokens=False, return_offsets_mapping=True)
     ids = enc["input_ids"]
     scored = [start >= len(prompt_text) for start, _ in enc["offset_mapping"]]
@@ -62,8 +71,15 @@ def windows(doc: EncodedDoc, max_length: int) -> list[tuple[list[int], list[bool
     return out
 
 
-def measure_nll(model: Any, tokenizer: Any, dataset: Dataset, *, max_length: int = 1024, batch_size: int = 8,
-                description: str = "perplexity") -> NLLMeasurement:
+def measure_nll(
+    model: Any,
+    tokenizer: Any,
+    dataset: Dataset,
+    *,
+    max_length: int = 1024,
+    batch_size: int = 8,
+    description: str = "perplexity",
+) -> NLLMeasurement:
     """Summed NLL (nats), scored tokens and bytes for each document of `dataset`."""
     import torch
 
@@ -77,7 +93,9 @@ def measure_nll(model: Any, tokenizer: Any, dataset: Dataset, *, max_length: int
         ws = windows(d, L)
         if not ws:
             rec = dataset.records[i]
-            raise HarnessError("row has no tokens to score", where=f"{dataset.path}:{rec.line}", fix="remove empty rows")
+            raise HarnessError(
+                "row has no tokens to score", where=f"{dataset.path}:{rec.line}", fix="remove empty rows"
+            )
         items += [(i, inp, mask) for inp, mask in ws]
     items.sort(key=lambda t: -len(t[1]))  # similar lengths together: less padding
     nll = [0.0] * len(docs)

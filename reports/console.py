@@ -22,8 +22,16 @@ def print_summary(report: Report, files: dict[str, Path] | None = None) -> None:
         table.add_column(col)
     for g in report.gates:
         ci = f"[{_f(g.ci[0])}, {_f(g.ci[1])}]" if g.ci else "–"
-        table.add_row(g.name, "yes" if g.required else "no", _f(g.baseline), _f(g.candidate), _f(g.delta), ci,
-                      _f(g.threshold), f"[{_STYLE[g.verdict]}]{g.verdict}[/]")
+        table.add_row(
+            g.name,
+            "yes" if g.required else "no",
+            _f(g.baseline),
+            _f(g.candidate),
+            _f(g.delta),
+            ci,
+            _f(g.threshold),
+            f"[{_STYLE[g.verdict]}]{g.verdict}[/]",
+        )
     console.print(table)
     for g in report.gates:
         if g.verdict != "pass":

@@ -10,13 +10,17 @@ from reports.types import Report
 def _evidence_text(g) -> str:
     lines = [g.explanation]
     for e in g.evidence:
-        lines.append(f"- {e.id}: {e.prompt[:200]} | base={e.base_output or e.base_score} "
-                     f"| candidate={e.candidate_output or e.candidate_score} | {e.note}")
+        lines.append(
+            f"- {e.id}: {e.prompt[:200]} | base={e.base_output or e.base_score} "
+            f"| candidate={e.candidate_output or e.candidate_score} | {e.note}"
+        )
     return "\n".join(lines)
 
 
 def render_junit(report: Report) -> str:
-    suite = ET.Element("testsuite", name="harness.release-gates", tests=str(len(report.gates)), timestamp=report.created_at)
+    suite = ET.Element(
+        "testsuite", name="harness.release-gates", tests=str(len(report.gates)), timestamp=report.created_at
+    )
     counts = {"failures": 0, "errors": 0, "skipped": 0}
     for g in report.gates:
         case = ET.SubElement(suite, "testcase", classname="harness.gates", name=g.name)

@@ -51,7 +51,9 @@ def _evidence(g: GateResult) -> list[str]:
     for e in g.evidence:
         base = e.base_output if e.base_output is not None else _num(e.base_score)
         cand = e.candidate_output if e.candidate_output is not None else _num(e.candidate_score)
-        lines.append(f"| `{_cell(e.id, 40)}` | {_cell(e.prompt)} | {_cell(base)} | {_cell(cand)} | {_cell(e.note, 80)} |")
+        lines.append(
+            f"| `{_cell(e.id, 40)}` | {_cell(e.prompt)} | {_cell(base)} | {_cell(cand)} | {_cell(e.note, 80)} |"
+        )
     return lines
 
 
@@ -93,8 +95,14 @@ def render_markdown(report: Report) -> str:
         ("base model", f"`{base.get('id')}` ({base.get('source')})"),
         ("base weights sha256", f"`{base.get('weights_sha256')}`"),
         ("base GGUF sha256", f"`{base.get('gguf_sha256')}`" if base.get("gguf_sha256") else "–"),
-        ("tokenizer sha256 (base / candidate)", f"`{str(base.get('tokenizer_sha256'))[:16]}…` / `{str(ad.get('tokenizer_sha256'))[:16]}…`"),
-        ("chat template sha256 (base / candidate)", f"`{str(base.get('chat_template_sha256'))[:16]}…` / `{str(ad.get('chat_template_sha256'))[:16]}…`"),
+        (
+            "tokenizer sha256 (base / candidate)",
+            f"`{str(base.get('tokenizer_sha256'))[:16]}…` / `{str(ad.get('tokenizer_sha256'))[:16]}…`",
+        ),
+        (
+            "chat template sha256 (base / candidate)",
+            f"`{str(base.get('chat_template_sha256'))[:16]}…` / `{str(ad.get('chat_template_sha256'))[:16]}…`",
+        ),
         ("adapter", f"`{ad.get('dir')}`"),
         ("adapter sha256", f"`{ad.get('sha256')}`"),
         ("adapter's recorded base", f"`{ad.get('recorded_base_model_name_or_path')}`"),
@@ -109,9 +117,23 @@ def render_markdown(report: Report) -> str:
     rows.append(("packages", ", ".join(f"{k} {v}" for k, v in pk.items() if v)))
     if m.get("training"):
         t = m["training"]
-        rows.append(("training", ", ".join(f"{k}={t[k]}" for k in ("method", "steps", "seed", "train_loss", "wall_time_s") if k in t)))
+        rows.append(
+            (
+                "training",
+                ", ".join(f"{k}={t[k]}" for k in ("method", "steps", "seed", "train_loss", "wall_time_s") if k in t),
+            )
+        )
     out += ["", "## Manifest: what exactly was gated", "", "| | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in rows]
-    out += ["", "<details><summary>Full manifest (JSON)</summary>", "", "```json",
-            json.dumps(m, indent=2, default=str), "```", "", "</details>", ""]
+    out += [
+        "",
+        "<details><summary>Full manifest (JSON)</summary>",
+        "",
+        "```json",
+        json.dumps(m, indent=2, default=str),
+        "```",
+        "",
+        "</details>",
+        "",
+    ]
     return "\n".join(out)

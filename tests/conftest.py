@@ -28,8 +28,13 @@ def tiny_zero_adapter(tmp_path_factory, tiny_base) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_damage_adapter(tmp_path_factory, tiny_base) -> Path:
-    return make_adapter(tiny_base, tmp_path_factory.mktemp("adapters") / "damage", "damage", scale=1.0,
-                        target_modules=("v_proj", "o_proj", "down_proj"))
+    return make_adapter(
+        tiny_base,
+        tmp_path_factory.mktemp("adapters") / "damage",
+        "damage",
+        scale=1.0,
+        target_modules=("v_proj", "o_proj", "down_proj"),
+    )
 
 
 @pytest.fixture()

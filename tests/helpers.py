@@ -11,8 +11,16 @@ from harness.models import BaseModel, resolve_base
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
 
 
-def build_tiny_llama(out: Path, tokenizer_src: Path, *, hidden: int = 64, layers: int = 2, seed: int = 0,
-                     initializer_range: float = 0.02, pretrain_texts: list[str] | None = None) -> BaseModel:
+def build_tiny_llama(
+    out: Path,
+    tokenizer_src: Path,
+    *,
+    hidden: int = 64,
+    layers: int = 2,
+    seed: int = 0,
+    initializer_range: float = 0.02,
+    pretrain_texts: list[str] | None = None,
+) -> BaseModel:
     """A small Llama (a few layers, hidden size ~64) saved with the embedded tokenizer.
 
     Randomly initialised; with `pretrain_texts` it is first trained briefly on them, so it has real
@@ -64,8 +72,16 @@ def _pretrain(model, tokenizer_src: Path, texts: list[str], steps: int = 60) -> 
     model.eval()
 
 
-def make_adapter(base: BaseModel, out: Path, kind: str = "zero", *, r: int = 4, scale: float = 0.5,
-                 target_modules: tuple[str, ...] = ("q_proj", "v_proj"), seed: int = 0) -> Path:
+def make_adapter(
+    base: BaseModel,
+    out: Path,
+    kind: str = "zero",
+    *,
+    r: int = 4,
+    scale: float = 0.5,
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj"),
+    seed: int = 0,
+) -> Path:
     """A LoRA adapter: `zero` (B=0, identical to the base) or `damage` (large random A and B)."""
     import torch
     from peft import LoraConfig, get_peft_model
@@ -108,8 +124,16 @@ TEXT_ROWS = [
 ]
 
 
-def write_config(path: Path, *, base: str, adapter: str | Path, data: str | Path, cache_dir: Path | None = None,
-                 extra: str = "", **gate: object) -> Path:
+def write_config(
+    path: Path,
+    *,
+    base: str,
+    adapter: str | Path,
+    data: str | Path,
+    cache_dir: Path | None = None,
+    extra: str = "",
+    **gate: object,
+) -> Path:
     lines = ["[model]", f'base = "{base}"', f'adapter = "{adapter}"', ""]
     if cache_dir is not None:
         lines += ["[run]", f'cache_dir = "{cache_dir}"', ""]

@@ -34,7 +34,10 @@ def test_malformed_line_names_file_and_line(tmp_path):
 def test_missing_fields_named(tmp_path):
     p = tmp_path / "d.jsonl"
     p.write_text('{"question": "q", "answer": "a"}\n')
-    with pytest.raises(HarnessError, match=r"d.jsonl:1: row has none of the fields text, messages, prompt/completion \(it has: question, answer\)"):
+    with pytest.raises(
+        HarnessError,
+        match=r"d.jsonl:1: row has none of the fields text, messages, prompt/completion \(it has: question, answer\)",
+    ):
         load_dataset(p)
     p.write_text('{"prompt": "q"}\n')
     with pytest.raises(HarnessError, match='has "prompt" but no "completion"'):

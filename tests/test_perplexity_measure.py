@@ -35,7 +35,7 @@ def test_text_rows_match_hand_computation(tiny, text_data):
     ds = load_dataset(text_data)
     for max_length in (512, 7):  # one window per document, and many short windows
         m = measure_nll(model, tok, ds, max_length=max_length, batch_size=3)
-        for rec, doc in zip(ds.records, m.docs):
+        for rec, doc in zip(ds.records, m.docs, strict=True):
             enc = encode_record(rec, tok)
             assert enc.ids[0] == tok.bos_token_id and not enc.scored[0] and all(enc.scored[1:])
             expected = _hand_nll(model, enc.ids, enc.scored, max_length)
@@ -50,12 +50,15 @@ def test_chat_rows_score_the_answer_only(tiny, tmp_path):
     model, tok = tiny
     rows = [
         {"id": "c1", "prompt": "Classify: the API is down.", "completion": '{"severity": "critical"}'},
-        {"id": "c2", "messages": [{"role": "user", "content": "Say hi"}, {"role": "assistant", "content": "Hi there!"}]},
+        {
+            "id": "c2",
+            "messages": [{"role": "user", "content": "Say hi"}, {"role": "assistant", "content": "Hi there!"}],
+        },
     ]
     ds = load_dataset(write_jsonl(tmp_path / "chat.jsonl", rows))
     m = measure_nll(model, tok, ds, max_length=512, batch_size=2)
     assert m.scored == "completion"
-    for rec, doc in zip(ds.records, m.docs):
+    for rec, doc in zip(ds.records, m.docs, strict=True):
         msgs = list(rec.messages)
         prompt = tok.apply_chat_template(msgs[:-1], tokenize=False, add_generation_prompt=True)
         full = tok.apply_chat_template(msgs, tokenize=False)
@@ -67,7 +70,7 @@ def test_chat_rows_score_the_answer_only(tiny, tmp_path):
         expected = _hand_nll(model, f_ids, scored, 512)
         assert math.exp(doc.nll / doc.tokens) == pytest.approx(math.exp(expected / doc.tokens), rel=1e-4)
         answer = msgs[-1]["content"]
-        assert tok.decode(f_ids[len(p_ids):]).startswith(answer)
+        assert tok.decode(f_ids[len(p_ids) :]).startswith(answer)
 
 
 def test_batch_size_does_not_change_results(tiny, text_data):
@@ -75,7 +78,7 @@ def test_batch_size_does_not_change_results(tiny, text_data):
     ds = load_dataset(text_data)
     a = measure_nll(model, tok, ds, max_length=16, batch_size=1)
     b = measure_nll(model, tok, ds, max_length=16, batch_size=8)
-    for x, y in zip(a.docs, b.docs):
+    for x, y in zip(a.docs, b.docs, strict=True):
         assert x.nll == pytest.approx(y.nll, abs=1e-3)
 
 

@@ -18,8 +18,9 @@ from tests.helpers import write_config
 
 
 def _cfg(tmp_path, base, adapter, data, **gate):
-    return write_config(tmp_path / "release.toml", base=str(base.dir), adapter=adapter, data=data,
-                        cache_dir=tmp_path / "cache", **gate)
+    return write_config(
+        tmp_path / "release.toml", base=str(base.dir), adapter=adapter, data=data, cache_dir=tmp_path / "cache", **gate
+    )
 
 
 def test_zero_adapter_blocked_exit_1_with_reports(tmp_path, tiny_base, tiny_zero_adapter, text_data):
@@ -51,8 +52,9 @@ def test_damaging_adapter_fails(tmp_path, tiny_base, tiny_damage_adapter, text_d
     assert g.evidence and g.evidence[0].candidate_score > g.evidence[0].base_score
 
 
-def test_candidate_never_reads_the_base_or_another_candidates_numbers(tmp_path, tiny_base, tiny_zero_adapter,
-                                                                      tiny_damage_adapter, text_data):
+def test_candidate_never_reads_the_base_or_another_candidates_numbers(
+    tmp_path, tiny_base, tiny_zero_adapter, tiny_damage_adapter, text_data
+):
     first = run(_cfg(tmp_path, tiny_base, tiny_zero_adapter, text_data))
     assert (first.cache_hits, first.cache_misses) == (0, 2)
     second = run(_cfg(tmp_path, tiny_base, tiny_damage_adapter, text_data))
@@ -97,10 +99,12 @@ def test_existing_report_is_not_overwritten(tmp_path, tiny_base, tiny_zero_adapt
         ("missing_data", "data file not found"),
         ("missing_adapter", "adapter directory not found"),
         ("foreign_adapter", "does not fit the base model"),
+        ("no_chat_template", "has chat rows, but the tokenizer has no chat template"),
     ],
 )
-def test_bad_input_exits_2_naming_the_place(case, expected, tmp_path, tiny_base, tiny_zero_adapter, text_data,
-                                            embedded_base, capsys):
+def test_bad_input_exits_2_naming_the_place(
+    case, expected, tmp_path, tiny_base, tiny_zero_adapter, text_data, embedded_base, capsys
+):
     adapter, data, extra = tiny_zero_adapter, text_data, {}
     if case == "unknown_key":
         extra = {"min_relative_improvment": 0.1}
@@ -119,7 +123,18 @@ def test_bad_input_exits_2_naming_the_place(case, expected, tmp_path, tiny_base,
 
         other = build_tiny_llama(tmp_path / "other", embedded_base.dir, hidden=32)
         adapter = make_adapter(other, tmp_path / "other-adapter")
-    cfg = _cfg(tmp_path, tiny_base, adapter, data, **extra)
+    base = tiny_base
+    if case == "no_chat_template":
+        import shutil
+
+        from harness.models import resolve_base
+        from tests.helpers import write_jsonl
+
+        shutil.copytree(tiny_base.dir, tmp_path / "plain")
+        (tmp_path / "plain" / "chat_template.jinja").unlink()
+        base = resolve_base(str(tmp_path / "plain"))
+        data = write_jsonl(tmp_path / "chat.jsonl", [{"prompt": "q", "completion": "a"}])
+    cfg = _cfg(tmp_path, base, adapter, data, **extra)
     assert main(["gate", "--config", str(cfg), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert expected in " ".join(err.split()), err
@@ -140,8 +155,9 @@ def crashing_parts():
 
     KINDS["_crash"] = MeasureKind(run=lambda *a, **k: 1 / 0, load=lambda d: d, dump=lambda v: v)
 
-    @registry.gate("_crash_in_measure", params=_NoParams,
-                   requests=lambda p: [registry.MeasureRequest("_crash", p.data)])
+    @registry.gate(
+        "_crash_in_measure", params=_NoParams, requests=lambda p: [registry.MeasureRequest("_crash", p.data)]
+    )
     def _measured(p, ctx):
         raise AssertionError("never decided")
 
@@ -151,11 +167,19 @@ def crashing_parts():
     KINDS.pop("_crash")
 
 
-def test_a_crash_inside_a_gate_is_an_error_verdict_that_blocks(tmp_path, tiny_base, tiny_zero_adapter, text_data,
-                                                              crashing_parts):
+def test_a_crash_inside_a_gate_is_an_error_verdict_that_blocks(
+    tmp_path, tiny_base, tiny_zero_adapter, text_data, crashing_parts
+):
     extra = f'\n[gates._crash_in_decide]\n\n[gates._crash_in_measure]\ndata = "{text_data}"\n'
-    cfg = write_config(tmp_path / "r.toml", base=str(tiny_base.dir), adapter=tiny_zero_adapter, data=text_data,
-                       cache_dir=tmp_path / "cache", extra=extra, min_relative_improvement=-0.5)
+    cfg = write_config(
+        tmp_path / "r.toml",
+        base=str(tiny_base.dir),
+        adapter=tiny_zero_adapter,
+        data=text_data,
+        cache_dir=tmp_path / "cache",
+        extra=extra,
+        min_relative_improvement=-0.5,
+    )
     result = run(cfg, tmp_path / "out")
     verdicts = {g.name: g.verdict for g in result.report.gates}
     assert verdicts == {"perplexity": "pass", "_crash_in_decide": "error", "_crash_in_measure": "error"}

@@ -10,8 +10,14 @@ pytest_plugins = ["pytester"]
 @pytest.fixture()
 def gate_config(tmp_path, tiny_base, tiny_zero_adapter, text_data):
     def _make(margin: float):
-        return write_config(tmp_path / f"release{margin}.toml", base=str(tiny_base.dir), adapter=tiny_zero_adapter,
-                            data=text_data, cache_dir=tmp_path / "cache", min_relative_improvement=margin)
+        return write_config(
+            tmp_path / f"release{margin}.toml",
+            base=str(tiny_base.dir),
+            adapter=tiny_zero_adapter,
+            data=text_data,
+            cache_dir=tmp_path / "cache",
+            min_relative_improvement=margin,
+        )
 
     return _make
 
@@ -43,9 +49,7 @@ def test_bad_config_is_a_usage_error(pytester, tmp_path):
 def test_plugin_does_not_import_torch_at_collection(pytester, gate_config):
     cfg = gate_config(0.0)
     pytester.makeconftest(
-        "import sys\n"
-        "def pytest_collection_finish(session):\n"
-        "    print('TORCH_LOADED=' + str('torch' in sys.modules))\n"
+        "import sys\ndef pytest_collection_finish(session):\n    print('TORCH_LOADED=' + str('torch' in sys.modules))\n"
     )
     result = pytester.runpytest_subprocess("--harness-config", str(cfg), "--collect-only", "-s")
     result.stdout.fnmatch_lines(["*TORCH_LOADED=False*"])

@@ -15,8 +15,14 @@ def gated(tmp_path, tiny_base, tiny_zero_adapter, text_data):
     def _gate(margin: float):
         adapter = tmp_path / f"adapter-{margin}"
         shutil.copytree(tiny_zero_adapter, adapter)
-        cfg = write_config(tmp_path / f"r{margin}.toml", base=str(tiny_base.dir), adapter=adapter, data=text_data,
-                           cache_dir=tmp_path / "cache", min_relative_improvement=margin)
+        cfg = write_config(
+            tmp_path / f"r{margin}.toml",
+            base=str(tiny_base.dir),
+            adapter=adapter,
+            data=text_data,
+            cache_dir=tmp_path / "cache",
+            min_relative_improvement=margin,
+        )
         result = run(cfg, tmp_path / f"out{margin}")
         return result.files["json"], adapter
 
@@ -28,8 +34,13 @@ def test_passing_report_promotes_a_copy(tmp_path, gated):
     registry = tmp_path / "registry"
     assert main(["promote", "--report", str(report), "--to", str(registry)]) == 0
     (entry,) = list(registry.iterdir())
-    assert (entry / "adapter" / "adapter_model.safetensors").read_bytes() == (adapter / "adapter_model.safetensors").read_bytes()
-    assert json.loads((entry / "PROMOTED.json").read_text())["adapter_sha256"] == json.loads(report.read_text())["candidate"]["adapter_sha256"]
+    assert (entry / "adapter" / "adapter_model.safetensors").read_bytes() == (
+        adapter / "adapter_model.safetensors"
+    ).read_bytes()
+    assert (
+        json.loads((entry / "PROMOTED.json").read_text())["adapter_sha256"]
+        == json.loads(report.read_text())["candidate"]["adapter_sha256"]
+    )
     assert (entry / "report.md").is_file()
     # promoting the same thing again is a no-op, not an overwrite
     assert main(["promote", "--report", str(report), "--to", str(registry)]) == 0

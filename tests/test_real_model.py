@@ -16,8 +16,14 @@ def triage_eval(tmp_path_factory):
 
 
 def _gate(tmp_path, adapter, data, **kw):
-    cfg = write_config(tmp_path / "release.toml", base="smollm2-135m-instruct", adapter=adapter, data=data,
-                       cache_dir=tmp_path / "cache", **kw)
+    cfg = write_config(
+        tmp_path / "release.toml",
+        base="smollm2-135m-instruct",
+        adapter=adapter,
+        data=data,
+        cache_dir=tmp_path / "cache",
+        **kw,
+    )
     (g,) = run(cfg, tmp_path / "out").report.gates
     return g
 
@@ -30,15 +36,21 @@ def test_zero_delta_adapter_is_not_passed(tmp_path, embedded_base, triage_eval):
 
 
 def test_damaging_adapter_fails(tmp_path, embedded_base, triage_eval):
-    adapter = make_adapter(embedded_base, tmp_path / "damage", "damage", r=8, scale=0.05)
+    adapter = make_adapter(
+        embedded_base, tmp_path / "damage", "damage", r=8, scale=0.1, target_modules=("v_proj", "o_proj", "down_proj")
+    )
     g = _gate(tmp_path, adapter, triage_eval["eval"], min_relative_improvement=0.0)
     assert g.verdict == "fail"
     assert g.candidate > 1.2 * g.baseline and g.ci[1] < 0
 
 
 def test_a_short_real_fine_tune_beats_its_base_with_a_ci(tmp_path, embedded_base, triage_eval):
-    result = train_lora_sft(embedded_base, load_dataset(triage_eval["train"]), tmp_path / "adapter",
-                            LoraSFTConfig(max_steps=12, batch_size=8, warmup_steps=2))
+    result = train_lora_sft(
+        embedded_base,
+        load_dataset(triage_eval["train"]),
+        tmp_path / "adapter",
+        LoraSFTConfig(max_steps=12, batch_size=8, warmup_steps=2),
+    )
     g = _gate(tmp_path, result.adapter_dir, triage_eval["eval"], min_relative_improvement=0.05)
     assert g.verdict == "pass", g.explanation
     assert g.ci[0] > 0.05 and g.candidate < g.baseline
