@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 _CHUNK = 1 << 20
+_INDEX_LIMIT = 4096
 _lock = threading.Lock()
 
 
@@ -56,6 +57,8 @@ def sha256_file(path: str | os.PathLike, *, fresh: bool = False) -> str:
     with _lock:
         index = _read_index()
         index[key] = digest
+        while len(index) > _INDEX_LIMIT:  # oldest entries first (dicts keep insertion order)
+            index.pop(next(iter(index)))
         from harness.cache import atomic_write_text
 
         try:

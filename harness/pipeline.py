@@ -80,6 +80,8 @@ class _Measurer:
         self.cfg, self.base, self.adapter, self.cache = cfg, base, adapter, cache
         self.model: Any = None
         self.device: str | None = None
+        self._attached = False
+        self._tokenizers: dict[str, Any] = {}
 
     def _model_for(self, variant: str) -> tuple[Any, Any]:
         spec = self.cfg.model
@@ -89,12 +91,14 @@ class _Measurer:
                     self.base, device=spec.device, dtype=spec.dtype, trust_remote_code=spec.trust_remote_code
                 )
             self.device = str(next(self.model.parameters()).device)
-        if variant == "candidate" and not getattr(self, "_attached", False):
+        if variant == "candidate" and not self._attached:
             with status(f"Attaching adapter {self.adapter.dir.name}"):
                 self.model = attach_adapter(self.model, self.adapter)
             self._attached = True
-        tdir = tokenizer_dir(self.base, self.adapter if variant == "candidate" else None)
-        return self.model, load_tokenizer(tdir, trust_remote_code=spec.trust_remote_code)
+        if variant not in self._tokenizers:
+            tdir = tokenizer_dir(self.base, self.adapter if variant == "candidate" else None)
+            self._tokenizers[variant] = load_tokenizer(tdir, trust_remote_code=spec.trust_remote_code)
+        return self.model, self._tokenizers[variant]
 
     def measure(
         self, requests: list[MeasureRequest], datasets: dict[str, Dataset], fps: dict[str, Fingerprint]
