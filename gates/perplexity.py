@@ -72,7 +72,8 @@ def perplexity(p: PerplexityParams, ctx: GateContext) -> GateResult:
     head = (
         f"Candidate perplexity {c_ppl:.3f} vs base {b_ppl:.3f} per {unit}: {iv.point:+.1%} relative improvement "
         f"({iv.level:.0%} CI {iv.lower:+.1%} to {iv.upper:+.1%}, {iv.n} documents); "
-        f"required {p.min_relative_improvement:+.1%}."
+        f"required {p.min_relative_improvement:+.1%}. Bits per byte {base.bits_per_byte:.4f} -> "
+        f"{cand.bits_per_byte:.4f}."
     )
     if decision.verdict == "pass":
         tail = " The interval's lower bound clears the requirement."
