@@ -1,18 +1,27 @@
-"""The fine-tune runner: demo data and LoRA SFT (QLoRA, CPT, merge and GGUF export follow)."""
+"""The fine-tune runner: CPT and LoRA/QLoRA SFT on TRL, its data handling and preflight, the demo data."""
 
 from fine_tune.demo_data import CATEGORIES, SEVERITIES, TEMPLATES, TriageItem, demo_splits, generate, write_demo_data
-from fine_tune.sft import LoraSFTConfig, TrainResult, chat_rows, train_lora_sft
+from fine_tune.spec import FineTuneSpec
 
 __all__ = [
     "CATEGORIES",
     "SEVERITIES",
     "TEMPLATES",
-    "LoraSFTConfig",
-    "TrainResult",
+    "FineTuneSpec",
+    "StageResult",
+    "TrainOutcome",
     "TriageItem",
-    "chat_rows",
     "demo_splits",
     "generate",
-    "train_lora_sft",
+    "train",
     "write_demo_data",
 ]
+
+
+def __getattr__(name: str):
+    # the runner imports transformers: load it only when asked for
+    if name in ("train", "TrainOutcome", "StageResult"):
+        from fine_tune import runner
+
+        return getattr(runner, name)
+    raise AttributeError(name)

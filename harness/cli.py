@@ -49,10 +49,23 @@ def _promote(args: argparse.Namespace) -> int:
     return EXIT_PASS
 
 
+def _train(args: argparse.Namespace) -> int:
+    from fine_tune.runner import train_from_config
+    from harness.config import load_config
+    from harness.console import console
+
+    cfg = load_config(args.config, purpose="train")
+    outcome = train_from_config(cfg, Path(args.out) if args.out else None, resume=args.resume)
+    for s in outcome.stages:
+        console.print(s.summary())
+    console.print(f"adapter to gate: {outcome.adapter_dir}")
+    return EXIT_PASS
+
+
 def _demo(args: argparse.Namespace) -> int:
     from harness.demo import run_demo
 
-    result = run_demo(Path(args.out) if args.out else None, steps=args.steps)
+    result = run_demo(Path(args.out) if args.out else None, steps=args.steps, qlora=args.qlora, cpt=args.cpt)
     return EXIT_PASS if result.verdict == "pass" else EXIT_BLOCKED
 
 
@@ -78,11 +91,21 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--to", required=True, help="registry directory")
     pr.set_defaults(func=_promote)
 
+    t = sub.add_parser("train", help="fine-tune (CPT and/or LoRA/QLoRA SFT) as the config's [fine_tune] says")
+    t.add_argument("--config", required=True, help="TOML with a [fine_tune] section (a release config or its own file)")
+    t.add_argument("--out", help="output directory (default: [fine_tune] output, else a new runs/train-TIMESTAMP)")
+    t.add_argument(
+        "--resume", action="store_true", help="continue an interrupted run in --out from its last checkpoint"
+    )
+    t.set_defaults(func=_train)
+
     d = sub.add_parser("demo", help="train a LoRA on the embedded model, gate it, write the report")
     d.add_argument("--out", help="output directory (default: a new runs/demo-TIMESTAMP)")
     d.add_argument(
         "--steps", type=int, default=60, help="training steps (default 60, about 4-5 minutes on 2 CPU cores)"
     )
+    d.add_argument("--qlora", action="store_true", help="QLoRA: the base quantised to 4-bit NF4 while training")
+    d.add_argument("--cpt", action="store_true", help="continued pre-training on raw incident text before SFT")
     d.set_defaults(func=_demo)
     return p
 

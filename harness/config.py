@@ -31,6 +31,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from fine_tune.spec import FineTuneSpec
 from harness.errors import ConfigError, HarnessError
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -67,11 +68,25 @@ class GateConfig:
 
 @dataclass(frozen=True)
 class ReleaseConfig:
-    model: ModelSpec
+    model: ModelSpec | None
     run: RunSpec
     gates: tuple[GateConfig, ...]
     path: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    fine_tune: FineTuneSpec | None = None
+
+    def gate(self, name: str) -> GateConfig | None:
+        return next((g for g in self.gates if g.name == name), None)
+
+    def eval_data(self) -> list[str]:
+        """Every data file a gate evaluates on (the runner refuses to train on them)."""
+        out = []
+        for g in self.gates:
+            for f in dataclasses.fields(g.params):
+                value = getattr(g.params, f.name)
+                if f.metadata.get("path") and value:
+                    out += value if isinstance(value, list) else [value]
+        return out
 
     @property
     def base_dir(self) -> Path:
@@ -162,6 +177,8 @@ def _build(cls: type, table: Any, section: str, probs: _Problems, base_dir: Path
             continue
         if fields[key].metadata.get("path") and isinstance(value, str):
             value = _resolve_path(value, base_dir)
+        elif fields[key].metadata.get("path") and isinstance(value, list):
+            value = [_resolve_path(v, base_dir) for v in value]
         if hints[key] is float and isinstance(value, int):
             value = float(value)
         kwargs[key] = value
@@ -182,26 +199,41 @@ def _build(cls: type, table: Any, section: str, probs: _Problems, base_dir: Path
         return None
 
 
-def parse_config(data: dict[str, Any], *, path: Path | None = None, text: str | None = None) -> ReleaseConfig:
-    """Validate a parsed TOML document; raise `ConfigError` listing every problem."""
+SECTIONS = ("model", "run", "gates", "fine_tune")
+
+
+def parse_config(
+    data: dict[str, Any], *, path: Path | None = None, text: str | None = None, purpose: str = "gate"
+) -> ReleaseConfig:
+    """Validate a parsed TOML document; raise `ConfigError` listing every problem.
+
+    `purpose` is `gate` (needs [model] and at least one gate) or `train` (needs [fine_tune]).
+    """
     from gates import gate_names, get_gate
 
     probs = _Problems(text)
     base_dir = path.parent if path else Path.cwd()
     for key in data:
-        if key not in ("model", "run", "gates"):
-            close = difflib.get_close_matches(key, ["model", "run", "gates"], n=1)
+        if key not in SECTIONS:
+            close = difflib.get_close_matches(key, SECTIONS, n=1)
             hint = f"did you mean [{close[0]}]? " if close else ""
-            probs.items.append(f"[{key}]: unknown section; {hint}allowed sections: [model], [run], [gates.NAME]")
-    if "model" not in data:
-        probs.items.append('[model]: missing; add [model] with base = "smollm2-135m-instruct" and adapter = "DIR"')
-        model = None
-    else:
+            probs.items.append(
+                f"[{key}]: unknown section; {hint}allowed sections: [model], [run], [fine_tune], [gates.NAME]"
+            )
+    model = None
+    if "model" in data:
         model = _build(ModelSpec, data["model"], "model", probs, base_dir)
+    elif purpose == "gate" or "base" not in data.get("fine_tune", {}):
+        probs.items.append('[model]: missing; add [model] with base = "smollm2-135m-instruct" and adapter = "DIR"')
+    fine_tune = None
+    if "fine_tune" in data:
+        fine_tune = _build(FineTuneSpec, data["fine_tune"], "fine_tune", probs, base_dir)
+    elif purpose == "train":
+        probs.items.append('[fine_tune]: missing; add [fine_tune] with train = "train.jsonl" (see README)')
     run = _build(RunSpec, data.get("run", {}), "run", probs, base_dir)
     gates: list[GateConfig] = []
     table = data.get("gates", {})
-    if not isinstance(table, dict) or not table:
+    if not isinstance(table, dict) or (not table and purpose == "gate"):
         probs.items.append(
             f"[gates]: no gate configured; add a table such as [gates.perplexity] (known: {', '.join(gate_names())})"
         )
@@ -222,10 +254,10 @@ def parse_config(data: dict[str, Any], *, path: Path | None = None, text: str | 
     where = str(path) if path else "<config>"
     if probs.items:
         raise ConfigError(probs.items, where=where)
-    return ReleaseConfig(model=model, run=run, gates=tuple(gates), path=path, raw=data)
+    return ReleaseConfig(model=model, run=run, gates=tuple(gates), path=path, raw=data, fine_tune=fine_tune)
 
 
-def load_config(path: str | Path) -> ReleaseConfig:
+def load_config(path: str | Path, purpose: str = "gate") -> ReleaseConfig:
     """Read and validate a release config file."""
     p = Path(path).expanduser().resolve()
     if not p.is_file():
@@ -235,4 +267,4 @@ def load_config(path: str | Path) -> ReleaseConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise HarnessError(f"not valid TOML: {e}", where=str(p), fix="fix the TOML syntax at that line") from None
-    return parse_config(data, path=p, text=text)
+    return parse_config(data, path=p, text=text, purpose=purpose)

@@ -57,6 +57,15 @@ def quiet_hf_progress() -> None:
         datasets.logging.set_verbosity_error()
     except ImportError:
         pass
+    import logging
+
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    try:
+        import huggingface_hub
+
+        huggingface_hub.utils.disable_progress_bars()
+    except (ImportError, AttributeError):
+        pass
     import transformers
 
     transformers.utils.logging.disable_progress_bar()

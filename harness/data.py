@@ -6,7 +6,7 @@ Every problem names the file and line and says what a valid row looks like.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from harness.errors import HarnessError
 from harness.hashing import sha256_file
 
 BUILTIN_PREFIX = "builtin:"
+_CONTENT_KEYS = ("id", "text", "messages", "prompt", "completion")
 _BUILTIN_DIR = Path(__file__).resolve().parent.parent / "probes" / "data"
 _ROW_HELP = (
     'each line must be one JSON object with "text", or "messages" (a list of {"role", "content"}), '
@@ -30,6 +31,7 @@ class Record:
     line: int
     text: str | None = None
     messages: tuple[dict[str, str], ...] | None = None
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)  # other fields: template, source, task
 
     @property
     def is_chat(self) -> bool:
@@ -92,18 +94,19 @@ def _parse_row(obj: Any, where: str, line: int) -> Record:
     if not isinstance(obj, dict):
         raise HarnessError(f"expected a JSON object, got {type(obj).__name__}", where=where, fix=_ROW_HELP)
     rid = str(obj.get("id", f"line-{line}"))
+    meta = {k: v for k, v in obj.items() if k not in _CONTENT_KEYS}
     if "text" in obj:
         if not isinstance(obj["text"], str) or not obj["text"].strip():
             raise HarnessError('"text" must be a non-empty string', where=where, fix=_ROW_HELP)
-        return Record(id=rid, line=line, text=obj["text"])
+        return Record(id=rid, line=line, text=obj["text"], meta=meta)
     if "messages" in obj:
         msgs = _messages(obj["messages"], where, "messages")
-        return Record(id=rid, line=line, messages=tuple(msgs))
+        return Record(id=rid, line=line, messages=tuple(msgs), meta=meta)
     if "prompt" in obj:
         if "completion" not in obj:
             raise HarnessError('row has "prompt" but no "completion"', where=where, fix=_ROW_HELP)
         msgs = _messages(obj["prompt"], where, "prompt") + _messages(obj["completion"], where, "completion")
-        return Record(id=rid, line=line, messages=tuple(msgs))
+        return Record(id=rid, line=line, messages=tuple(msgs), meta=meta)
     raise HarnessError(
         f"row has none of the fields text, messages, prompt/completion (it has: {', '.join(obj) or 'none'})",
         where=where,

@@ -1,4 +1,4 @@
-"""`harness demo`: generate the triage data, train a LoRA on the embedded model, gate it, write the report."""
+"""`harness demo`: generate the triage data, fine-tune the embedded model, gate it, write the report."""
 
 from __future__ import annotations
 
@@ -15,15 +15,34 @@ DEMO_CONFIG = """\
 # Release config written by `harness demo`. Paths are relative to this file.
 [model]
 base = "{base}"
-adapter = "adapter"
+adapter = "{adapter}"
 
 [run]
 seed = 1234
+
+[fine_tune]
+train = "data/train.jsonl"
+valid = "data/valid.jsonl"
+method = "{method}"
+stage = "{stage}"
+{cpt}r = 16
+alpha = 32
+learning_rate = 3e-4
+warmup_steps = 5
+max_steps = {steps}
+batch_size = 8
+eval_steps = 10
+save_steps = 20
 
 [gates.perplexity]
 # the fine-tune must fit held-out triage answers at least 5% better than its base (CI lower bound)
 data = "data/eval.jsonl"
 min_relative_improvement = 0.05
+
+[gates.overfit]
+# validation loss may end at most 0.3 nats above train loss and 5% above its own minimum
+max_gap = 0.3
+max_val_rise = 0.05
 """
 
 
@@ -44,10 +63,23 @@ def new_run_dir(root: Path = Path("runs"), prefix: str = "demo") -> Path:
     return path
 
 
-def run_demo(out: Path | None = None, *, steps: int = 60, base: str = EMBEDDED_ALIAS) -> DemoResult:
-    from fine_tune import LoraSFTConfig, train_lora_sft, write_demo_data
-    from harness.data import load_dataset
-    from harness.models import resolve_base
+def write_cpt_text(path: Path, n: int = 300, seed: int = 4) -> Path:
+    """Raw domain text for the CPT stage: incident reports with no instructions, from their own seed."""
+    import json
+
+    from fine_tune.demo_data import generate
+
+    rows = [{"id": it.id, "text": it.report} for it in generate(n, seed, "cpt")]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def run_demo(
+    out: Path | None = None, *, steps: int = 60, qlora: bool = False, cpt: bool = False, base: str = EMBEDDED_ALIAS
+) -> DemoResult:
+    from fine_tune.demo_data import write_demo_data
+    from fine_tune.runner import train_from_config
+    from harness.config import load_config
     from harness.pipeline import run
     from reports.console import print_summary
 
@@ -60,26 +92,29 @@ def run_demo(out: Path | None = None, *, steps: int = 60, base: str = EMBEDDED_A
     t0 = time.perf_counter()
     console.rule(f"harness demo -> {out}")
     paths = write_demo_data(out / "data")
-    console.print(
-        f"1/4 data: {', '.join(f'{k} {sum(1 for _ in open(p))}' for k, p in paths.items())} rows in {out / 'data'}"
-    )
-    base_model = resolve_base(base)
-    console.print(f"2/4 base model: {base} ({base_model.dir})")
-    result = train_lora_sft(
-        base_model,
-        load_dataset(paths["train"]),
-        out / "adapter",
-        LoraSFTConfig(max_steps=steps),
-        valid=load_dataset(paths["valid"]),
-    )
-    console.print(
-        f"3/4 trained LoRA r=16 for {result.steps} steps in {result.wall_time_s:.0f} s "
-        f"({result.tokens_per_s:.0f} tokens/s); train loss {result.train_loss:.3f}, "
-        f"validation loss {result.valid_loss:.3f}"
-    )
+    if cpt:
+        write_cpt_text(out / "data" / "cpt.jsonl")
+    counts = ", ".join(f"{k} {sum(1 for _ in open(p))}" for k, p in paths.items())
+    console.print(f"1/3 data: {counts} rows in {out / 'data'}")
+    stage = "cpt+sft" if cpt else "sft"
     config = out / "release.toml"
-    config.write_text(DEMO_CONFIG.format(base=base), encoding="utf-8")
-    console.print(f"4/4 gating with {config}")
+    config.write_text(
+        DEMO_CONFIG.format(
+            base=base,
+            adapter="train/sft/adapter",
+            method="qlora" if qlora else "lora",
+            stage=stage,
+            steps=steps,
+            cpt='cpt_data = "data/cpt.jsonl"\ncpt_steps = 6\n' if cpt else "",
+        ),
+        encoding="utf-8",
+    )
+    cfg = load_config(config)
+    console.print(f"2/3 fine-tuning {base} ({stage}, {cfg.fine_tune.method}) as {config} says")
+    outcome = train_from_config(cfg, out / "train")
+    for s in outcome.stages:
+        console.print(f"    {s.summary()}")
+    console.print(f"3/3 gating {outcome.adapter_dir} against {base}")
     gated = run(config, out / "report")
     print_summary(gated.report, gated.files)
     console.print(f"demo finished in {time.perf_counter() - t0:.0f} s; everything is in {out}")

@@ -12,6 +12,7 @@ from typing import Any
 
 from harness.data import Dataset
 from harness.models import AdapterInfo, BaseModel, Fingerprint
+from probes.training_log import TRAINING_MANIFEST
 
 PACKAGES = (
     "release-gate-harness",
@@ -24,7 +25,6 @@ PACKAGES = (
     "safetensors",
     "gguf",
 )
-TRAINING_MANIFEST = "training_manifest.json"
 
 
 def package_versions() -> dict[str, str | None]:

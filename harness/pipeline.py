@@ -110,6 +110,14 @@ class _Measurer:
                 if variant not in req.variants:
                     continue
                 kind = KINDS[req.kind]
+                if not kind.needs_model:
+                    try:
+                        results[(req, variant)] = kind.run(self.adapter, req.data, **req.opts)
+                    except HarnessError:
+                        raise
+                    except Exception as e:
+                        errors[(req, variant)] = e
+                    continue
                 ds = datasets[req.data]
                 keyed = {k: v for k, v in req.options if k not in kind.runtime_options}
                 key = self.cache.key(kind=req.kind, data=ds.sha256, options=keyed, model=fps[variant].key)
@@ -187,7 +195,11 @@ def run(config: ReleaseConfig | str | Path, out: str | Path | None = None, *, ov
     # plan: what each gate needs; load and validate all data before any model is touched
     plan = {g.name: get_gate(g.name).requests(g.params) for g in cfg.gates}
     requests = list(dict.fromkeys(r for rs in plan.values() for r in rs))
-    datasets = {r.data: load_dataset(r.data, cfg.base_dir, key=f"[gates] data = {r.data!r}") for r in requests}
+    datasets = {
+        r.data: load_dataset(r.data, cfg.base_dir, key=f"[gates] data = {r.data!r}")
+        for r in requests
+        if KINDS[r.kind].needs_model
+    }
 
     base = resolve_base(cfg.model.base, cfg.base_dir, cfg.model.revision)
     adapter = check_adapter(cfg.model.adapter, base)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from harness.cache import atomic_write_text
@@ -25,6 +26,10 @@ def write_reports(report: Report, out_dir: Path) -> dict[str, Path]:
     atomic_write_text(files["json"], render_json(report))
     atomic_write_text(files["markdown"], render_markdown(report))
     atomic_write_text(files["junit"], render_junit(report))
+    training = report.manifest.get("training") or {}
+    curve = Path(report.manifest.get("adapter", {}).get("dir", "")) / str(training.get("loss_curve", ""))
+    if training.get("loss_curve") and curve.is_file():
+        files["loss_curve"] = Path(shutil.copy2(curve, out_dir / "loss_curve.png"))
     return files
 
 

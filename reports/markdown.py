@@ -57,6 +57,46 @@ def _evidence(g: GateResult) -> list[str]:
     return lines
 
 
+def training_section(t: dict | None) -> list[str]:
+    """How the candidate was trained, from the training manifest beside its adapter."""
+    if not t or "error" in t:
+        return []
+    tpl = t.get("template_diversity") or {}
+    data = t.get("data", {})
+    rows = [
+        ("method / stage", f"{t.get('method')} / {t.get('stage')}"),
+        (
+            "LoRA",
+            f"r={t.get('config', {}).get('r')}, alpha={t.get('config', {}).get('alpha')}, "
+            f"modules {', '.join(t.get('target_modules') or [])}",
+        ),
+        (
+            "steps",
+            f"{t.get('steps')}" + (f" (resumed from {t['resumed_from_step']})" if t.get("resumed_from_step") else ""),
+        ),
+        ("final train / validation loss", f"{_num(t.get('train_loss'))} / {_num(t.get('valid_loss'))}"),
+        ("wall time, throughput", f"{_num(t.get('wall_time_s'))} s, {_num(t.get('tokens_per_s'))} tokens/s"),
+        (
+            "compute dtype",
+            f"{t.get('compute_dtype')} on {t.get('device')}"
+            + (" (base in 4-bit NF4, double quantisation)" if t.get("quantization") else ""),
+        ),
+        (
+            "train data",
+            f"{data.get('train', {}).get('records')} rows, sha256 `{str(data.get('train', {}).get('sha256'))[:16]}…`",
+        ),
+        ("validation", f"{data.get('valid', {}).get('records')} rows ({data.get('valid', {}).get('split')})"),
+        ("instruction templates", f"{tpl.get('count')} ({tpl.get('method')})" if tpl else "–"),
+        ("seed", str(t.get("seed"))),
+    ]
+    out = ["", "## Training", "", "| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows]]
+    if tpl.get("warning"):
+        out += ["", f"⚠️ {tpl['warning']}"]
+    if t.get("loss_curve"):
+        out += ["", "![loss curve](loss_curve.png)"]
+    return out
+
+
 def render_markdown(report: Report) -> str:
     passed = report.verdict == "pass"
     c = report.candidate
@@ -115,14 +155,7 @@ def render_markdown(report: Report) -> str:
         rows.append((f"data `{d['name']}`", f"{d['records']} records, sha256 `{d['sha256'][:16]}…`"))
     pk = m.get("packages", {})
     rows.append(("packages", ", ".join(f"{k} {v}" for k, v in pk.items() if v)))
-    if m.get("training"):
-        t = m["training"]
-        rows.append(
-            (
-                "training",
-                ", ".join(f"{k}={t[k]}" for k in ("method", "steps", "seed", "train_loss", "wall_time_s") if k in t),
-            )
-        )
+    out += training_section(m.get("training"))
     out += ["", "## Manifest: what exactly was gated", "", "| | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in rows]
     out += [

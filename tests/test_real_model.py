@@ -2,8 +2,8 @@
 
 import pytest
 
-from fine_tune import LoraSFTConfig, train_lora_sft, write_demo_data
-from harness.data import load_dataset
+from fine_tune import FineTuneSpec, write_demo_data
+from fine_tune.runner import train
 from harness.pipeline import run
 from tests.helpers import make_adapter, write_config
 
@@ -45,12 +45,17 @@ def test_damaging_adapter_fails(tmp_path, embedded_base, triage_eval):
 
 
 def test_a_short_real_fine_tune_beats_its_base_with_a_ci(tmp_path, embedded_base, triage_eval):
-    result = train_lora_sft(
-        embedded_base,
-        load_dataset(triage_eval["train"]),
-        tmp_path / "adapter",
-        LoraSFTConfig(max_steps=12, batch_size=8, warmup_steps=2),
+    spec = FineTuneSpec(
+        train=str(triage_eval["train"]),
+        valid=str(triage_eval["valid"]),
+        max_steps=12,
+        warmup_steps=2,
+        eval_steps=6,
+        save_steps=100,
     )
-    g = _gate(tmp_path, result.adapter_dir, triage_eval["eval"], min_relative_improvement=0.05)
+    outcome = train(spec, embedded_base, tmp_path / "train", eval_sets=[str(triage_eval["eval"])])
+    (stage,) = outcome.stages
+    assert stage.steps == 12 and stage.valid_loss < 0.5 * stage.valid_loss_start
+    g = _gate(tmp_path, outcome.adapter_dir, triage_eval["eval"], min_relative_improvement=0.05)
     assert g.verdict == "pass", g.explanation
     assert g.ci[0] > 0.05 and g.candidate < g.baseline

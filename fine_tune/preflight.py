@@ -1,0 +1,77 @@
+"""Loss-mask preflight for SFT: fail loudly before training on examples the trainer would mistrain.
+
+For every example, rendered with the tokenizer's own chat template exactly as TRL renders
+prompt/completion pairs: the rendered prompt (with the generation prompt) must be a prefix of the
+rendered prompt+answer; at least one answer token must survive truncation at `max_length`; and the
+supervised part must end with the end-of-turn token, or the model never learns to stop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from harness.data import Record
+from harness.errors import HarnessError
+
+_EOT_CANDIDATES = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "</s>", "<|endoftext|>")
+
+
+@dataclass(frozen=True)
+class PreflightIssue:
+    line: int
+    id: str
+    problem: str
+
+
+def end_of_turn_ids(tokenizer: Any) -> set[int]:
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    vocab = tokenizer.get_vocab()
+    ids |= {vocab[t] for t in _EOT_CANDIDATES if t in vocab}
+    return ids
+
+
+def check_example(tokenizer: Any, messages: list[dict[str, str]], max_length: int, eot: set[int]) -> str | None:
+    prompt = tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
+    full = tokenizer.apply_chat_template(messages, tokenize=False)
+    if not full.startswith(prompt):
+        return "the rendered prompt is not a prefix of the rendered prompt+answer (the chat template is broken)"
+    enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = enc["input_ids"][:max_length], enc["offset_mapping"][:max_length]
+    supervised = [t for t, (start, _) in zip(ids, offsets, strict=True) if start >= len(prompt)]
+    if not supervised:
+        truncated = len(enc["input_ids"]) > max_length
+        return "no supervised tokens" + (f" (the prompt alone fills max_length={max_length})" if truncated else "")
+    while supervised and not tokenizer.decode([supervised[-1]]).strip():
+        supervised.pop()  # trailing newlines after the end-of-turn token
+    if not supervised or supervised[-1] not in eot:
+        if len(enc["input_ids"]) > max_length:
+            return f"the answer is cut by max_length={max_length} before its end-of-turn token"
+        last = tokenizer.decode(supervised[-1:]) if supervised else ""
+        names = ", ".join(sorted(tokenizer.convert_ids_to_tokens(sorted(eot))))
+        return f"the supervised part does not end with an end-of-turn token ({names}); it ends with {last!r}"
+    return None
+
+
+def preflight_sft(rows: list[tuple[Record, list[dict[str, str]]]], tokenizer: Any, max_length: int, where: str) -> None:
+    """Raise `HarnessError` naming the offending lines (up to 5 shown) if any example would mistrain."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise HarnessError(
+            "the tokenizer has no chat template; SFT on chat pairs needs one",
+            where=where,
+            fix="use an instruct/chat tokenizer or set tokenizer.chat_template",
+        )
+    eot = end_of_turn_ids(tokenizer)
+    issues = []
+    for rec, msgs in rows:
+        problem = check_example(tokenizer, msgs, max_length, eot)
+        if problem:
+            issues.append(PreflightIssue(rec.line, rec.id, problem))
+    if issues:
+        shown = "\n".join(f"    line {i.line} ({i.id}): {i.problem}" for i in issues[:5])
+        more = f"\n    … and {len(issues) - 5} more" if len(issues) > 5 else ""
+        raise HarnessError(
+            f"loss-mask preflight failed on {len(issues)} of {len(rows)} examples:\n{shown}{more}",
+            where=where,
+            fix="fix the chat template or the rows named; raise max_length if answers are cut",
+        )

@@ -1,0 +1,397 @@
+"""`harness train`: CPT and/or SFT with LoRA or QLoRA on TRL 1.x, the way the seeds' checklists ask.
+
+A recipe that reads top to bottom: resolve data (split, refuse eval sets, report template diversity,
+preflight the loss mask), build the model (full precision, or 4-bit NF4 for QLoRA), train with
+checkpoints and a loss log, then save the adapter with its training manifest and loss curve.
+Each stage writes `OUT/<stage>/adapter`; with `cpt+sft` the SFT stage continues the CPT adapter.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from fine_tune.datasets import (
+    Split,
+    difficulty,
+    refuse_eval_sets,
+    split_train_valid,
+    template_diversity,
+    with_task_prefix,
+)
+from fine_tune.preflight import preflight_sft
+from fine_tune.spec import FineTuneSpec
+from harness.console import console, quiet_hf_progress
+from harness.data import load_dataset
+from harness.errors import HarnessError
+from harness.manifest import TRAINING_MANIFEST, package_versions
+from harness.models import BaseModel, fingerprint, load_tokenizer
+
+
+@dataclass(frozen=True)
+class StageResult:
+    stage: str
+    adapter_dir: Path
+    manifest_path: Path
+    log_json: Path
+    loss_curve: Path
+    train_loss: float | None
+    valid_loss: float | None
+    wall_time_s: float
+    tokens_per_s: float
+    steps: int
+    trainable_params: int
+    resumed_from_step: int | None
+    valid_loss_start: float | None = None  # the base's validation loss, before training
+
+    def summary(self) -> str:
+        valid = ""
+        if self.valid_loss is not None:
+            start = f"{self.valid_loss_start:.4f} -> " if self.valid_loss_start is not None else ""
+            valid = f", validation loss {start}{self.valid_loss:.4f}"
+        train = f"{self.train_loss:.4f}" if self.train_loss is not None else "–"
+        resumed = f" (resumed from step {self.resumed_from_step})" if self.resumed_from_step else ""
+        return (
+            f"{self.stage}: {self.steps} steps{resumed} in {self.wall_time_s:.0f} s "
+            f"({self.tokens_per_s:.0f} tokens/s), "
+            f"train loss {train}{valid}; adapter {self.adapter_dir}; loss curve {self.loss_curve}"
+        )
+
+    @classmethod
+    def from_manifest(cls, stage_dir: Path) -> StageResult:
+        m = json.loads((stage_dir / TRAINING_MANIFEST).read_text())
+        return cls(
+            m["stage"],
+            stage_dir / "adapter",
+            stage_dir / TRAINING_MANIFEST,
+            stage_dir / "train_log.json",
+            stage_dir / "loss_curve.png",
+            m["train_loss"],
+            m["valid_loss"],
+            m["wall_time_s"],
+            m["tokens_per_s"],
+            m["steps"],
+            m["trainable_params"],
+            m.get("resumed_from_step"),
+            m.get("valid_loss_start"),
+        )
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    out_dir: Path
+    stages: tuple[StageResult, ...]
+
+    @property
+    def adapter_dir(self) -> Path:
+        return self.stages[-1].adapter_dir
+
+
+def _device() -> tuple[bool, bool]:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return cuda, cuda and torch.cuda.is_bf16_supported()
+
+
+def _load_model(base: BaseModel, method: str, bf16: bool) -> tuple[Any, str]:
+    """Full-precision model, or the base quantised to 4-bit NF4 (double quantisation) for QLoRA."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    if method == "qlora":
+        from peft import prepare_model_for_kbit_training
+        from transformers import BitsAndBytesConfig
+
+        quant = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype
+        )
+        model = AutoModelForCausalLM.from_pretrained(
+            base.dir, quantization_config=quant, dtype=dtype, use_safetensors=True
+        )
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(base.dir, dtype=dtype, use_safetensors=True)
+    return model, str(dtype).removeprefix("torch.")
+
+
+def _sft_rows(spec: FineTuneSpec, records, tok) -> list[dict[str, Any]]:
+    rows = []
+    for r in records:
+        msgs = list(r.messages or ())
+        if len(msgs) < 2 or msgs[-1]["role"] != "assistant":
+            raise HarnessError(
+                "SFT rows need a prompt and an assistant answer",
+                where=f"line {r.line} ({r.id})",
+                fix='use {"prompt": ..., "completion": ...} or "messages" ending with an assistant turn',
+            )
+        if spec.task_prefixes and "task" in r.meta:
+            msgs = with_task_prefix(msgs, r.meta["task"])
+        rows.append((r, msgs))
+    return rows
+
+
+def _data(stage: str, spec: FineTuneSpec, tok, eval_sets: list[str], base_dir: Path | None) -> dict[str, Any]:
+    src = spec.cpt_data if stage == "cpt" and spec.cpt_data else spec.train
+    ds = load_dataset(src, base_dir, key=f"[fine_tune] {'cpt_data' if stage == 'cpt' else 'train'}")
+    refuse_eval_sets(ds, eval_sets, base_dir)
+    if spec.valid and stage == "sft":
+        vds = load_dataset(spec.valid, base_dir, key="[fine_tune] valid")
+        refuse_eval_sets(vds, eval_sets, base_dir)
+        split = Split(ds.records, vds.records, "file", spec.seed)
+    else:
+        split = split_train_valid(ds, spec.valid_fraction, spec.seed)
+    info: dict[str, Any] = {"dataset": ds, "split": split}
+    if stage == "cpt":
+        bad = next((r for r in ds.records if r.text is None), None)
+        if bad is not None:
+            raise HarnessError(
+                "CPT trains on raw text, but this row is a chat row",
+                where=f"{ds.path}:{bad.line}",
+                fix='give CPT data as {"text": ...} rows or a .txt file',
+            )
+        info["train_rows"] = [{"text": r.text} for r in split.train]
+        info["valid_rows"] = [{"text": r.text} for r in split.valid]
+        return info
+    train = list(split.train)
+    if spec.curriculum:  # easy to hard; the sampler then keeps this order
+        train.sort(key=lambda r: difficulty(tok, r))
+    pairs, vpairs = _sft_rows(spec, train, tok), _sft_rows(spec, split.valid, tok)
+    preflight_sft(pairs + vpairs, tok, spec.max_length, where=str(ds.path))
+    info["templates"] = template_diversity(split.train)
+    info["train_rows"] = [{"prompt": m[:-1], "completion": m[-1:]} for _, m in pairs]
+    info["valid_rows"] = [{"prompt": m[:-1], "completion": m[-1:]} for _, m in vpairs]
+    return info
+
+
+def _latest_checkpoint(ckpt_dir: Path) -> Path | None:
+    ckpts = sorted(ckpt_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return ckpts[-1] if ckpts else None
+
+
+def train_stage(
+    stage: str,
+    spec: FineTuneSpec,
+    base: BaseModel,
+    stage_dir: Path,
+    *,
+    init_adapter: Path | None,
+    eval_sets: list[str],
+    base_dir: Path | None,
+    resume: bool,
+) -> StageResult:
+    quiet_hf_progress()
+    from datasets import Dataset as HFDataset
+    from peft import LoraConfig, PeftModel
+    from transformers import PrinterCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from fine_tune.watch import Watch, log_entries, plot_loss, write_log
+
+    tok = load_tokenizer(base.dir, need_chat_template=stage == "sft")
+    data = _data(stage, spec, tok, eval_sets, base_dir)
+    if (tpl := data.get("templates")) and tpl.warning:
+        console.print(f"[yellow]warning[/]: {data['dataset'].path}: {tpl.warning}")
+    cuda, bf16 = _device()
+    if not bf16:
+        console.print("[dim]bf16 off: no CUDA GPU with bf16 support here, so training runs in float32[/]")
+    model, compute_dtype = _load_model(base, spec.method, bf16)
+    peft_config = None
+    modules = spec.modules_for(stage)
+    if init_adapter is not None:  # the SFT stage continues the CPT adapter
+        model = PeftModel.from_pretrained(model, init_adapter, is_trainable=True)
+    else:
+        peft_config = LoraConfig(
+            r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout, target_modules=modules, task_type="CAUSAL_LM"
+        )
+    ckpt_dir = stage_dir / "checkpoints"
+    has_valid = bool(data["valid_rows"])
+    args = SFTConfig(
+        output_dir=str(ckpt_dir),
+        max_steps=spec.steps_for(stage) or -1,
+        num_train_epochs=spec.epochs or 1.0,
+        per_device_train_batch_size=spec.batch_size,
+        per_device_eval_batch_size=spec.batch_size,
+        gradient_accumulation_steps=spec.grad_accum,
+        learning_rate=spec.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=spec.warmup_steps,
+        logging_steps=spec.logging_steps,
+        eval_strategy="steps" if has_valid else "no",
+        eval_on_start=has_valid,  # the base's validation loss: the point the curve must come down from
+        eval_steps=spec.eval_steps,
+        save_strategy="steps",
+        save_steps=spec.save_steps,
+        report_to="none",
+        seed=spec.seed,
+        data_seed=spec.seed,
+        max_length=spec.max_length,
+        # CPT: raw text packed into fixed-length blocks; SFT: loss on completions only
+        packing=stage == "cpt" or spec.packing,
+        packing_strategy="wrapped" if stage == "cpt" else "bfd",
+        completion_only_loss=None if stage == "cpt" else True,
+        dataset_text_field="text",
+        train_sampling_strategy="sequential" if spec.curriculum and stage == "sft" else "random",
+        # TRL defaults bf16 and gradient checkpointing on; both fail or slow down on CPU
+        bf16=bf16,
+        gradient_checkpointing=False,
+        use_cpu=not cuda,
+        disable_tqdm=True,
+        include_num_input_tokens_seen="non_padding",
+        dataloader_num_workers=0,
+    )
+    watch = Watch(stage_dir, f"{stage} {spec.method}")
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=HFDataset.from_list(data["train_rows"]),
+        eval_dataset=HFDataset.from_list(data["valid_rows"]) if has_valid else None,
+        processing_class=tok,
+        peft_config=peft_config,
+        callbacks=[watch],
+    )
+    trainer.remove_callback(PrinterCallback)  # the progress bar shows the loss
+    last = _latest_checkpoint(ckpt_dir) if resume else None
+    resumed_from = int(last.name.split("-")[-1]) if last else None
+    if last:
+        console.print(f"resuming {stage} from {last} (step {resumed_from})")
+    t0 = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(last) if last else None)
+    wall = time.perf_counter() - t0
+    if watch.bad_loss is not None:
+        step, value = watch.bad_loss
+        raise HarnessError(
+            f"training diverged: loss/grad norm became {value} at step {step}",
+            where=str(stage_dir),
+            fix="lower learning_rate, check the data for empty or broken rows, or train in float32",
+        )
+    evals = [r for r in log_entries(trainer.state.log_history) if r["eval_loss"] is not None]
+    valid_loss = None
+    if has_valid:  # the final validation loss, measured at the last step (once)
+        at_end = evals and evals[-1]["step"] == trainer.state.global_step
+        valid_loss = float(evals[-1]["eval_loss"] if at_end else trainer.evaluate()["eval_loss"])
+    rows = log_entries(trainer.state.log_history)
+    write_log(rows, stage_dir)
+    curve = plot_loss(rows, stage_dir / "loss_curve.png", f"{stage} ({spec.method}, r={spec.r}) on {base.id}")
+    adapter_dir = stage_dir / "adapter"
+    trainer.save_model(str(adapter_dir))
+    (adapter_dir / "training_args.bin").unlink(missing_ok=True)  # pickle: never loaded, never shipped
+    shutil.copy2(curve, adapter_dir / "loss_curve.png")  # travels with the adapter into the release report
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    tokens = int(trainer.state.num_input_tokens_seen or 0)
+    train_losses = [r["train_loss"] for r in rows if r.get("train_loss") is not None]
+    fp = fingerprint(base)
+    manifest = {
+        "method": spec.method,
+        "stage": stage,
+        "base": {
+            "id": base.id,
+            "source": base.source,
+            "dir": str(base.dir),
+            "weights_sha256": fp.weights_sha256,
+            "gguf_sha256": base.gguf_sha256,
+            "tokenizer_sha256": fp.tokenizer_sha256,
+            "chat_template_sha256": fp.chat_template_sha256,
+        },
+        "init_adapter": str(init_adapter) if init_adapter else None,
+        "data": {
+            "train": {
+                "path": str(data["dataset"].path),
+                "sha256": data["dataset"].sha256,
+                "records": len(data["split"].train),
+            },
+            "valid": {"records": len(data["split"].valid), "split": data["split"].method},
+        },
+        "template_diversity": asdict(data["templates"]) if data.get("templates") else None,
+        "config": asdict(spec),
+        "target_modules": modules,
+        "seed": spec.seed,
+        "compute_dtype": compute_dtype,
+        "quantization": {"type": "nf4", "double_quant": True} if spec.method == "qlora" else None,
+        "device": "cuda" if cuda else "cpu",
+        "bf16": bf16,
+        "steps": trainer.state.global_step,
+        "trainable_params": trainable,
+        "train_loss": train_losses[-1] if train_losses else None,
+        "valid_loss": valid_loss,
+        "valid_loss_start": evals[0]["eval_loss"] if evals and evals[0]["step"] == 0 else None,
+        "loss_log": rows,
+        "wall_time_s": round(wall, 2),
+        "tokens_seen": tokens,
+        "tokens_per_s": round(tokens / wall, 2) if wall > 0 else 0.0,
+        "resumed_from_step": resumed_from,
+        "loss_curve": "loss_curve.png",
+        "packages": package_versions(),
+    }
+    text = json.dumps(manifest, indent=2, default=str)
+    (adapter_dir / TRAINING_MANIFEST).write_text(text)
+    (stage_dir / TRAINING_MANIFEST).write_text(text)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: checkpoints are only for resuming
+    return StageResult.from_manifest(stage_dir)
+
+
+def train(
+    spec: FineTuneSpec,
+    base: BaseModel,
+    out: Path,
+    *,
+    eval_sets: list[str] | None = None,
+    base_dir: Path | None = None,
+    resume: bool = False,
+) -> TrainOutcome:
+    """Run every stage of `spec` into `out` (a new directory, or an interrupted run's with `resume`)."""
+    out = Path(out)
+    if resume and not out.is_dir():
+        raise HarnessError(
+            "nothing to resume: the output directory does not exist",
+            where=str(out),
+            fix="drop --resume to start a new run, or point --out at the interrupted run",
+        )
+    if not resume and out.exists() and any(out.iterdir()):
+        raise HarnessError(
+            "output directory is not empty",
+            where=str(out),
+            fix="choose a new --out, or pass --resume to continue an interrupted run there",
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    results: list[StageResult] = []
+    init: Path | None = None
+    for stage in spec.stages():
+        stage_dir = out / stage
+        if (stage_dir / TRAINING_MANIFEST).is_file():
+            if not resume:
+                raise HarnessError(
+                    f"stage {stage} already finished here", where=str(stage_dir), fix="choose a new --out"
+                )
+            results.append(StageResult.from_manifest(stage_dir))  # finished before the interruption
+        else:
+            results.append(
+                train_stage(
+                    stage,
+                    spec,
+                    base,
+                    stage_dir,
+                    init_adapter=init,
+                    eval_sets=eval_sets or [],
+                    base_dir=base_dir,
+                    resume=resume,
+                )
+            )
+        init = results[-1].adapter_dir
+    return TrainOutcome(out, tuple(results))
+
+
+def train_from_config(cfg: Any, out: Path | None = None, *, resume: bool = False) -> TrainOutcome:
+    """`harness train`: the config's [fine_tune] section, refusing to train on any of its gates' eval sets."""
+    from harness.demo import new_run_dir
+    from harness.models import resolve_base
+
+    spec: FineTuneSpec = cfg.fine_tune
+    base = resolve_base(spec.base or cfg.model.base, cfg.base_dir, cfg.model.revision if cfg.model else None)
+    out = Path(out) if out else Path(spec.output) if spec.output else new_run_dir(prefix="train")
+    return train(spec, base, out, eval_sets=list(spec.eval) + cfg.eval_data(), base_dir=cfg.base_dir, resume=resume)

@@ -1,0 +1,63 @@
+"""Reading a fine-tune's training log (the loss curve the overfit gate decides on)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+
+TRAINING_MANIFEST = "training_manifest.json"
+
+
+@dataclass(frozen=True)
+class LossPoint:
+    step: int
+    train_loss: float | None
+    eval_loss: float | None
+
+
+@dataclass(frozen=True)
+class TrainingLog:
+    source: str
+    points: tuple[LossPoint, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "points": [asdict(p) for p in self.points]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainingLog:
+        return cls(d["source"], tuple(LossPoint(**p) for p in d["points"]))
+
+
+def read_training_log(path: Path) -> TrainingLog:
+    """`train_log.json` (a list of rows) or a `training_manifest.json` (its `loss_log`)."""
+    if path.is_dir():
+        path = path / TRAINING_MANIFEST
+    if not path.is_file():
+        raise HarnessError(
+            "no training log found",
+            where=str(path),
+            fix="train with `harness train` (it writes training_manifest.json beside the adapter), "
+            'or set [gates.overfit] log = "path/to/train_log.json"',
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise HarnessError(f"training log is not valid JSON ({e})", where=str(path)) from None
+    rows = data.get("loss_log") if isinstance(data, dict) else data
+    if not isinstance(rows, list):
+        raise HarnessError(
+            "training log has no loss rows",
+            where=str(path),
+            fix='expected a list of {"step", "train_loss", "eval_loss"} rows or a manifest with loss_log',
+        )
+    points = []
+    for r in rows:
+        if isinstance(r, dict) and "step" in r:
+            points.append(LossPoint(int(r["step"]), r.get("train_loss"), r.get("eval_loss")))
+        elif isinstance(r, list) and len(r) == 2:  # (step, loss) pairs of older manifests
+            points.append(LossPoint(int(r[0]), float(r[1]), None))
+    return TrainingLog(str(path), tuple(points))

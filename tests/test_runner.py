@@ -1,0 +1,191 @@
+"""The fine-tune runner on a tiny model: outputs, data handling, preflight, QLoRA, CPT, NaN."""
+
+import json
+import shutil
+
+import pytest
+
+from fine_tune import FineTuneSpec, write_demo_data
+from fine_tune.datasets import split_train_valid, template_diversity
+from fine_tune.preflight import preflight_sft
+from fine_tune.runner import train
+from harness.cli import main
+from harness.data import load_dataset
+from harness.errors import HarnessError
+from harness.models import attach_adapter, check_adapter, fingerprint, load_base_model, load_tokenizer, resolve_base
+from tests.helpers import write_jsonl
+
+FAST = dict(max_steps=4, batch_size=4, logging_steps=1, eval_steps=2, save_steps=2, warmup_steps=0, r=4, alpha=8)
+
+
+@pytest.fixture(scope="module")
+def demo_data(tmp_path_factory):
+    return write_demo_data(tmp_path_factory.mktemp("demo"), n_train=24, n_valid=8, n_eval=8)
+
+
+def test_train_cli_writes_adapter_log_curve_and_manifest(tmp_path, tiny_base, demo_data):
+    cfg = tmp_path / "train.toml"
+    cfg.write_text(
+        f'[model]\nbase = "{tiny_base.dir}"\n\n[fine_tune]\ntrain = "{demo_data["train"]}"\n'
+        + "".join(f"{k} = {json.dumps(v)}\n" for k, v in FAST.items())
+    )
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "out")]) == 0
+    stage = tmp_path / "out" / "sft"
+    info = check_adapter(stage / "adapter", tiny_base)
+    assert sorted(info.target_modules) == ["k_proj", "o_proj", "q_proj", "v_proj"]
+    assert not (stage / "adapter" / "training_args.bin").exists()  # no pickle shipped
+    assert not (stage / "checkpoints").exists()  # checkpoints are only kept while a run can be resumed
+    assert (stage / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
+    log = json.loads((stage / "train_log.json").read_text())
+    assert [r["step"] for r in log if r["train_loss"] is not None] == [1, 2, 3, 4]
+    assert [r["step"] for r in log if r["eval_loss"] is not None] == [0, 2, 4]
+    assert (stage / "train_log.csv").read_text().startswith("step,epoch,train_loss,eval_loss")
+    m = json.loads((stage / "adapter" / "training_manifest.json").read_text())
+    assert m["base"]["weights_sha256"] == fingerprint(tiny_base).weights_sha256
+    assert m["data"]["train"]["sha256"] == load_dataset(demo_data["train"]).sha256
+    assert m["data"]["valid"] == {"records": 3, "split": "random"}  # 10% of 24, seeded
+    assert m["data"]["train"]["records"] == 21
+    split = split_train_valid(load_dataset(demo_data["train"]), 0.1, seed=0)
+    assert m["template_diversity"]["count"] == len({r.meta["template"] for r in split.train})
+    assert m["compute_dtype"] == "float32" and m["bf16"] is False and m["seed"] == 0
+    assert m["config"]["r"] == 4 and m["tokens_per_s"] > 0 and m["wall_time_s"] > 0
+    assert m["valid_loss"] == log[-1]["eval_loss"] and m["valid_loss_start"] == log[0]["eval_loss"]
+    assert m["packages"]["trl"] and m["trainable_params"] > 0
+    # a second run into the same directory is refused, not overwritten
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "out")]) == 2
+
+
+def test_refuses_to_train_on_an_eval_set(tmp_path, tiny_base, demo_data):
+    copy = shutil.copy(demo_data["train"], tmp_path / "same-content.jsonl")
+    cfg = tmp_path / "release.toml"
+    cfg.write_text(
+        f'[model]\nbase = "{tiny_base.dir}"\nadapter = "x"\n\n[fine_tune]\ntrain = "{demo_data["train"]}"\n'
+        f'\n[gates.perplexity]\ndata = "{copy}"\n'
+    )
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out" / "sft" / "adapter").exists()
+
+
+def _tokenizer_with_template(tmp_path, tiny_base, template: str):
+    d = tmp_path / "tok"
+    shutil.copytree(tiny_base.dir, d)
+    (d / "chat_template.jinja").write_text(template)
+    return load_tokenizer(d)
+
+
+def _pairs(path):
+    return [(r, list(r.messages)) for r in load_dataset(path).records]
+
+
+def test_preflight_passes_the_real_template(tiny_base, demo_data):
+    preflight_sft(_pairs(demo_data["train"]), load_tokenizer(tiny_base.dir), 512, where="train")
+
+
+def test_preflight_catches_a_template_that_drops_the_end_of_turn(tmp_path, tiny_base, demo_data):
+    no_eot = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    tok = _tokenizer_with_template(tmp_path, tiny_base, no_eot)
+    with pytest.raises(HarnessError) as e:
+        preflight_sft(_pairs(demo_data["train"]), tok, 512, where="train.jsonl")
+    msg = str(e.value)
+    assert "preflight failed on 24 of 24 examples" in msg and "line 1 (train-1-0000)" in msg
+    assert "does not end with an end-of-turn token" in msg
+
+
+def test_preflight_catches_a_prompt_that_is_not_a_prefix(tmp_path, tiny_base, demo_data):
+    # the generation prompt says "bot" while the rendered answer turn says "assistant"
+    broken = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>bot\n{% endif %}"
+    )
+    tok = _tokenizer_with_template(tmp_path, tiny_base, broken)
+    with pytest.raises(HarnessError, match="not a prefix"):
+        preflight_sft(_pairs(demo_data["train"]), tok, 512, where="train.jsonl")
+
+
+def test_preflight_catches_answers_cut_by_max_length(tiny_base, demo_data):
+    with pytest.raises(HarnessError, match="no supervised tokens|cut by max_length"):
+        preflight_sft(_pairs(demo_data["train"]), load_tokenizer(tiny_base.dir), 40, where="train.jsonl")
+
+
+def test_split_by_source_and_template_diversity(tmp_path):
+    rows = [{"id": f"r{i}", "prompt": f"Q{i}", "completion": "A", "source": f"s{i % 5}"} for i in range(50)]
+    split = split_train_valid(load_dataset(write_jsonl(tmp_path / "s.jsonl", rows)), 0.1, seed=3)
+    assert split.method == "by source" and len(split.valid) == 10
+    held = {r.meta["source"] for r in split.valid}
+    assert not held & {r.meta["source"] for r in split.train}
+
+    few = [{"prompt": f"Classify this ticket:\n{i} broke", "completion": "A", "id": str(i)} for i in range(20)]
+    few += [{"prompt": f"Ticket {i} broke\nWhat category?", "completion": "A", "id": f"b{i}"} for i in range(20)]
+    div = template_diversity(load_dataset(write_jsonl(tmp_path / "few.jsonl", few)).records)
+    assert div.count == 2 and div.method.startswith("estimated") and "fewer than 5" in div.warning
+
+
+def test_template_diversity_estimate_matches_the_generator(tmp_path, demo_data):
+    rows = [json.loads(line) for line in open(demo_data["train"])]
+    truth = len({r.pop("template") for r in rows})
+    est = template_diversity(load_dataset(write_jsonl(tmp_path / "t.jsonl", rows)).records)
+    assert est.count == truth and est.method.startswith("estimated")
+
+
+def test_qlora_trains_and_its_adapter_loads_on_the_full_precision_base(tmp_path, tiny_base, demo_data):
+    spec = FineTuneSpec(train=str(demo_data["train"]), method="qlora", **FAST)
+    outcome = train(spec, tiny_base, tmp_path / "q")
+    m = json.loads(outcome.stages[0].manifest_path.read_text())
+    assert m["quantization"] == {"type": "nf4", "double_quant": True} and m["compute_dtype"] == "float32"
+    info = check_adapter(outcome.adapter_dir, tiny_base)
+    model = attach_adapter(load_base_model(tiny_base), info)
+    assert not any("4bit" in type(mod).__name__ for mod in model.modules())  # evaluated in full precision
+    lora_b = [p for n, p in model.named_parameters() if "lora_B" in n]
+    assert lora_b and any(p.abs().sum() > 0 for p in lora_b)  # it learned something
+
+
+def test_cpt_lowers_held_out_perplexity_of_the_domain_text(tmp_path, tiny_base):
+    from harness.demo import write_cpt_text
+    from harness.pipeline import run
+    from tests.helpers import write_config
+
+    text = write_cpt_text(tmp_path / "cpt.jsonl", n=120, seed=4)
+    held = write_cpt_text(tmp_path / "held.jsonl", n=20, seed=5)
+    spec = FineTuneSpec(
+        stage="cpt",
+        cpt_data=str(text),
+        max_steps=8,
+        batch_size=4,
+        max_length=64,
+        learning_rate=2e-3,
+        warmup_steps=0,
+        eval_steps=4,
+        save_steps=100,
+        r=8,
+        alpha=16,
+    )
+    outcome = train(spec, tiny_base, tmp_path / "cpt")
+    m = json.loads(outcome.stages[0].manifest_path.read_text())
+    assert "down_proj" in m["target_modules"]  # CPT adapts the FFN too
+    cfg = write_config(
+        tmp_path / "r.toml",
+        base=str(tiny_base.dir),
+        adapter=outcome.adapter_dir,
+        data=held,
+        cache_dir=tmp_path / "cache",
+        min_relative_improvement=0.05,
+    )
+    (g,) = run(cfg).report.gates
+    assert g.verdict == "pass", g.explanation
+
+
+def test_nan_loss_is_a_clear_error(tmp_path, tiny_base, demo_data):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_base.dir, broken)
+    weights = load_file(broken / "model.safetensors")
+    weights["model.norm.weight"] = torch.full_like(weights["model.norm.weight"], float("nan"))
+    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    spec = FineTuneSpec(train=str(demo_data["train"]), **FAST)
+    with pytest.raises(HarnessError, match="training diverged"):
+        train(spec, resolve_base(str(broken)), tmp_path / "nan")
