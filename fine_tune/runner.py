@@ -170,7 +170,9 @@ def _data(stage: str, spec: FineTuneSpec, tok, eval_sets: list[str], base_dir: P
 
 
 def _latest_checkpoint(ckpt_dir: Path) -> Path | None:
-    ckpts = sorted(ckpt_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    # a checkpoint is complete once its trainer_state.json is written (a kill mid-save leaves it out)
+    done = [p for p in ckpt_dir.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    ckpts = sorted(done, key=lambda p: int(p.name.split("-")[-1]))
     return ckpts[-1] if ckpts else None
 
 

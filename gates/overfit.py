@@ -65,6 +65,8 @@ def overfit(p: OverfitParams, ctx: GateContext) -> GateResult:
     rise = (val_end - val_min) / val_min if val_min > 0 else 0.0
     last_step = max(s for s, _ in evals + trains)
     tail = [(s, v) for s, v in evals if s >= (1 - p.tail_fraction) * last_step]
+    if len(tail) < 2:
+        tail = evals[-2:]  # a trend needs two points
     slope = float(np.polyfit(*zip(*tail, strict=True), 1)[0]) * 100 if len(tail) >= 2 else None
     problems = []
     if gap > p.max_gap:

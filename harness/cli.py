@@ -62,6 +62,25 @@ def _train(args: argparse.Namespace) -> int:
     return EXIT_PASS
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from fine_tune.sweep import sweep
+    from harness.config import load_config
+    from harness.console import console
+    from harness.demo import new_run_dir
+
+    try:
+        ranks = [int(x) for x in args.r.split(",") if x.strip()]
+    except ValueError:
+        raise HarnessError(
+            f"--r must be a comma-separated list of integers, got {args.r!r}", fix="e.g. --r 8,16,32"
+        ) from None
+    cfg = load_config(args.config, purpose="train")
+    md, png, _ = sweep(cfg, ranks, Path(args.out) if args.out else new_run_dir(prefix="sweep"))
+    console.print(md.read_text())
+    console.print(f"table: {md}; plot: {png}")
+    return EXIT_PASS
+
+
 def _demo(args: argparse.Namespace) -> int:
     from harness.demo import run_demo
 
@@ -98,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="continue an interrupted run in --out from its last checkpoint"
     )
     t.set_defaults(func=_train)
+
+    sw = sub.add_parser("sweep", help="train one adapter per LoRA rank on the same data and seed; compare them")
+    sw.add_argument("--config", required=True, help="TOML with a [fine_tune] section")
+    sw.add_argument("--r", required=True, help="ranks, comma-separated, e.g. 8,16,32")
+    sw.add_argument("--out", help="output directory (default: a new runs/sweep-TIMESTAMP)")
+    sw.set_defaults(func=_sweep)
 
     d = sub.add_parser("demo", help="train a LoRA on the embedded model, gate it, write the report")
     d.add_argument("--out", help="output directory (default: a new runs/demo-TIMESTAMP)")

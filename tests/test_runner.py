@@ -189,3 +189,20 @@ def test_nan_loss_is_a_clear_error(tmp_path, tiny_base, demo_data):
     spec = FineTuneSpec(train=str(demo_data["train"]), **FAST)
     with pytest.raises(HarnessError, match="training diverged"):
         train(spec, resolve_base(str(broken)), tmp_path / "nan")
+
+
+def test_rank_sweep_writes_a_table_and_a_plot(tmp_path, tiny_base, demo_data):
+    cfg = tmp_path / "sweep.toml"
+    cfg.write_text(
+        f'[model]\nbase = "{tiny_base.dir}"\n\n[fine_tune]\ntrain = "{demo_data["train"]}"\n'
+        + "".join(f"{k} = {json.dumps(v)}\n" for k, v in FAST.items())
+        + f'\n[gates.perplexity]\ndata = "{demo_data["eval"]}"\n'
+    )
+    assert main(["sweep", "--config", str(cfg), "--r", "2,8", "--out", str(tmp_path / "sw")]) == 0
+    table = (tmp_path / "sw" / "sweep.md").read_text()
+    rows = [ln for ln in table.splitlines() if ln.startswith("| 2 ") or ln.startswith("| 8 ")]
+    assert len(rows) == 2
+    params = [int(r.split("|")[2].replace(",", "")) for r in rows]
+    assert params[1] == 4 * params[0]  # trainable LoRA parameters grow linearly with r
+    assert (tmp_path / "sw" / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["sweep", "--config", str(cfg), "--r", "8,x"]) == 2
