@@ -144,6 +144,8 @@ def _data(stage: str, spec: FineTuneSpec, tok, eval_sets: list[str], base_dir: P
         vds = load_dataset(spec.valid, base_dir, key="[fine_tune] valid")
         refuse_eval_sets(vds, eval_sets, base_dir)
         split = Split(ds.records, vds.records, "file", spec.seed)
+    elif spec.valid_fraction == 0:
+        split = Split(ds.records, (), "none", spec.seed)
     else:
         split = split_train_valid(ds, spec.valid_fraction, spec.seed)
     info: dict[str, Any] = {"dataset": ds, "split": split}

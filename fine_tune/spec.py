@@ -23,7 +23,9 @@ class FineTuneSpec:
         default=None, metadata=_h("raw text for the CPT stage (JSONL text or .txt)", path=True)
     )
     valid: str | None = field(default=None, metadata=_h("validation set; default: a seeded split of train", path=True))
-    valid_fraction: float = field(default=0.1, metadata=_h("share of train held out for validation (0.1-0.2)"))
+    valid_fraction: float = field(
+        default=0.1, metadata=_h("share of train held out for validation (0.1-0.2); 0: no validation")
+    )
     eval: list[str] = field(
         default_factory=list, metadata=_h("eval sets never to train on (gate data is added)", path=True)
     )
@@ -67,8 +69,8 @@ class FineTuneSpec:
             problems.append(("train", "is required for the sft stage: chat pairs to fine-tune on"))
         if "cpt" in self.stage and not (self.cpt_data or (self.stage == "cpt" and self.train)):
             problems.append(("cpt_data", "is required for the cpt stage: raw text (JSONL text rows or .txt)"))
-        if not 0.0 < self.valid_fraction < 0.5:
-            problems.append(("valid_fraction", "must be between 0 and 0.5 (0.1-0.2 is usual)"))
+        if not 0.0 <= self.valid_fraction < 0.5:
+            problems.append(("valid_fraction", "must be in [0, 0.5): 0.1-0.2 is usual; 0 trains without validation"))
         for key in ("r", "alpha", "batch_size", "grad_accum", "logging_steps", "eval_steps", "save_steps"):
             if getattr(self, key) < 1:
                 problems.append((key, "must be at least 1"))

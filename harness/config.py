@@ -189,14 +189,18 @@ def _build(cls: type, table: Any, section: str, probs: _Problems, base_dir: Path
                 section, None, f"missing required key {name!r} ({f.metadata.get('help', '')}); add `{name} = ...`"
             )
             ok = False
-    if not ok:
+    required = [
+        n for n, f in fields.items() if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if any(n not in kwargs for n in required):
         return None
-    try:
-        return cls(**kwargs)
+    try:  # also when other keys were bad: every problem is reported in one go
+        built = cls(**kwargs)
     except ValueError as e:
         for key, msg in e.args[0] if e.args and isinstance(e.args[0], list) else [(None, str(e))]:
             probs.add(section, key, f"{msg} (got {table.get(key)!r})" if key else msg)
         return None
+    return built if ok else None
 
 
 SECTIONS = ("model", "run", "gates", "fine_tune")

@@ -75,6 +75,7 @@ def training_section(t: dict | None) -> list[str]:
             f"{t.get('steps')}" + (f" (resumed from {t['resumed_from_step']})" if t.get("resumed_from_step") else ""),
         ),
         ("final train / validation loss", f"{_num(t.get('train_loss'))} / {_num(t.get('valid_loss'))}"),
+        ("validation loss of the base (step 0)", _num(t.get("valid_loss_start"))),
         ("wall time, throughput", f"{_num(t.get('wall_time_s'))} s, {_num(t.get('tokens_per_s'))} tokens/s"),
         (
             "compute dtype",

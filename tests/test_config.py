@@ -89,3 +89,15 @@ def test_required_false_is_read(tmp_path):
 def test_every_shipped_example_config_loads(path):
     cfg = load_config(path)
     assert cfg.gates
+    if "[fine_tune]" in path.read_text():
+        assert load_config(path, purpose="train").fine_tune is not None
+
+
+def test_fine_tune_section_is_validated(tmp_path):
+    text = '[model]\nbase = "x"\n\n[fine_tune]\nmethod = "dora"\nr = 0\nlearnig_rate = 1e-4\n'
+    with pytest.raises(ConfigError) as e:
+        load_config(_write(tmp_path, text), purpose="train")
+    msg = str(e.value)
+    assert "[fine_tune] method (line 5): must be one of lora, qlora" in msg
+    assert "did you mean 'learning_rate'" in msg
+    assert "train" in msg and "required for the sft stage" in msg
