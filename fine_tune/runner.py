@@ -115,6 +115,12 @@ def _load_model(base: BaseModel, method: str, bf16: bool) -> tuple[Any, str]:
             base.dir, quantization_config=quant, dtype=dtype, use_safetensors=True
         )
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        for module in model.modules():
+            # bitsandbytes repacks 4-bit CPU weights for AVX512-BF16 on the first eval-mode forward and then
+            # computes with a kernel that has no backward: validation mid-training would silently break the
+            # gradients of every later step. Keep the trainable layout.
+            if hasattr(module, "support_avx512bf16_for_cpu"):
+                module.support_avx512bf16_for_cpu = False
     else:
         model = AutoModelForCausalLM.from_pretrained(base.dir, dtype=dtype, use_safetensors=True)
     return model, str(dtype).removeprefix("torch.")

@@ -68,8 +68,17 @@ def test_overfit_gate_fails_many_epochs_on_20_examples(tmp_path, embedded_base, 
 
     rows = [json.loads(line) for line in open(triage_eval["train"])][:20]
     small = write_jsonl(tmp_path / "train20.jsonl", rows)
-    spec = FineTuneSpec(train=str(small), valid=str(triage_eval["valid"]), epochs=12, batch_size=4,
-                        learning_rate=1e-3, warmup_steps=0, eval_steps=10, save_steps=1000, logging_steps=5)
+    spec = FineTuneSpec(
+        train=str(small),
+        valid=str(triage_eval["valid"]),
+        epochs=12,
+        batch_size=4,
+        learning_rate=1e-3,
+        warmup_steps=0,
+        eval_steps=10,
+        save_steps=1000,
+        logging_steps=5,
+    )
     outcome = train(spec, embedded_base, tmp_path / "train")
     cfg = tmp_path / "overfit.toml"
     cfg.write_text(f'[model]\nbase = "smollm2-135m-instruct"\nadapter = "{outcome.adapter_dir}"\n\n[gates.overfit]\n')
