@@ -24,14 +24,14 @@ def plain_sfttrainer(base_dir: Path, train_path: Path, steps: int, out: Path) ->
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from fine_tune.runner import _sft_rows  # the same rows the runner feeds
+    from fine_tune.runner import sft_pairs  # the same rows the runner feeds
     from fine_tune.spec import FineTuneSpec
     from harness.data import load_dataset
 
     tok = AutoTokenizer.from_pretrained(base_dir)
     rows = [
         {"prompt": m[:-1], "completion": m[-1:]}
-        for _, m in _sft_rows(FineTuneSpec(train="x"), load_dataset(train_path).records, tok)
+        for _, m in sft_pairs(FineTuneSpec(train="x"), load_dataset(train_path).records)
     ]
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     args = SFTConfig(

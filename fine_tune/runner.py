@@ -126,7 +126,8 @@ def _load_model(base: BaseModel, method: str, bf16: bool) -> tuple[Any, str]:
     return model, str(dtype).removeprefix("torch.")
 
 
-def _sft_rows(spec: FineTuneSpec, records, tok) -> list[dict[str, Any]]:
+def sft_pairs(spec: FineTuneSpec, records: Any) -> list[tuple[Any, list[dict[str, str]]]]:
+    """(record, conversation) for each chat row, task prefix applied; the answer is the last message."""
     rows = []
     for r in records:
         msgs = list(r.messages or ())
@@ -169,7 +170,7 @@ def _data(stage: str, spec: FineTuneSpec, tok, eval_sets: list[str], base_dir: P
     train = list(split.train)
     if spec.curriculum:  # easy to hard; the sampler then keeps this order
         train.sort(key=lambda r: difficulty(tok, r))
-    pairs, vpairs = _sft_rows(spec, train, tok), _sft_rows(spec, split.valid, tok)
+    pairs, vpairs = sft_pairs(spec, train), sft_pairs(spec, split.valid)
     preflight_sft(pairs + vpairs, tok, spec.max_length, where=str(ds.path))
     info["templates"] = template_diversity(split.train)
     info["train_rows"] = [{"prompt": m[:-1], "completion": m[-1:]} for _, m in pairs]
@@ -301,6 +302,7 @@ def train_stage(
         "stage": stage,
         "base": {
             "id": base.id,
+            "revision": base.revision,
             "source": base.source,
             "dir": str(base.dir),
             "weights_sha256": fp.weights_sha256,

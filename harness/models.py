@@ -48,6 +48,7 @@ class BaseModel:
     dir: Path
     source: str  # alias | directory | gguf | hub
     gguf_sha256: str | None = None
+    revision: str | None = None  # hub revision asked for (hub ids only)
 
     @property
     def weight_files(self) -> list[Path]:
@@ -192,7 +193,7 @@ def _hub_base(repo_id: str, revision: str | None) -> BaseModel:
             where=f"model.base = {repo_id!r}",
             fix="check the id and your network/HF_TOKEN, or download it and point base at the local directory",
         ) from None
-    return BaseModel(id=repo_id, dir=Path(local), source="hub")
+    return BaseModel(id=repo_id, dir=Path(local), source="hub", revision=revision)
 
 
 def weight_files(model_dir: Path) -> list[Path]:
