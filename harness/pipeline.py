@@ -100,6 +100,21 @@ class _Measurer:
             self._tokenizers[variant] = load_tokenizer(tdir, trust_remote_code=spec.trust_remote_code)
         return self.model, self._tokenizers[variant]
 
+    def _one(self, req: MeasureRequest, variant: str, datasets: dict[str, Dataset], fps: dict[str, Fingerprint]) -> Any:
+        kind = KINDS[req.kind]
+        if not kind.needs_model:
+            return kind.run(self.adapter, req.data, **req.opts)
+        ds = datasets[req.data]
+        keyed = {k: v for k, v in req.options if k not in kind.runtime_options}
+        key = self.cache.key(kind=req.kind, data=ds.sha256, options=keyed, model=fps[variant].key)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return kind.load(hit)
+        model, tok = self._model_for(variant)
+        value = kind.run(model, tok, ds, description=f"{req.kind} {variant} on {ds.name}", **req.opts)
+        self.cache.put(key, kind.dump(value))
+        return value
+
     def measure(
         self, requests: list[MeasureRequest], datasets: dict[str, Dataset], fps: dict[str, Fingerprint]
     ) -> tuple[dict[tuple[MeasureRequest, str], Any], dict[tuple[MeasureRequest, str], BaseException]]:
@@ -109,33 +124,13 @@ class _Measurer:
             for req in requests:
                 if variant not in req.variants:
                     continue
-                kind = KINDS[req.kind]
-                if not kind.needs_model:
-                    try:
-                        results[(req, variant)] = kind.run(self.adapter, req.data, **req.opts)
-                    except HarnessError:
-                        raise
-                    except Exception as e:
-                        errors[(req, variant)] = e
-                    continue
-                ds = datasets[req.data]
-                keyed = {k: v for k, v in req.options if k not in kind.runtime_options}
-                key = self.cache.key(kind=req.kind, data=ds.sha256, options=keyed, model=fps[variant].key)
-                hit = self.cache.get(key)
-                if hit is not None:
-                    results[(req, variant)] = kind.load(hit)
-                    continue
                 try:
-                    model, tok = self._model_for(variant)
-                    value = kind.run(model, tok, ds, description=f"{req.kind} {variant} on {ds.name}", **req.opts)
+                    results[(req, variant)] = self._one(req, variant, datasets, fps)
                 except HarnessError:
-                    raise
+                    raise  # bad input: exit 2 with the place and the fix
                 except Exception as e:  # a crashed measurement becomes an `error` verdict, never a pass
                     log.debug("measurement failed", exc_info=True)
                     errors[(req, variant)] = e
-                    continue
-                self.cache.put(key, kind.dump(value))
-                results[(req, variant)] = value
         return results, errors
 
 
