@@ -159,3 +159,22 @@ def write_jsonl(items: list[TriageItem], path: Path) -> Path:
 
 def write_demo_data(out_dir: Path, **sizes: int) -> dict[str, Path]:
     return {name: write_jsonl(items, Path(out_dir) / f"{name}.jsonl") for name, items in demo_splits(**sizes).items()}
+
+
+def probe_row(item: TriageItem) -> dict:
+    """A probe for the triage job: the prompt, checked by a JSON checker on both labels."""
+    return {
+        "id": item.id,
+        "prompt": item.prompt,
+        "check": {
+            "type": "json",
+            "required": ["severity", "category"],
+            "equals": {"severity": item.severity, "category": item.category},
+        },
+    }
+
+
+def write_probes(items: list[TriageItem], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(probe_row(it), ensure_ascii=False) + "\n" for it in items), encoding="utf-8")
+    return path

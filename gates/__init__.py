@@ -1,6 +1,7 @@
 """Pure release decisions: measurements -> GateResult; the gate catalogue and the release policy."""
 
 from gates import overfit as _overfit  # noqa: F401  (registers the gate)
+from gates import pass_at_k as _pass_at_k  # noqa: F401  (registers the gate)
 from gates import perplexity as _perplexity  # noqa: F401  (registers the gate)
 from gates.policy import blocking, release_verdict
 from gates.registry import GateContext, GateDef, MeasureRequest, gate, gate_names, get_gate

@@ -52,6 +52,10 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.records)
 
+    @property
+    def needs_chat_template(self) -> bool:
+        return any(r.is_chat for r in self.records)
+
 
 def builtin_names() -> list[str]:
     return sorted(p.stem for p in _BUILTIN_DIR.glob("*.jsonl"))

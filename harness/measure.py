@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.data import Dataset
+from harness.data import Dataset, load_dataset
 from harness.models import AdapterInfo
-from probes.results import NLLMeasurement
+from probes.results import NLLMeasurement, ProbeOutcome, ProbeRun
+from probes.suites import Suite, load_suite
 from probes.training_log import TrainingLog, read_training_log
 
 
@@ -23,6 +24,7 @@ class MeasureKind:
     dump: Callable[[Any], dict[str, Any]]
     runtime_options: frozenset[str] = frozenset()  # options that cannot change the result (not in the cache key)
     needs_model: bool = True
+    load_data: Callable[..., Any] = load_dataset  # (spec, base_dir, key=...) -> the data `run` reads
 
 
 def _nll(model: Any, tokenizer: Any, dataset: Dataset, *, max_length: int, batch_size: int, description: str) -> Any:
@@ -31,11 +33,49 @@ def _nll(model: Any, tokenizer: Any, dataset: Dataset, *, max_length: int, batch
     return measure_nll(model, tokenizer, dataset, max_length=max_length, batch_size=batch_size, description=description)
 
 
+def _probes(
+    model: Any, tokenizer: Any, suite: Suite, *, description: str, batch_size: int, stop: tuple = (), **sampling: Any
+) -> ProbeRun:
+    from probes.checkers import check
+    from probes.sampling import SamplingParams, sample
+
+    params = SamplingParams(stop=tuple(stop), **sampling)
+    outputs = sample(
+        model,
+        tokenizer,
+        [list(i.messages) for i in suite.items],
+        params,
+        batch_size=batch_size,
+        description=description,
+    )
+    items = []
+    for item, outs in zip(suite.items, outputs, strict=True):
+        results = [check(item.check, o) for o in outs]
+        items.append(
+            ProbeOutcome(
+                item.id,
+                item.preview(),
+                tuple(outs),
+                tuple(r.passed for r in results),
+                tuple(r.parsed for r in results),
+                tuple(r.detail for r in results),
+            )
+        )
+    return ProbeRun(tuple(items))
+
+
 def _training_log(adapter: AdapterInfo, data: str, **_: Any) -> TrainingLog:
     return read_training_log(Path(data) if data else adapter.dir)
 
 
 KINDS: dict[str, MeasureKind] = {
+    "probes": MeasureKind(
+        run=_probes,
+        load=ProbeRun.from_dict,
+        dump=lambda m: m.to_dict(),
+        runtime_options=frozenset({"batch_size"}),
+        load_data=load_suite,
+    ),
     "training_log": MeasureKind(
         run=_training_log, load=TrainingLog.from_dict, dump=lambda m: m.to_dict(), needs_model=False
     ),

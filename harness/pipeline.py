@@ -18,7 +18,6 @@ from gates import GateContext, GateResult, MeasureRequest, get_gate, release_ver
 from harness.cache import MeasurementCache
 from harness.config import ReleaseConfig, load_config
 from harness.console import status
-from harness.data import Dataset, load_dataset
 from harness.errors import HarnessError
 from harness.manifest import build_manifest
 from harness.measure import KINDS
@@ -100,11 +99,13 @@ class _Measurer:
             self._tokenizers[variant] = load_tokenizer(tdir, trust_remote_code=spec.trust_remote_code)
         return self.model, self._tokenizers[variant]
 
-    def _one(self, req: MeasureRequest, variant: str, datasets: dict[str, Dataset], fps: dict[str, Fingerprint]) -> Any:
+    def _one(
+        self, req: MeasureRequest, variant: str, datasets: dict[tuple[str, str], Any], fps: dict[str, Fingerprint]
+    ) -> Any:
         kind = KINDS[req.kind]
         if not kind.needs_model:
             return kind.run(self.adapter, req.data, **req.opts)
-        ds = datasets[req.data]
+        ds = datasets[(req.kind, req.data)]
         keyed = {k: v for k, v in req.options if k not in kind.runtime_options}
         key = self.cache.key(kind=req.kind, data=ds.sha256, options=keyed, model=fps[variant].key)
         hit = self.cache.get(key)
@@ -116,7 +117,7 @@ class _Measurer:
         return value
 
     def measure(
-        self, requests: list[MeasureRequest], datasets: dict[str, Dataset], fps: dict[str, Fingerprint]
+        self, requests: list[MeasureRequest], datasets: dict[tuple[str, str], Any], fps: dict[str, Fingerprint]
     ) -> tuple[dict[tuple[MeasureRequest, str], Any], dict[tuple[MeasureRequest, str], BaseException]]:
         results: dict[tuple[MeasureRequest, str], Any] = {}
         errors: dict[tuple[MeasureRequest, str], BaseException] = {}
@@ -161,7 +162,7 @@ def _decide(cfg: ReleaseConfig, plan: dict[str, list[MeasureRequest]], results: 
 
 def _check_chat_templates(datasets, base: BaseModel, adapter: AdapterInfo) -> None:
     """Chat rows need a chat template in each variant's tokenizer: refuse before any model loads."""
-    chat = [d for d in datasets if any(r.is_chat for r in d.records)]
+    chat = [d for d in datasets if d.needs_chat_template]
     if not chat:
         return
     for tdir in {tokenizer_dir(base), tokenizer_dir(base, adapter)}:
@@ -191,7 +192,7 @@ def run(config: ReleaseConfig | str | Path, out: str | Path | None = None, *, ov
     plan = {g.name: get_gate(g.name).requests(g.params) for g in cfg.gates}
     requests = list(dict.fromkeys(r for rs in plan.values() for r in rs))
     datasets = {
-        r.data: load_dataset(r.data, cfg.base_dir, key=f"[gates] data = {r.data!r}")
+        (r.kind, r.data): KINDS[r.kind].load_data(r.data, cfg.base_dir, key=f"[gates] data = {r.data!r}")
         for r in requests
         if KINDS[r.kind].needs_model
     }

@@ -50,3 +50,37 @@ class NLLMeasurement:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NLLMeasurement:
         return cls(tuple(DocNLL(**x) for x in d["docs"]), d["max_length"], d["scored"])
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    """One probe item's n samples and how each fared under the item's checker."""
+
+    id: str
+    prompt: str
+    outputs: tuple[str, ...]
+    passed: tuple[bool, ...]
+    parsed: tuple[bool, ...]
+    details: tuple[str, ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.outputs)
+
+    @property
+    def c(self) -> int:
+        return sum(self.passed)
+
+
+@dataclass(frozen=True)
+class ProbeRun:
+    items: tuple[ProbeOutcome, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"items": [asdict(i) for i in self.items]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ProbeRun:
+        return cls(
+            tuple(ProbeOutcome(**{k: tuple(v) if isinstance(v, list) else v for k, v in i.items()}) for i in d["items"])
+        )

@@ -1,0 +1,124 @@
+"""Probe suites: JSONL items with an `id`, a `prompt` or `messages`, and a `check` spec.
+
+HumanEval's problem format (`task_id`, `prompt`, `test`, `entry_point`) is read as is: the prompt is
+asked as a chat turn and checked with `python_tests`. `.jsonl.gz` files are read too.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.data import resolve_data_path
+from harness.errors import HarnessError
+from harness.hashing import sha256_file
+from probes.checkers import SpecError, validate_spec
+
+_HELP = (
+    'each line: {"id": "...", "prompt": "..." (or "messages": [...]), "check": {"type": "contains", '
+    '"value": "..."}}, or a HumanEval problem {"task_id", "prompt", "test", "entry_point"}'
+)
+HUMANEVAL_ASK = "Complete this Python function. Reply with the complete function in a Python code block.\n\n"
+
+
+@dataclass(frozen=True)
+class ProbeItem:
+    id: str
+    line: int
+    messages: tuple[dict[str, str], ...]
+    check: dict[str, Any] = field(compare=False)
+
+    def preview(self, limit: int = 200) -> str:
+        text = " | ".join(m["content"] for m in self.messages)
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class Suite:
+    path: Path
+    name: str
+    sha256: str
+    items: tuple[ProbeItem, ...]
+    needs_chat_template: bool = True
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def _item(obj: Any, where: str, line: int) -> ProbeItem:
+    if not isinstance(obj, dict):
+        raise HarnessError("expected a JSON object", where=where, fix=_HELP)
+    if {"task_id", "prompt", "test", "entry_point"} <= obj.keys():  # HumanEval
+        check = {
+            "type": "python_tests",
+            "prompt": obj["prompt"],
+            "tests": obj["test"],
+            "entry_point": obj["entry_point"],
+        }
+        return ProbeItem(
+            str(obj["task_id"]), line, ({"role": "user", "content": HUMANEVAL_ASK + obj["prompt"]},), check
+        )
+    if "check" not in obj:
+        raise HarnessError('probe item has no "check"', where=where, fix=_HELP)
+    try:
+        check = validate_spec(obj["check"])
+    except SpecError as e:
+        raise HarnessError(f"bad check spec: {e}", where=where, fix=_HELP) from None
+    if isinstance(obj.get("messages"), list) and obj["messages"]:
+        msgs = obj["messages"]
+    elif isinstance(obj.get("prompt"), str) and obj["prompt"].strip():
+        msgs = [{"role": "user", "content": obj["prompt"]}]
+    elif isinstance(obj.get("prompt"), list) and obj["prompt"]:
+        msgs = obj["prompt"]
+    else:
+        raise HarnessError('probe item needs a non-empty "prompt" or "messages"', where=where, fix=_HELP)
+    if not all(
+        isinstance(m, dict) and isinstance(m.get("content"), str) and isinstance(m.get("role"), str) for m in msgs
+    ):
+        raise HarnessError('messages must be objects with string "role" and "content"', where=where, fix=_HELP)
+    if msgs[-1]["role"] == "assistant":
+        raise HarnessError(
+            "the last message is the assistant's: a probe asks, the model answers",
+            where=where,
+            fix="end the messages with the user's turn",
+        )
+    return ProbeItem(
+        str(obj.get("id", f"line-{line}")),
+        line,
+        tuple({"role": m["role"], "content": m["content"]} for m in msgs),
+        check,
+    )
+
+
+def load_suite(spec: str, base_dir: Path | None = None, *, key: str | None = None) -> Suite:
+    path = resolve_data_path(spec, base_dir)
+    where = str(path) + (f" (config key {key})" if key else "")
+    if not path.is_file():
+        raise HarnessError(
+            "probe suite not found",
+            where=where,
+            fix="check the path; relative paths are resolved from the release config's folder",
+        )
+    opener = gzip.open if path.suffix == ".gz" else open
+    items = []
+    with opener(path, "rt", encoding="utf-8") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise HarnessError(
+                    f"not valid JSON ({e.msg} at column {e.colno})", where=f"{path}:{line_no}", fix=_HELP
+                ) from None
+            items.append(_item(obj, f"{path}:{line_no}", line_no))
+    if not items:
+        raise HarnessError("probe suite has no items", where=where, fix=_HELP)
+    ids = [i.id for i in items]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise HarnessError(f"duplicate id {dup!r}", where=where, fix='give every item a unique "id"')
+    return Suite(path, spec if spec.startswith("builtin:") else path.name, sha256_file(path), tuple(items))
