@@ -27,7 +27,7 @@ method = "{method}"
 stage = "{stage}"
 {cpt}r = 16
 alpha = 32
-learning_rate = 3e-4
+learning_rate = 1e-3
 warmup_steps = 5
 max_steps = {steps}
 batch_size = 8
@@ -38,6 +38,14 @@ save_steps = 20
 # the fine-tune must fit held-out triage answers at least 5% better than its base (CI lower bound)
 data = "data/eval.jsonl"
 min_relative_improvement = 0.05
+
+[gates.pass_at_k]
+# does it do the job? 40 triage probes, 3 samples each, JSON labels checked; pass@1 must beat the base
+data = "builtin:triage_probes"
+n = 3
+k = 1
+temperature = 0.7
+max_new_tokens = 24
 
 [gates.overfit]
 # validation loss may end at most 0.3 nats above train loss and 5% above its own minimum

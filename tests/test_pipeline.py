@@ -203,3 +203,32 @@ def test_console_script_is_installed():
     script = Path(sys.executable).parent / "harness"
     out = subprocess.run([str(script), "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "gate" in out.stdout and "promote" in out.stdout
+
+
+def test_pass_at_k_gate_end_to_end_and_cached(tmp_path, tiny_base, tiny_zero_adapter, text_data):
+    from tests.helpers import write_jsonl
+
+    suite = write_jsonl(
+        tmp_path / "probes.jsonl",
+        [
+            {"id": "p1", "prompt": "The payments API returned", "check": {"type": "contains", "value": "errors"}},
+            {"id": "p2", "prompt": "Latency on the search", "check": {"type": "json", "required": ["a"]}},
+            {"id": "p3", "prompt": "hi", "check": {"type": "regex", "pattern": "."}},
+        ],
+    )
+    extra = f'\n[gates.pass_at_k]\ndata = "{suite}"\nn = 2\nmax_new_tokens = 6\nmargin = -0.5\n'
+    cfg = write_config(
+        tmp_path / "r.toml",
+        base=str(tiny_base.dir),
+        adapter=tiny_zero_adapter,
+        data=text_data,
+        cache_dir=tmp_path / "cache",
+        extra=extra,
+        min_relative_improvement=-0.5,
+    )
+    first = run(cfg, tmp_path / "a")
+    g = {x.name: x for x in first.report.gates}["pass_at_k"]
+    assert g.verdict == "pass" and g.details["n"] == 2 and g.details["items"] == 3
+    assert g.baseline == g.candidate  # a zero adapter samples exactly what its base samples (same seed)
+    again = run(cfg, tmp_path / "b")
+    assert again.cache_misses == 0 and again.report.gates == first.report.gates
