@@ -3,9 +3,10 @@
 from gates import overfit as _overfit  # noqa: F401  (registers the gate)
 from gates import pass_at_k as _pass_at_k  # noqa: F401  (registers the gate)
 from gates import perplexity as _perplexity  # noqa: F401  (registers the gate)
+from gates import regression as _regression  # noqa: F401  (registers the gate)
 from gates.policy import blocking, release_verdict
 from gates.registry import GateContext, GateDef, MeasureRequest, gate, gate_names, get_gate
-from gates.stats import Decision, Interval, decide_superiority, paired_bootstrap
+from gates.stats import Decision, Interval, decide_non_inferiority, decide_superiority, paired_bootstrap
 from gates.types import VERDICTS, Example, GateResult, Verdict
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "MeasureRequest",
     "Verdict",
     "blocking",
+    "decide_non_inferiority",
     "decide_superiority",
     "gate",
     "gate_names",

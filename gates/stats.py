@@ -79,3 +79,16 @@ def more_items_needed(iv: Interval, margin: float) -> int | None:
         return None
     needed = iv.n * (half / gap) ** 2
     return max(1, math.ceil(needed - iv.n))
+
+
+def decide_non_inferiority(iv: Interval, bound: float, *, higher_is_better: bool = True) -> Decision:
+    """'Does not regress': pass when the whole interval stays on the good side of `bound`
+    (for higher-is-better metrics the lower bound is >= bound; else the upper bound is <= bound), fail
+    when the whole interval is past it, inconclusive when it straddles."""
+    lo, hi = (iv.lower, iv.upper) if higher_is_better else (-iv.upper, -iv.lower)
+    b = bound if higher_is_better else -bound
+    if lo >= b:
+        return Decision("pass", None)
+    if hi < b:
+        return Decision("fail", None)
+    return Decision("inconclusive", more_items_needed(iv, bound))

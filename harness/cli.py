@@ -84,8 +84,9 @@ def _sweep(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from harness.demo import run_demo
 
-    result = run_demo(Path(args.out) if args.out else None, steps=args.steps, qlora=args.qlora, cpt=args.cpt)
-    return EXIT_PASS if result.verdict == "pass" else EXIT_BLOCKED
+    run_demo(Path(args.out) if args.out else None, steps=args.steps, qlora=args.qlora, cpt=args.cpt)
+    # the demo succeeded when it wrote its report, whatever the verdict; `harness gate` is what exits 1
+    return EXIT_PASS
 
 
 def build_parser() -> argparse.ArgumentParser:

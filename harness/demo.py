@@ -47,6 +47,12 @@ k = 1
 temperature = 0.7
 max_new_tokens = 24
 
+[gates.regression]
+# catastrophic forgetting: 60 general prompts and 20 general paragraphs, candidate vs base (non-inferiority)
+max_drop = 0.05
+max_relative_increase = 0.05
+max_new_tokens = 48
+
 [gates.overfit]
 # validation loss may end at most 0.3 nats above train loss and 5% above its own minimum
 max_gap = 0.3
@@ -125,5 +131,9 @@ def run_demo(
     console.print(f"3/3 gating {outcome.adapter_dir} against {base}")
     gated = run(config, out / "report")
     print_summary(gated.report, gated.files)
-    console.print(f"demo finished in {time.perf_counter() - t0:.0f} s; everything is in {out}")
+    console.print(
+        f"demo finished in {time.perf_counter() - t0:.0f} s; everything is in {out}. "
+        f"`harness gate --config {config} --out NEW_DIR` gives the same verdict as an exit code "
+        f"({'0: pass' if gated.report.verdict == 'pass' else '1: blocked'})."
+    )
     return DemoResult(out, config, out / "report", gated.report.verdict)
