@@ -41,6 +41,31 @@ class PerplexityParams:
             raise ValueError(problems)
 
 
+@dataclass(frozen=True)
+class PairedNLL:
+    """Per-document NLL of base and candidate on the same documents, per token, or per byte when the
+    tokenizers differ (token-level PPL is then not comparable; bits per byte is)."""
+
+    nb: np.ndarray
+    ub: np.ndarray
+    nc: np.ndarray
+    uc: np.ndarray
+    unit: str
+
+    @classmethod
+    def of(cls, base: NLLMeasurement, cand: NLLMeasurement) -> PairedNLL:
+        if [d.id for d in base.docs] != [d.id for d in cand.docs]:
+            raise ValueError("base and candidate were measured on different documents")
+        same = [d.tokens for d in base.docs] == [d.tokens for d in cand.docs]
+        units = [np.array([d.tokens if same else d.bytes for d in m.docs], dtype=float) for m in (base, cand)]
+        nll = [np.array([d.nll for d in m.docs]) for m in (base, cand)]
+        return cls(nll[0], units[0], nll[1], units[1], "token" if same else "byte")
+
+    def log_ppl_ratio(self, idx: np.ndarray) -> np.ndarray:
+        """log(PPL_candidate / PPL_base) on each row of item indices (one bootstrap resample a row)."""
+        return self.nc[idx].sum(axis=1) / self.uc[idx].sum(axis=1) - self.nb[idx].sum(axis=1) / self.ub[idx].sum(axis=1)
+
+
 def _requests(p: PerplexityParams) -> list[MeasureRequest]:
     return [MeasureRequest("nll", p.data, (("max_length", p.max_length), ("batch_size", p.batch_size)))]
 
@@ -51,19 +76,11 @@ def perplexity(p: PerplexityParams, ctx: GateContext) -> GateResult:
     req = _requests(p)[0]
     base: NLLMeasurement = ctx.get(req, "base")
     cand: NLLMeasurement = ctx.get(req, "candidate")
-    if [d.id for d in base.docs] != [d.id for d in cand.docs]:
-        raise ValueError("base and candidate were measured on different documents")
-    nb = np.array([d.nll for d in base.docs])
-    nc = np.array([d.nll for d in cand.docs])
-    same_tokens = [d.tokens for d in base.docs] == [d.tokens for d in cand.docs]
-    # with different tokenizers token-level PPL is not comparable: fall back to bytes (bits per byte)
-    unit = "token" if same_tokens else "byte"
-    tb = np.array([d.tokens if same_tokens else d.bytes for d in base.docs], dtype=float)
-    tc = np.array([d.tokens if same_tokens else d.bytes for d in cand.docs], dtype=float)
+    pair = PairedNLL.of(base, cand)
+    nb, tb, nc, tc, unit = pair.nb, pair.ub, pair.nc, pair.uc, pair.unit
 
     def improvement(idx: np.ndarray) -> np.ndarray:
-        log_ratio = nc[idx].sum(axis=1) / tc[idx].sum(axis=1) - nb[idx].sum(axis=1) / tb[idx].sum(axis=1)
-        return 1.0 - np.exp(log_ratio)
+        return 1.0 - np.exp(pair.log_ppl_ratio(idx))
 
     iv = paired_bootstrap(improvement, len(nb), resamples=p.bootstrap_samples, level=p.confidence, seed=ctx.seed)
     decision = decide_superiority(iv, p.min_relative_improvement)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gates.perplexity import PairedNLL
 from gates.registry import GateContext, MeasureRequest, gate
 from gates.stats import decide_non_inferiority, paired_bootstrap
 from gates.types import Example, GateResult
@@ -79,15 +80,14 @@ def regression(p: RegressionParams, ctx: GateContext) -> GateResult:
 
     tb: NLLMeasurement = ctx.get(treq, "base")
     tc: NLLMeasurement = ctx.get(treq, "candidate")
-    nb, nc = np.array([d.nll for d in tb.docs]), np.array([d.nll for d in tc.docs])
-    same = [d.tokens for d in tb.docs] == [d.tokens for d in tc.docs]
-    ub = np.array([d.tokens if same else d.bytes for d in tb.docs], dtype=float)
-    uc = np.array([d.tokens if same else d.bytes for d in tc.docs], dtype=float)
-
-    def rel_increase(idx: np.ndarray) -> np.ndarray:
-        return np.exp(nc[idx].sum(axis=1) / uc[idx].sum(axis=1) - nb[idx].sum(axis=1) / ub[idx].sum(axis=1)) - 1
-
-    iv_ppl = paired_bootstrap(rel_increase, len(nb), resamples=p.bootstrap_samples, level=p.confidence, seed=ctx.seed)
+    pair = PairedNLL.of(tb, tc)
+    iv_ppl = paired_bootstrap(
+        lambda idx: np.exp(pair.log_ppl_ratio(idx)) - 1,
+        len(pair.nb),
+        resamples=p.bootstrap_samples,
+        level=p.confidence,
+        seed=ctx.seed,
+    )
     d_ppl = decide_non_inferiority(iv_ppl, p.max_relative_increase, higher_is_better=False)
     verdict = max(d_rate.verdict, d_ppl.verdict, key=_ORDER.__getitem__)
 

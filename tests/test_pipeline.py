@@ -17,9 +17,15 @@ from harness.pipeline import run
 from tests.helpers import write_config
 
 
-def _cfg(tmp_path, base, adapter, data, **gate):
+def _cfg(tmp_path, base, adapter, data, extra="", **gate):
     return write_config(
-        tmp_path / "release.toml", base=str(base.dir), adapter=adapter, data=data, cache_dir=tmp_path / "cache", **gate
+        tmp_path / "release.toml",
+        base=str(base.dir),
+        adapter=adapter,
+        data=data,
+        cache_dir=tmp_path / "cache",
+        extra=extra,
+        **gate,
     )
 
 
@@ -171,15 +177,7 @@ def test_a_crash_inside_a_gate_is_an_error_verdict_that_blocks(
     tmp_path, tiny_base, tiny_zero_adapter, text_data, crashing_parts
 ):
     extra = f'\n[gates._crash_in_decide]\n\n[gates._crash_in_measure]\ndata = "{text_data}"\n'
-    cfg = write_config(
-        tmp_path / "r.toml",
-        base=str(tiny_base.dir),
-        adapter=tiny_zero_adapter,
-        data=text_data,
-        cache_dir=tmp_path / "cache",
-        extra=extra,
-        min_relative_improvement=-0.5,
-    )
+    cfg = _cfg(tmp_path, tiny_base, tiny_zero_adapter, text_data, extra=extra, min_relative_improvement=-0.5)
     result = run(cfg, tmp_path / "out")
     verdicts = {g.name: g.verdict for g in result.report.gates}
     assert verdicts == {"perplexity": "pass", "_crash_in_decide": "error", "_crash_in_measure": "error"}
@@ -217,15 +215,7 @@ def test_pass_at_k_gate_end_to_end_and_cached(tmp_path, tiny_base, tiny_zero_ada
         ],
     )
     extra = f'\n[gates.pass_at_k]\ndata = "{suite}"\nn = 2\nmax_new_tokens = 6\nmargin = -0.5\n'
-    cfg = write_config(
-        tmp_path / "r.toml",
-        base=str(tiny_base.dir),
-        adapter=tiny_zero_adapter,
-        data=text_data,
-        cache_dir=tmp_path / "cache",
-        extra=extra,
-        min_relative_improvement=-0.5,
-    )
+    cfg = _cfg(tmp_path, tiny_base, tiny_zero_adapter, text_data, extra=extra, min_relative_improvement=-0.5)
     first = run(cfg, tmp_path / "a")
     g = {x.name: x for x in first.report.gates}["pass_at_k"]
     assert g.verdict == "pass" and g.details["n"] == 2 and g.details["items"] == 3
