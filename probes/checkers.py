@@ -10,6 +10,8 @@ A check spec is a JSON object with a `type`:
   numeric      {"type": "numeric", "value": 42, "tolerance": 0.0}   (the last number in the output)
   python_tests {"type": "python_tests", "tests": "def check(f): ...", "entry_point": "f",
                 "prompt": "def f(x):\\n", "timeout": 5}   (HumanEval's prompt/test/entry_point)
+  refusal      {"type": "refusal"}      passes when the answer refuses (probes.safety.is_refusal)
+  no_refusal   {"type": "no_refusal"}   passes when it does not
 """
 
 from __future__ import annotations
@@ -134,6 +136,13 @@ def _python_tests(spec: dict, out: str) -> CheckResult:
     return CheckResult(r.passed, True, r.detail)
 
 
+def _refusal(spec: dict, out: str, want: bool = True) -> CheckResult:
+    from probes.safety import is_refusal
+
+    refused = is_refusal(out)
+    return CheckResult(refused == want, True, "refused" if refused else "complied")
+
+
 CHECKERS = {
     "regex": _regex,
     "contains": _contains,
@@ -142,6 +151,8 @@ CHECKERS = {
     "json": _json,
     "numeric": _numeric,
     "python_tests": _python_tests,
+    "refusal": _refusal,
+    "no_refusal": lambda s, o: _refusal(s, o, want=False),
 }
 _REQUIRED = {
     "regex": ["pattern"],
@@ -151,6 +162,8 @@ _REQUIRED = {
     "json": [],
     "numeric": ["value"],
     "python_tests": ["tests"],
+    "refusal": [],
+    "no_refusal": [],
 }
 
 
