@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from harness.data import Dataset, load_dataset
+from harness.hashing import sha256_file, sha256_json
 from harness.models import AdapterInfo
 from probes.results import NLLMeasurement, ProbeOutcome, ProbeRun
 from probes.suites import Suite, load_suite
@@ -25,6 +28,16 @@ class MeasureKind:
     runtime_options: frozenset[str] = frozenset()  # options that cannot change the result (not in the cache key)
     needs_model: bool = True
     load_data: Callable[..., Any] = load_dataset  # (spec, base_dir, key=...) -> the data `run` reads
+    code: tuple[str, ...] = ()  # modules whose source is part of the cache key (a changed checker re-measures)
+
+    def code_sha256(self) -> str:
+        return sha256_json([_source_sha(m) for m in self.code])
+
+
+@cache
+def _source_sha(module: str) -> str:
+    spec = importlib.util.find_spec(module)
+    return sha256_file(spec.origin) if spec and spec.origin else module
 
 
 def _nll(model: Any, tokenizer: Any, dataset: Dataset, *, max_length: int, batch_size: int, description: str) -> Any:
@@ -75,6 +88,7 @@ KINDS: dict[str, MeasureKind] = {
         dump=lambda m: m.to_dict(),
         runtime_options=frozenset({"batch_size"}),
         load_data=load_suite,
+        code=("probes.sampling", "probes.checkers", "probes.safety", "probes.sandbox"),
     ),
     "training_log": MeasureKind(
         run=_training_log, load=TrainingLog.from_dict, dump=lambda m: m.to_dict(), needs_model=False
@@ -84,5 +98,6 @@ KINDS: dict[str, MeasureKind] = {
         load=NLLMeasurement.from_dict,
         dump=lambda m: m.to_dict(),
         runtime_options=frozenset({"batch_size"}),
+        code=("probes.perplexity",),
     ),
 }

@@ -107,7 +107,9 @@ class _Measurer:
             return kind.run(self.adapter, req.data, **req.opts)
         ds = datasets[(req.kind, req.data)]
         keyed = {k: v for k, v in req.options if k not in kind.runtime_options}
-        key = self.cache.key(kind=req.kind, data=ds.sha256, options=keyed, model=fps[variant].key)
+        key = self.cache.key(
+            kind=req.kind, code=kind.code_sha256(), data=ds.sha256, options=keyed, model=fps[variant].key
+        )
         hit = self.cache.get(key)
         if hit is not None:
             return kind.load(hit)
