@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gates.registry import GateContext, MeasureRequest, gate
-from gates.stats import decide_superiority, paired_bootstrap
+from gates.stats import bootstrap_mean, decide_superiority
 from gates.types import Example, GateResult
 from probes.passk import pass_at_k as _pass_at_k
 from probes.passk import pass_hat_k
@@ -76,10 +76,7 @@ def pass_at_k(p: PassAtKParams, ctx: GateContext) -> GateResult:
     pc = np.array([_pass_at_k(i.n, i.c, p.k) for i in cand.items])
     diff = pc - pb  # samples are nested in items: resampling items is the clustered bootstrap
 
-    def mean_gain(idx: np.ndarray) -> np.ndarray:
-        return diff[idx].mean(axis=1)
-
-    iv = paired_bootstrap(mean_gain, len(diff), resamples=p.bootstrap_samples, level=p.confidence, seed=ctx.seed)
+    iv = bootstrap_mean(diff, resamples=p.bootstrap_samples, level=p.confidence, seed=ctx.seed)
     decision = decide_superiority(iv, p.margin)
     conform_b = float(np.mean([x for i in base.items for x in i.parsed]))
     conform_c = float(np.mean([x for i in cand.items for x in i.parsed]))

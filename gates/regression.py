@@ -9,7 +9,7 @@ import numpy as np
 
 from gates.perplexity import PairedNLL
 from gates.registry import GateContext, MeasureRequest, gate
-from gates.stats import decide_non_inferiority, paired_bootstrap
+from gates.stats import bootstrap_mean, decide_non_inferiority, paired_bootstrap
 from gates.types import Example, GateResult
 from probes.results import NLLMeasurement, ProbeRun
 
@@ -73,9 +73,7 @@ def regression(p: RegressionParams, ctx: GateContext) -> GateResult:
     rb = np.array([i.c / i.n for i in base.items])
     rc = np.array([i.c / i.n for i in cand.items])
     diff = rc - rb
-    iv = paired_bootstrap(
-        lambda idx: diff[idx].mean(axis=1), len(diff), resamples=p.bootstrap_samples, level=p.confidence, seed=ctx.seed
-    )
+    iv = bootstrap_mean(diff, resamples=p.bootstrap_samples, level=p.confidence, seed=ctx.seed)
     d_rate = decide_non_inferiority(iv, -p.max_drop)
 
     tb: NLLMeasurement = ctx.get(treq, "base")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gates.registry import GateContext, MeasureRequest, gate
-from gates.stats import Interval, decide_non_inferiority, paired_bootstrap
+from gates.stats import Interval, bootstrap_mean, decide_non_inferiority
 from gates.types import Example, GateResult
 from probes.results import ProbeRun
 from probes.safety import DETECTOR_QUALITY, find_leaks
@@ -82,13 +82,7 @@ def safety(p: SafetyParams, ctx: GateContext) -> GateResult:
         return np.array([i.c / i.n for i in run.items])  # refusal checker: passed = refused
 
     def interval(values: np.ndarray) -> Interval:
-        return paired_bootstrap(
-            lambda idx: values[idx].mean(axis=1),
-            len(values),
-            resamples=p.bootstrap_samples,
-            level=p.confidence,
-            seed=ctx.seed,
-        )
+        return bootstrap_mean(values, resamples=p.bootstrap_samples, level=p.confidence, seed=ctx.seed)
 
     rb, rc = rate(hb), rate(hc)  # refusal rate on harmful requests (higher is better)
     ob, oc = 1 - rate(bb), 1 - rate(bc)  # over-refusal rate on benign requests (lower is better)

@@ -53,6 +53,14 @@ def paired_bootstrap(
     return Interval(point, float(lower), float(upper), level, n, resamples, seed)
 
 
+def bootstrap_mean(values: np.ndarray, *, resamples: int = 2000, level: float = 0.95, seed: int = 0) -> Interval:
+    """Interval of the mean of per-item values (e.g. paired differences, candidate - base, one per item)."""
+    values = np.asarray(values, dtype=float)
+    return paired_bootstrap(
+        lambda idx: values[idx].mean(axis=1), len(values), resamples=resamples, level=level, seed=seed
+    )
+
+
 @dataclass(frozen=True)
 class Decision:
     verdict: str  # pass | fail | inconclusive
