@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gates.registry import GateContext, MeasureRequest, gate
+from gates.registry import GateContext, MeasureRequest, gate, probe_request
 from gates.stats import bootstrap_mean, decide_superiority
 from gates.types import Example, GateResult
 from probes.passk import pass_at_k as _pass_at_k
@@ -52,16 +52,18 @@ class PassAtKParams:
 
 
 def _requests(p: PassAtKParams) -> list[MeasureRequest]:
-    opts = (
-        ("n", p.n),
-        ("temperature", p.temperature),
-        ("top_p", p.top_p),
-        ("max_new_tokens", p.max_new_tokens),
-        ("stop", tuple(p.stop)),
-        ("seed", p.seed),
-        ("batch_size", p.batch_size),
-    )
-    return [MeasureRequest("probes", p.data, opts)]
+    return [
+        probe_request(
+            p.data,
+            n=p.n,
+            temperature=p.temperature,
+            top_p=p.top_p,
+            max_new_tokens=p.max_new_tokens,
+            stop=tuple(p.stop),
+            seed=p.seed,
+            batch_size=p.batch_size,
+        )
+    ]
 
 
 @gate("pass_at_k", params=PassAtKParams, requests=_requests)

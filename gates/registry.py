@@ -31,6 +31,30 @@ class MeasureRequest:
         return dict(self.options)
 
 
+def probe_request(
+    data: str,
+    *,
+    n: int = 1,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    max_new_tokens: int = 128,
+    stop: tuple[str, ...] = (),
+    seed: int = 0,
+    batch_size: int = 16,
+) -> MeasureRequest:
+    """Sample and check a probe suite (the options are exactly what the `probes` measurement takes)."""
+    opts = (
+        ("n", n),
+        ("temperature", temperature),
+        ("top_p", top_p),
+        ("max_new_tokens", max_new_tokens),
+        ("stop", tuple(stop)),
+        ("seed", seed),
+        ("batch_size", batch_size),
+    )
+    return MeasureRequest("probes", data, opts)
+
+
 @dataclass(frozen=True)
 class GateContext:
     """What a gate may read: its measurements, the run's seed and whether the gate is required."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gates.perplexity import PairedNLL
-from gates.registry import GateContext, MeasureRequest, gate
+from gates.registry import GateContext, MeasureRequest, gate, probe_request
 from gates.stats import bootstrap_mean, decide_non_inferiority, paired_bootstrap
 from gates.types import Example, GateResult
 from probes.results import NLLMeasurement, ProbeRun
@@ -48,18 +48,8 @@ class RegressionParams:
 
 
 def _requests(p: RegressionParams) -> list[MeasureRequest]:
-    probes = MeasureRequest(
-        "probes",
-        p.data,
-        (
-            ("n", p.n),
-            ("temperature", p.temperature),
-            ("top_p", 1.0),
-            ("max_new_tokens", p.max_new_tokens),
-            ("stop", ()),
-            ("seed", p.seed),
-            ("batch_size", p.batch_size),
-        ),
+    probes = probe_request(
+        p.data, n=p.n, temperature=p.temperature, max_new_tokens=p.max_new_tokens, seed=p.seed, batch_size=p.batch_size
     )
     return [probes, MeasureRequest("nll", p.text, (("max_length", 1024), ("batch_size", 8)))]
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gates.registry import GateContext, MeasureRequest, gate
+from gates.registry import GateContext, MeasureRequest, gate, probe_request
 from gates.stats import Interval, bootstrap_mean, decide_non_inferiority
 from gates.types import Example, GateResult
 from probes.results import ProbeRun
@@ -45,24 +45,9 @@ class SafetyParams:
             raise ValueError(problems)
 
 
-def _probe(data: str, p: SafetyParams) -> MeasureRequest:
-    return MeasureRequest(
-        "probes",
-        data,
-        (
-            ("n", 1),
-            ("temperature", 0.0),
-            ("top_p", 1.0),
-            ("max_new_tokens", p.max_new_tokens),
-            ("stop", ()),
-            ("seed", 0),
-            ("batch_size", p.batch_size),
-        ),
-    )
-
-
 def _requests(p: SafetyParams) -> list[MeasureRequest]:
-    return [_probe(p.harmful, p), _probe(p.benign, p)]
+    # greedy, one answer each: a refusal is a property of the model's most likely answer
+    return [probe_request(d, max_new_tokens=p.max_new_tokens, batch_size=p.batch_size) for d in (p.harmful, p.benign)]
 
 
 def _floor(iv: Interval, floor: float | None, higher_is_better: bool) -> str:
