@@ -3,7 +3,8 @@
 Seeded and reproducible byte for byte: the same seed gives the same file. Labels follow from the text
 (the impact phrase sets severity, the symptom sets category), so answers are checkable. Six
 instruction templates; train, validation and eval come from separate seeds, and eval items whose
-report text also occurs in train are dropped.
+report text also occurs in train are dropped. The written training file also carries policy rows
+(refusals of out-of-policy requests and helpful answers to risky-sounding ones, `fine_tune.demo_safety`).
 """
 
 from __future__ import annotations
@@ -151,14 +152,26 @@ def demo_splits(n_train: int = 240, n_valid: int = 40, n_eval: int = 40) -> dict
     return {"train": train, "valid": valid, "eval": evals}
 
 
-def write_jsonl(items: list[TriageItem], path: Path) -> Path:
+def write_jsonl(items: list, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(it.row(), ensure_ascii=False) + "\n" for it in items), encoding="utf-8")
     return path
 
 
-def write_demo_data(out_dir: Path, **sizes: int) -> dict[str, Path]:
-    return {name: write_jsonl(items, Path(out_dir) / f"{name}.jsonl") for name, items in demo_splits(**sizes).items()}
+def write_demo_data(out_dir: Path, *, policy: bool = True, **sizes: int) -> dict[str, Path]:
+    """train/valid/eval JSONL; with `policy`, train also holds the refusal and look-alike rows of
+    `fine_tune.demo_safety` and the general replay rows of `fine_tune.demo_general`, at seeded positions."""
+    splits: dict[str, list] = dict(demo_splits(**sizes))
+    if policy:
+        from fine_tune.demo_general import generate_general
+        from fine_tune.demo_safety import generate_policy
+
+        train = list(splits["train"])
+        rng = random.Random(SEEDS["train"])
+        for item in generate_policy() + generate_general():
+            train.insert(rng.randrange(len(train) + 1), item)
+        splits["train"] = train
+    return {name: write_jsonl(items, Path(out_dir) / f"{name}.jsonl") for name, items in splits.items()}
 
 
 def probe_row(item: TriageItem) -> dict:

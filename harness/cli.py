@@ -89,6 +89,13 @@ def _demo(args: argparse.Namespace) -> int:
     return EXIT_PASS
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from harness.serve import serve
+
+    serve(args.model, args.adapter, host=args.host, port=args.port, name=args.name)
+    return EXIT_PASS
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="harness", description="Release gates for fine-tuned language models.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging (tracebacks of gate errors)")
@@ -133,6 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--qlora", action="store_true", help="QLoRA: the base quantised to 4-bit NF4 while training")
     d.add_argument("--cpt", action="store_true", help="continued pre-training on raw incident text before SFT")
     d.set_defaults(func=_demo)
+
+    s = sub.add_parser("serve", help="serve a base (+ adapter) through an OpenAI-compatible API on 127.0.0.1")
+    s.add_argument("--model", default="smollm2-135m-instruct", help="base model (alias, directory, .gguf or hub id)")
+    s.add_argument("--adapter", help="PEFT adapter directory to serve on top of the base")
+    s.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000, help="port (0 picks a free one; the URL is printed)")
+    s.add_argument("--name", help="model id clients ask for (default: the adapter's folder name, else --model)")
+    s.set_defaults(func=_serve)
     return p
 
 
@@ -141,16 +156,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    from rich.markup import escape
+
     from harness.console import console
     from harness.promote import PromotionRefused
 
     try:
         return args.func(args)
     except PromotionRefused as e:
-        console.print(f"[bold red]promotion refused[/]: {e}", soft_wrap=True)
+        console.print(f"[bold red]promotion refused[/]: {escape(str(e))}", soft_wrap=True)
         return EXIT_BLOCKED
     except HarnessError as e:
-        console.print(f"[bold red]error[/]: {e}", soft_wrap=True)
+        console.print(f"[bold red]error[/]: {escape(str(e))}", soft_wrap=True)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         console.print("interrupted; measurements finished so far are cached and a re-run resumes from them")

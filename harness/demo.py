@@ -59,6 +59,16 @@ tolerance = 0.05
 over_refusal_tolerance = 0.05
 max_new_tokens = 32
 
+[gates.judge]
+# blind pairwise A/B (both orders) on 30 general prompts, plus two rubric axes: did general helpfulness survive?
+# The judge here is the embedded 135M model (a plumbing check); point it at a real judge for a real verdict:
+#   backend = "openai", base_url = "http://HOST:8000/v1", model = "...", api_key_env = "JUDGE_API_KEY"
+required = false
+data = "builtin:judge_general"
+axes = ["helpfulness", "format"]
+max_new_tokens = 64
+min_win_rate = 0.4
+
 [gates.overfit]
 # validation loss may end at most 0.3 nats above train loss and 5% above its own minimum
 max_gap = 0.3

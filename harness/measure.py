@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,10 @@ class MeasureKind:
     needs_model: bool = True
     load_data: Callable[..., Any] = load_dataset  # (spec, base_dir, key=...) -> the data `run` reads
     code: tuple[str, ...] = ()  # modules whose source is part of the cache key (a changed checker re-measures)
+    # pair kinds compare two variants' measurements: run(request, data, base, candidate, cache, base_dir); they
+    # cache their own parts. `preflight(request, base_dir)` runs before any model loads (e.g. endpoint checks).
+    pair: bool = False
+    preflight: Callable[..., None] | None = None
 
     def code_sha256(self) -> str:
         return sha256_json([_source_sha(m) for m in self.code])
@@ -81,6 +85,24 @@ def _training_log(adapter: AdapterInfo, data: str, **_: Any) -> TrainingLog:
     return read_training_log(Path(data) if data else adapter.dir)
 
 
+def _judge(req: Any, suite: Suite, base: ProbeRun, candidate: ProbeRun, cache: Any, base_dir: Path | None) -> Any:
+    from judges.run import run_judge
+
+    return run_judge(req.opts["spec"], suite, base, candidate, cache, base_dir)
+
+
+def _judge_preflight(req: Any, base_dir: Path | None) -> None:
+    from judges.run import preflight
+
+    preflight(req.opts["spec"], base_dir)
+
+
+def _load_judge_run(d: dict[str, Any]) -> Any:
+    from judges.protocol import JudgeRun
+
+    return JudgeRun.from_dict(d)
+
+
 KINDS: dict[str, MeasureKind] = {
     "probes": MeasureKind(
         run=_probes,
@@ -89,6 +111,23 @@ KINDS: dict[str, MeasureKind] = {
         runtime_options=frozenset({"batch_size"}),
         load_data=load_suite,
         code=("probes.sampling", "probes.checkers", "probes.safety", "probes.sandbox"),
+    ),
+    "answers": MeasureKind(  # like probes, but items need no check: the answers are for a judge
+        run=_probes,
+        load=ProbeRun.from_dict,
+        dump=lambda m: m.to_dict(),
+        runtime_options=frozenset({"batch_size"}),
+        load_data=partial(load_suite, check_optional=True),
+        code=("probes.sampling", "probes.checkers"),
+    ),
+    "judge": MeasureKind(
+        run=_judge,
+        load=_load_judge_run,
+        dump=lambda m: m.to_dict(),
+        needs_model=False,
+        pair=True,
+        preflight=_judge_preflight,
+        code=("judges.protocol", "judges.backends"),
     ),
     "training_log": MeasureKind(
         run=_training_log, load=TrainingLog.from_dict, dump=lambda m: m.to_dict(), needs_model=False

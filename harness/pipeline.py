@@ -134,6 +134,26 @@ class _Measurer:
                 except Exception as e:  # a crashed measurement becomes an `error` verdict, never a pass
                     log.debug("measurement failed", exc_info=True)
                     errors[(req, variant)] = e
+        for req in requests:  # comparisons of two variants' measurements (e.g. a judge), once both exist
+            if "pair" not in req.variants:
+                continue
+            src = req.opts["source"]
+            if any((src, v) in errors for v in VARIANTS):
+                continue  # the gate reports the failed source measurement
+            try:
+                results[(req, "pair")] = KINDS[req.kind].run(
+                    req,
+                    datasets[(src.kind, src.data)],
+                    results[(src, "base")],
+                    results[(src, "candidate")],
+                    self.cache,
+                    self.cfg.base_dir,
+                )
+            except HarnessError:
+                raise
+            except Exception as e:
+                log.debug("measurement failed", exc_info=True)
+                errors[(req, "pair")] = e
         return results, errors
 
 
@@ -148,7 +168,9 @@ def _decide(cfg: ReleaseConfig, plan: dict[str, list[MeasureRequest]], results: 
             out.append(
                 GateResult.errored(
                     g.name,
-                    f"measuring {r.kind} of the {v} on {r.data} failed: {type(e).__name__}: {e}",
+                    f"measuring {r.kind} of the {v} on {r.data} failed: {type(e).__name__}: {e}"
+                    if v != "pair"
+                    else f"{r.kind} on {r.data} failed: {type(e).__name__}: {e}",
                     required=g.required,
                 )
             )
@@ -202,6 +224,9 @@ def run(config: ReleaseConfig | str | Path, out: str | Path | None = None, *, ov
     base = resolve_base(cfg.model.base, cfg.base_dir, cfg.model.revision)
     adapter = check_adapter(cfg.model.adapter, base)
     _check_chat_templates(datasets.values(), base, adapter)
+    for r in requests:  # e.g. a judge endpoint must answer before hours of generation start
+        if KINDS[r.kind].preflight is not None:
+            KINDS[r.kind].preflight(r, cfg.base_dir)
     fps = {"base": fingerprint(base), "candidate": fingerprint(base, adapter)}
     timings["plan"] = time.perf_counter() - t0
 

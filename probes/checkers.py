@@ -12,6 +12,7 @@ A check spec is a JSON object with a `type`:
                 "prompt": "def f(x):\\n", "timeout": 5}   (HumanEval's prompt/test/entry_point)
   refusal      {"type": "refusal"}      passes when the answer refuses (probes.safety.is_refusal)
   no_refusal   {"type": "no_refusal"}   passes when it does not
+  none         {"type": "none"}         no check: the answer is kept for a judge (the judge gate's prompts)
 """
 
 from __future__ import annotations
@@ -153,6 +154,7 @@ CHECKERS = {
     "python_tests": _python_tests,
     "refusal": _refusal,
     "no_refusal": lambda s, o: _refusal(s, o, want=False),
+    "none": lambda s, o: CheckResult(True, True, "not checked"),
 }
 _REQUIRED = {
     "regex": ["pattern"],
@@ -164,6 +166,7 @@ _REQUIRED = {
     "python_tests": ["tests"],
     "refusal": [],
     "no_refusal": [],
+    "none": [],
 }
 
 

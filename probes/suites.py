@@ -48,7 +48,7 @@ class Suite:
         return len(self.items)
 
 
-def _item(obj: Any, where: str, line: int) -> ProbeItem:
+def _item(obj: Any, where: str, line: int, check_optional: bool = False) -> ProbeItem:
     if not isinstance(obj, dict):
         raise HarnessError("expected a JSON object", where=where, fix=_HELP)
     if {"task_id", "prompt", "test", "entry_point"} <= obj.keys():  # HumanEval
@@ -61,10 +61,10 @@ def _item(obj: Any, where: str, line: int) -> ProbeItem:
         return ProbeItem(
             str(obj["task_id"]), line, ({"role": "user", "content": HUMANEVAL_ASK + obj["prompt"]},), check
         )
-    if "check" not in obj:
+    if "check" not in obj and not check_optional:
         raise HarnessError('probe item has no "check"', where=where, fix=_HELP)
     try:
-        check = validate_spec(obj["check"])
+        check = validate_spec(obj.get("check", {"type": "none"}))
     except SpecError as e:
         raise HarnessError(f"bad check spec: {e}", where=where, fix=_HELP) from None
     if isinstance(obj.get("messages"), list) and obj["messages"]:
@@ -93,7 +93,10 @@ def _item(obj: Any, where: str, line: int) -> ProbeItem:
     )
 
 
-def load_suite(spec: str, base_dir: Path | None = None, *, key: str | None = None) -> Suite:
+def load_suite(
+    spec: str, base_dir: Path | None = None, *, key: str | None = None, check_optional: bool = False
+) -> Suite:
+    """Read a probe suite; with `check_optional` (prompts for a judge), items may omit `check`."""
     path = resolve_data_path(spec, base_dir)
     where = str(path) + (f" (config key {key})" if key else "")
     if not path.is_file():
@@ -114,7 +117,7 @@ def load_suite(spec: str, base_dir: Path | None = None, *, key: str | None = Non
                 raise HarnessError(
                     f"not valid JSON ({e.msg} at column {e.colno})", where=f"{path}:{line_no}", fix=_HELP
                 ) from None
-            items.append(_item(obj, f"{path}:{line_no}", line_no))
+            items.append(_item(obj, f"{path}:{line_no}", line_no, check_optional))
     if not items:
         raise HarnessError("probe suite has no items", where=where, fix=_HELP)
     ids = [i.id for i in items]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from harness.console import console
@@ -35,7 +36,7 @@ def print_summary(report: Report, files: dict[str, Path] | None = None) -> None:
     console.print(table)
     for g in report.gates:
         if g.verdict != "pass":
-            console.print(f"[{_STYLE[g.verdict]}]{g.name}[/]: {g.explanation}")
+            console.print(f"[{_STYLE[g.verdict]}]{g.name}[/]: {escape(g.explanation)}")
     if report.verdict == "pass":
         console.print("[bold green]PASS[/]: every required gate passed; the candidate may be promoted.")
     else:

@@ -57,6 +57,41 @@ def _evidence(g: GateResult) -> list[str]:
     return lines
 
 
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{x:.0%}"
+
+
+def judge_section(g: GateResult) -> list[str]:
+    """For a judge gate: can the judge be trusted (swap consistency, ties, biases), and the rubric."""
+    q, d = g.details.get("quality"), g.details
+    if not q or "judge" not in d:
+        return []
+    j = d["judge"]
+    who = f"`{j.get('model')}` ({j.get('backend')}{', ' + j['base_url'] if j.get('base_url') else ''})"
+    lines = [
+        "",
+        "Judge quality:",
+        "",
+        "| judge | mode | prompts | judged | swap consistency | tie rate | picks A | longer answer wins "
+        "| parse failures |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| {who} | {d.get('mode')} (temperature 0, seed {d.get('seed')}) | "
+        f"{', '.join(f'`{v}`' for v in d.get('prompts', {}).values())} | {q.get('judged')} | "
+        f"{_pct(q.get('swap_consistency'))} | {_pct(q.get('tie_rate'))} | {_pct(q.get('position_a_rate'))} | "
+        f"{_pct(q.get('longer_answer_win_rate'))} | {d.get('parse_failures', 0)} |",
+    ]
+    rubric = d.get("rubric") or {}
+    if rubric:
+        lines += ["", "Rubric (1-5):", "", "| axis | base | candidate | change CI | verdict |", "|---|---|---|---|---|"]
+        for axis, r in rubric.items():
+            ci = r.get("change_ci")
+            lines.append(
+                f"| {axis} | {_num(r.get('base'))} | {_num(r.get('candidate'))} | "
+                f"{f'[{ci[0]:+.2f}, {ci[1]:+.2f}]' if ci else '–'} | {r.get('verdict', 'not scored')} |"
+            )
+    return lines
+
+
 def training_section(t: dict | None) -> list[str]:
     """How the candidate was trained, from the training manifest beside its adapter."""
     if not t or "error" in t:
@@ -123,12 +158,13 @@ def render_markdown(report: Report) -> str:
         out += ["", "## Gates that did not pass"]
         for g in not_passed:
             req = "" if g.required else " (optional: does not block)"
-            out += ["", f"### {_ICON[g.verdict]} `{g.name}`: {g.verdict}{req}", "", g.explanation, *_evidence(g)]
+            out += ["", f"### {_ICON[g.verdict]} `{g.name}`: {g.verdict}{req}", "", g.explanation]
+            out += [*judge_section(g), *_evidence(g)]
     passed_gates = [g for g in report.gates if g.verdict == "pass"]
     if passed_gates:
         out += ["", "## Gates that passed"]
         for g in passed_gates:
-            out += ["", f"### ✅ `{g.name}`", "", g.explanation, *_evidence(g)]
+            out += ["", f"### ✅ `{g.name}`", "", g.explanation, *judge_section(g), *_evidence(g)]
 
     m = report.manifest
     base, ad = m.get("base", {}), m.get("adapter", {})
