@@ -3,7 +3,8 @@
 Seeded and reproducible byte for byte: the same seed gives the same file. Labels follow from the text
 (the impact phrase sets severity, the symptom sets category), so answers are checkable. Six
 instruction templates; train, validation and eval come from separate seeds, and eval items whose
-report text also occurs in train are dropped. The written training file also carries policy rows
+(system, symptom) or (symptom, impact) pair occurs in train are dropped, so eval items are new combinations,
+not near-copies of training reports. The written training file also carries policy rows
 (refusals of out-of-policy requests and helpful answers to risky-sounding ones, `fine_tune.demo_safety`).
 """
 
@@ -111,6 +112,21 @@ class TriageItem:
     category: str
 
     @property
+    def parts(self) -> tuple[str, str, str]:
+        """(system, symptom, impact) of the report."""
+        system = next(s for s in SYSTEMS if s[1:] in self.report)
+        symptom = next(p for p in SYMPTOMS[self.category] if p in self.report)
+        impact = next(p for p in IMPACTS[self.severity] if p in self.report)
+        return system, symptom, impact
+
+    @property
+    def pairs(self) -> set[tuple[str, str]]:
+        """(system, symptom) and (symptom, impact): the spans long enough to be a verbatim overlap. Eval and
+        validation items repeat neither pair of any training item: they are new combinations, not near-copies."""
+        system, symptom, impact = self.parts
+        return {(system, symptom), (symptom, impact)}
+
+    @property
     def prompt(self) -> str:
         return TEMPLATES[self.template].format(report=self.report)
 
@@ -125,6 +141,7 @@ class TriageItem:
             "prompt": [{"role": "user", "content": self.prompt}],
             "completion": [{"role": "assistant", "content": self.answer}],
             "template": self.template,
+            "task": "triage",
             "severity": self.severity,
             "category": self.category,
         }
@@ -143,12 +160,12 @@ def generate(n: int, seed: int, prefix: str = "triage") -> list[TriageItem]:
 
 
 def demo_splits(n_train: int = 240, n_valid: int = 40, n_eval: int = 40) -> dict[str, list[TriageItem]]:
-    """Train, validation and eval splits from separate seeds; eval and valid never repeat a train report."""
+    """Train, validation and eval splits from separate seeds; eval and valid never repeat a training item's
+    (system, symptom) or (symptom, impact) pair."""
     train = generate(n_train, SEEDS["train"], "train")
-    seen = {it.report for it in train}
-    valid = [it for it in generate(n_valid * 2, SEEDS["valid"], "valid") if it.report not in seen][:n_valid]
-    seen |= {it.report for it in valid}
-    evals = [it for it in generate(n_eval * 2, SEEDS["eval"], "eval") if it.report not in seen][:n_eval]
+    seen = set().union(*(it.pairs for it in train))
+    valid = [it for it in generate(n_valid * 20, SEEDS["valid"], "valid") if not it.pairs & seen][:n_valid]
+    evals = [it for it in generate(n_eval * 20, SEEDS["eval"], "eval") if not it.pairs & seen][:n_eval]
     return {"train": train, "valid": valid, "eval": evals}
 
 

@@ -49,6 +49,7 @@ class GeneralItem:
             "prompt": [{"role": "user", "content": self.prompt}],
             "completion": [{"role": "assistant", "content": self.answer}],
             "template": self.template,
+            "task": "general",
         }
 
 

@@ -1,5 +1,6 @@
 """Pure release decisions: measurements -> GateResult; the gate catalogue and the release policy."""
 
+from gates import contamination as _contamination  # noqa: F401  (registers the gate)
 from gates import judge as _judge  # noqa: F401  (registers the gate)
 from gates import overfit as _overfit  # noqa: F401  (registers the gate)
 from gates import pass_at_k as _pass_at_k  # noqa: F401  (registers the gate)

@@ -56,6 +56,14 @@ def probe_request(
 
 
 @dataclass(frozen=True)
+class PlanInfo:
+    """What the rest of the release config measures on: for gates about the data itself (contamination)."""
+
+    data: tuple[str, ...] = ()  # every data set the other gates read
+    train: tuple[str, ...] = ()  # training data: [fine_tune] and the adapter's training manifests
+
+
+@dataclass(frozen=True)
 class GateContext:
     """What a gate may read: its measurements, the run's seed and whether the gate is required."""
 
@@ -63,6 +71,7 @@ class GateContext:
     required: bool
     seed: int
     measurements: Mapping[tuple[MeasureRequest, str], Any] = field(default_factory=dict)
+    requests: tuple[MeasureRequest, ...] = ()  # this gate's planned requests
 
     def get(self, request: MeasureRequest, variant: str) -> Any:
         try:
@@ -81,18 +90,26 @@ class GateDef:
     requests: Callable[[Any], list[MeasureRequest]]
     decide: Decide
     doc: str = ""
+    plan: Callable[[Any, PlanInfo], list[MeasureRequest]] | None = None  # replaces `requests` when set
 
 
 _REGISTRY: dict[str, GateDef] = {}
 
 
-def gate(name: str, *, params: type, requests: Callable[[Any], list[MeasureRequest]]) -> Callable[[Decide], Decide]:
-    """Register a gate under `name` (the stable name used by configs, reports and pytest ids)."""
+def gate(
+    name: str,
+    *,
+    params: type,
+    requests: Callable[[Any], list[MeasureRequest]],
+    plan: Callable[[Any, PlanInfo], list[MeasureRequest]] | None = None,
+) -> Callable[[Decide], Decide]:
+    """Register a gate under `name` (the stable name used by configs, reports and pytest ids). `plan`, when
+    given, sees what the other gates measure (PlanInfo) and returns this gate's requests."""
 
     def register(fn: Decide) -> Decide:
         if name in _REGISTRY:
             raise ValueError(f"gate {name!r} is already registered")
-        _REGISTRY[name] = GateDef(name, params, requests, fn, (fn.__doc__ or "").strip())
+        _REGISTRY[name] = GateDef(name, params, requests, fn, (fn.__doc__ or "").strip(), plan)
         return fn
 
     return register

@@ -89,6 +89,30 @@ def _demo(args: argparse.Namespace) -> int:
     return EXIT_PASS
 
 
+def _data_audit(args: argparse.Namespace) -> int:
+    from harness.audit import audit, audit_json, render_audit
+
+    a = audit(args.file, Path.cwd(), tokenizer=args.tokenizer, max_length=args.max_length)
+    print("\n".join(render_audit(a)))
+    if args.json:
+        out = Path(args.json)
+        if out.exists():
+            raise HarnessError("file exists and would be overwritten", where=str(out), fix="choose a new --json path")
+        out.write_text(audit_json(a), encoding="utf-8")
+    return EXIT_PASS
+
+
+def _data_dedup(args: argparse.Namespace) -> int:
+    from harness.audit import dedup
+
+    stats = dedup(args.input, args.output, near=not args.exact_only)
+    print(
+        f"read {stats['read']} rows, wrote {stats['written']} to {args.output} "
+        f"(dropped {stats['exact_dropped']} exact and {stats['dropped'] - stats['exact_dropped']} near duplicates)"
+    )
+    return EXIT_PASS
+
+
 def _serve(args: argparse.Namespace) -> int:
     from harness.serve import serve
 
@@ -140,6 +164,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--qlora", action="store_true", help="QLoRA: the base quantised to 4-bit NF4 while training")
     d.add_argument("--cpt", action="store_true", help="continued pre-training on raw incident text before SFT")
     d.set_defaults(func=_demo)
+
+    da = sub.add_parser("data", help="audit or deduplicate a training file")
+    dsub = da.add_subparsers(dest="data_command", required=True)
+    au = dsub.add_parser("audit", help="counts, duplicates, rendered examples, token lengths, truncation, templates")
+    au.add_argument("file", help="training data (JSONL or .txt)")
+    au.add_argument("--tokenizer", default="smollm2-135m-instruct", help="base whose tokenizer/template to use")
+    au.add_argument("--max-length", type=int, default=512, help="the training max_length (default 512)")
+    au.add_argument("--json", help="also write the audit as JSON here")
+    au.set_defaults(func=_data_audit)
+    dd = dsub.add_parser("dedup", help="write a copy without exact and near duplicates (never overwrites)")
+    dd.add_argument("input")
+    dd.add_argument("output")
+    dd.add_argument("--exact-only", action="store_true", help="drop exact duplicates only")
+    dd.set_defaults(func=_data_dedup)
 
     s = sub.add_parser("serve", help="serve a base (+ adapter) through an OpenAI-compatible API on 127.0.0.1")
     s.add_argument("--model", default="smollm2-135m-instruct", help="base model (alias, directory, .gguf or hub id)")

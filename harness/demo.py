@@ -59,6 +59,10 @@ tolerance = 0.05
 over_refusal_tolerance = 0.05
 max_new_tokens = 32
 
+[gates.contamination]
+# every eval set above (and the probe suites) against the training data: exact 13-grams + fuzzy matches
+max_contaminated = 0.0
+
 [gates.judge]
 # blind pairwise A/B (both orders) on 30 general prompts, plus two rubric axes: did general helpfulness survive?
 # The judge here is the embedded 135M model (a plumbing check); point it at a real judge for a real verdict:

@@ -97,6 +97,35 @@ def _judge_preflight(req: Any, base_dir: Path | None) -> None:
     preflight(req.opts["spec"], base_dir)
 
 
+def _contamination(req: Any, base_dir: Path | None) -> Any:
+    from probes.contamination import contamination
+    from probes.overlap import read_text_set
+
+    o = req.opts
+    evals = [read_text_set(s, base_dir, key="[gates.contamination] data") for s in o["evals"]]
+    train = [read_text_set(s, base_dir, key="[gates.contamination] train") for s in o["train"]]
+    return contamination(evals, train, n=o["n"], fuzzy_cutoff=o["fuzzy_cutoff"])
+
+
+def _contamination_preflight(req: Any, base_dir: Path | None) -> None:
+    from harness.errors import HarnessError
+
+    o = req.opts
+    if not o["train"]:
+        raise HarnessError(
+            "the contamination gate has no training data to check against",
+            where="[gates.contamination] train",
+            fix='set train = "path/to/train.jsonl", add a [fine_tune] section, or gate an adapter written by '
+            "`harness train` (its training_manifest.json names its data)",
+        )
+    if not o["evals"]:
+        raise HarnessError(
+            "the contamination gate has no eval set to check",
+            where="[gates.contamination] data",
+            fix='set data = "path/to/eval.jsonl" (or enable other gates: their data is checked too)',
+        )
+
+
 def _load_judge_run(d: dict[str, Any]) -> Any:
     from judges.protocol import JudgeRun
 
@@ -128,6 +157,13 @@ KINDS: dict[str, MeasureKind] = {
         pair=True,
         preflight=_judge_preflight,
         code=("judges.protocol", "judges.backends"),
+    ),
+    "contamination": MeasureKind(  # about the data, not a model: measured once ("data" variant), not cached
+        run=_contamination,
+        load=lambda d: d,
+        dump=lambda m: m.to_dict(),
+        needs_model=False,
+        preflight=_contamination_preflight,
     ),
     "training_log": MeasureKind(
         run=_training_log, load=TrainingLog.from_dict, dump=lambda m: m.to_dict(), needs_model=False

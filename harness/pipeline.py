@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from gates import GateContext, GateResult, MeasureRequest, get_gate, release_verdict
+from gates.registry import PlanInfo
 from harness.cache import MeasurementCache
 from harness.config import ReleaseConfig, load_config
 from harness.console import status
@@ -123,6 +124,16 @@ class _Measurer:
     ) -> tuple[dict[tuple[MeasureRequest, str], Any], dict[tuple[MeasureRequest, str], BaseException]]:
         results: dict[tuple[MeasureRequest, str], Any] = {}
         errors: dict[tuple[MeasureRequest, str], BaseException] = {}
+        for req in requests:  # about the data alone (e.g. contamination): once, before any model loads
+            if "data" not in req.variants:
+                continue
+            try:
+                results[(req, "data")] = KINDS[req.kind].run(req, self.cfg.base_dir)
+            except HarnessError:
+                raise
+            except Exception as e:
+                log.debug("measurement failed", exc_info=True)
+                errors[(req, "data")] = e
         for variant in VARIANTS:  # base first: the candidate wraps the same loaded model
             for req in requests:
                 if variant not in req.variants:
@@ -175,12 +186,119 @@ def _decide(cfg: ReleaseConfig, plan: dict[str, list[MeasureRequest]], results: 
                 )
             )
             continue
-        ctx = GateContext(name=g.name, required=g.required, seed=cfg.run.seed, measurements=results)
+        ctx = GateContext(
+            name=g.name, required=g.required, seed=cfg.run.seed, measurements=results, requests=tuple(plan[g.name])
+        )
         try:
             out.append(gdef.decide(g.params, ctx))
         except Exception as e:
             log.debug("gate %s raised:\n%s", g.name, traceback.format_exc())
             out.append(GateResult.errored(g.name, e, required=g.required))
+    return _without_contaminated(cfg, plan, results, out)
+
+
+def _without_contaminated(
+    cfg: ReleaseConfig, plan: dict[str, list[MeasureRequest]], results: dict, decided: list[GateResult]
+) -> list[GateResult]:
+    """Each gate that measured on contaminated items is decided again without them; both numbers are shown."""
+    dirty: dict[str, set[str]] = {}
+    for g in decided:
+        if g.name == "contamination" and g.verdict in ("pass", "fail"):
+            for spec, s in g.details.get("sets", {}).items():
+                if s.get("ids"):
+                    dirty[spec] = set(s["ids"])
+    if not dirty:
+        return decided
+    by_name = {g.name: g for g in cfg.gates}
+    out = []
+    for g in decided:
+        hit = {r.data for r in plan.get(g.name, []) if r.data in dirty}
+        if g.name == "contamination" or g.verdict == "error" or not hit:
+            out.append(g)
+            continue
+        clean = {
+            key: value.without(dirty[key[0].data]) if key[0].data in dirty and hasattr(value, "without") else value
+            for key, value in results.items()
+        }
+        removed = sum(len(dirty[d]) for d in hit)
+        gc = by_name[g.name]
+        ctx = GateContext(
+            name=g.name, required=gc.required, seed=cfg.run.seed, measurements=clean, requests=tuple(plan[g.name])
+        )
+        try:
+            again = get_gate(g.name).decide(gc.params, ctx)
+            summary = {
+                "removed_items": removed,
+                "verdict": again.verdict,
+                "baseline": again.baseline,
+                "candidate": again.candidate,
+                "delta": again.delta,
+                "ci": list(again.ci) if again.ci else None,
+            }
+            ci = f", CI {again.ci[0]:.4g} to {again.ci[1]:.4g}" if again.ci else ""
+            note = (
+                f" Without the {removed} contaminated item(s): delta {again.delta:.4g}{ci} -> {again.verdict} "
+                "(the verdict above counts them)."
+                if again.delta is not None
+                else f" Without the {removed} contaminated item(s): {again.verdict}."
+            )
+        except Exception as e:  # e.g. nothing left once the contaminated items are removed
+            summary = {"removed_items": removed, "error": f"{type(e).__name__}: {e}"}
+            note = f" Without the {removed} contaminated item(s) it cannot be decided ({type(e).__name__}: {e})."
+        out.append(replace(g, explanation=g.explanation + note, details={**g.details, "without_contaminated": summary}))
+    return out
+
+
+def training_data(cfg: ReleaseConfig) -> tuple[str, ...]:
+    """Training data of the candidate: [fine_tune] train / cpt_data, and the data named by the adapter's
+    training manifest (and by the manifests of the adapters it was initialised from, e.g. a CPT stage)."""
+    import json
+
+    from probes.training_log import TRAINING_MANIFEST
+
+    found: list[str] = []
+    ft = cfg.fine_tune
+    if ft is not None:
+        found += [s for s in (ft.train, ft.cpt_data) if s]
+    adapter, seen = cfg.model.adapter, set()
+    while adapter and str(adapter) not in seen:
+        seen.add(str(adapter))
+        path = Path(adapter) / TRAINING_MANIFEST
+        try:
+            m = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            break
+        train = (m.get("data") or {}).get("train") or {}
+        if train.get("path") and Path(train["path"]).is_file():
+            found.append(str(Path(train["path"]).resolve()))
+        adapter = m.get("init_adapter")
+    return tuple(dict.fromkeys(found))
+
+
+def _audits(cfg: ReleaseConfig, train: tuple[str, ...], base: BaseModel, adapter: AdapterInfo) -> list[dict]:
+    """The dataset audit of each training set, for the report (a failed audit is noted, never fatal)."""
+    import json
+
+    from harness.audit import audit
+    from probes.training_log import TRAINING_MANIFEST
+
+    max_length = cfg.fine_tune.max_length if cfg.fine_tune else None
+    if max_length is None:
+        try:
+            m = json.loads((adapter.dir / TRAINING_MANIFEST).read_text(encoding="utf-8"))
+            max_length = int(m["config"]["max_length"])
+        except (OSError, ValueError, KeyError, TypeError):
+            max_length = 512
+    out = []
+    for spec in train:
+        try:
+            a = audit(
+                spec, cfg.base_dir, tokenizer=base.id, tok_dir=tokenizer_dir(base, adapter), max_length=max_length
+            )
+            out.append(a.to_dict())
+        except Exception as e:  # the audit informs; it does not decide
+            log.debug("audit failed", exc_info=True)
+            out.append({"name": spec, "error": f"{type(e).__name__}: {e}"})
     return out
 
 
@@ -213,7 +331,13 @@ def run(config: ReleaseConfig | str | Path, out: str | Path | None = None, *, ov
     timings: dict[str, float] = {}
 
     # plan: what each gate needs; load and validate all data before any model is touched
-    plan = {g.name: get_gate(g.name).requests(g.params) for g in cfg.gates}
+    plan = {g.name: get_gate(g.name).requests(g.params) for g in cfg.gates if get_gate(g.name).plan is None}
+    info = PlanInfo(
+        data=tuple(dict.fromkeys(r.data for rs in plan.values() for r in rs if KINDS[r.kind].needs_model)),
+        train=training_data(cfg),
+    )
+    planned = {g.name: get_gate(g.name).plan(g.params, info) for g in cfg.gates if get_gate(g.name).plan}
+    plan = {g.name: plan[g.name] if g.name in plan else planned[g.name] for g in cfg.gates}
     requests = list(dict.fromkeys(r for rs in plan.values() for r in rs))
     datasets = {
         (r.kind, r.data): KINDS[r.kind].load_data(r.data, cfg.base_dir, key=f"[gates] data = {r.data!r}")
@@ -237,6 +361,7 @@ def run(config: ReleaseConfig | str | Path, out: str | Path | None = None, *, ov
     timings["measure"] = time.perf_counter() - t1
 
     gate_results = _decide(cfg, plan, results, errors)
+    audits = _audits(cfg, info.train, base, adapter) if any(g.name == "contamination" for g in cfg.gates) else []
     timings["total"] = time.perf_counter() - t0
     manifest = build_manifest(
         config_path=cfg.path,
@@ -252,6 +377,8 @@ def run(config: ReleaseConfig | str | Path, out: str | Path | None = None, *, ov
         cache={"dir": str(cache.root), "hits": cache.hits, "misses": cache.misses},
         timings=timings,
     )
+    if audits:
+        manifest["dataset_audit"] = audits
     report = Report(
         verdict=release_verdict(gate_results),
         gates=tuple(gate_results),

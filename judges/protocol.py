@@ -157,6 +157,15 @@ class JudgeRun:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def without(self, ids: set[str]) -> JudgeRun:
+        from dataclasses import replace
+
+        return replace(
+            self,
+            pairs=tuple(p for p in self.pairs if p.id not in ids),
+            rubric=tuple(r for r in self.rubric if r.id not in ids),
+        )
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> JudgeRun:
         pairs = tuple(

@@ -51,6 +51,10 @@ class NLLMeasurement:
     def from_dict(cls, d: dict[str, Any]) -> NLLMeasurement:
         return cls(tuple(DocNLL(**x) for x in d["docs"]), d["max_length"], d["scored"])
 
+    def without(self, ids: set[str]) -> NLLMeasurement:
+        """The same measurement minus some documents (e.g. contaminated ones)."""
+        return NLLMeasurement(tuple(d for d in self.docs if d.id not in ids), self.max_length, self.scored)
+
 
 @dataclass(frozen=True)
 class ProbeOutcome:
@@ -84,3 +88,6 @@ class ProbeRun:
         return cls(
             tuple(ProbeOutcome(**{k: tuple(v) if isinstance(v, list) else v for k, v in i.items()}) for i in d["items"])
         )
+
+    def without(self, ids: set[str]) -> ProbeRun:
+        return ProbeRun(tuple(i for i in self.items if i.id not in ids))

@@ -92,6 +92,19 @@ def judge_section(g: GateResult) -> list[str]:
     return lines
 
 
+def dataset_section(audits: list[dict] | None) -> list[str]:
+    """The training data as the trainer saw it (dataset audit), when the release checks contamination."""
+    if not audits:
+        return []
+    from harness.audit import Audit, render_audit
+
+    out = ["", "## Dataset: the training data audited"]
+    for a in audits:
+        out.append("")
+        out += [f"**{a['name']}**: audit failed: {a['error']}"] if "error" in a else render_audit(Audit(**a))
+    return out
+
+
 def training_section(t: dict | None) -> list[str]:
     """How the candidate was trained, from the training manifest beside its adapter."""
     if not t or "error" in t:
@@ -192,6 +205,7 @@ def render_markdown(report: Report) -> str:
         rows.append((f"data `{d['name']}`", f"{d['records']} records, sha256 `{d['sha256'][:16]}…`"))
     pk = m.get("packages", {})
     rows.append(("packages", ", ".join(f"{k} {v}" for k, v in pk.items() if v)))
+    out += dataset_section(m.get("dataset_audit"))
     out += training_section(m.get("training"))
     out += ["", "## Manifest: what exactly was gated", "", "| | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in rows]

@@ -13,9 +13,9 @@ def test_reproducible_byte_for_byte(tmp_path):
 def test_splits_are_disjoint_and_diverse():
     s = demo_splits()
     assert (len(s["train"]), len(s["valid"]), len(s["eval"])) == (240, 40, 40)
-    train = {it.report for it in s["train"]}
-    assert not train & {it.report for it in s["eval"]}
-    assert not train & {it.report for it in s["valid"]}
+    train = set().union(*(it.pairs for it in s["train"]))
+    assert not any(it.pairs & train for it in s["eval"])
+    assert not any(it.pairs & train for it in s["valid"])
     assert len(TEMPLATES) >= 5 and len({it.template for it in s["train"]}) == len(TEMPLATES)
     assert {it.severity for it in s["train"]} == set(SEVERITIES)
     assert {it.category for it in s["train"]} == set(CATEGORIES)
