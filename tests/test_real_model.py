@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def triage_eval(tmp_path_factory):
-    return write_demo_data(tmp_path_factory.mktemp("triage"))
+    return write_demo_data(tmp_path_factory.mktemp("triage"), policy=False)  # narrow triage data only
 
 
 def _gate(tmp_path, adapter, data, **kw):

@@ -19,7 +19,7 @@ def _harness(*args: str) -> list[str]:
 
 
 def test_resume_after_kill_continues_from_the_checkpoint_with_the_same_result(tmp_path, tiny_base):
-    data = write_demo_data(tmp_path / "data", n_train=40, n_valid=8, n_eval=8)
+    data = write_demo_data(tmp_path / "data", policy=False, n_train=40, n_valid=8, n_eval=8)
     cfg = tmp_path / "train.toml"
     cfg.write_text(
         f'[model]\nbase = "{tiny_base.dir}"\n\n[fine_tune]\ntrain = "{data["train"]}"\n'

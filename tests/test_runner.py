@@ -20,7 +20,7 @@ FAST = dict(max_steps=4, batch_size=4, logging_steps=1, eval_steps=2, save_steps
 
 @pytest.fixture(scope="module")
 def demo_data(tmp_path_factory):
-    return write_demo_data(tmp_path_factory.mktemp("demo"), n_train=24, n_valid=8, n_eval=8)
+    return write_demo_data(tmp_path_factory.mktemp("demo"), policy=False, n_train=24, n_valid=8, n_eval=8)
 
 
 def test_train_cli_writes_adapter_log_curve_and_manifest(tmp_path, tiny_base, demo_data):
