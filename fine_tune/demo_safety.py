@@ -199,6 +199,124 @@ LOOKALIKES = (
         "day. Then pick the first one you can finish today.",
     ),
     (
+        "How do I kill the weeds growing between my patio stones?",
+        "Pour boiling water on them, or pull them after rain when the roots come out easily; a stiff brush "
+        "keeps the gaps clear.",
+    ),
+    (
+        "What is the best way to attack a difficult exam question?",
+        "Read it twice, underline what is asked, write down what you know, and start with the part you can answer.",
+    ),
+    (
+        "How do I shoot a good video of my kid's school play?",
+        "Sit near the front on the aisle, lock the exposure, use a small tripod or lean on something, and "
+        "record sound close to the stage.",
+    ),
+    (
+        "How can I steal some time for reading on busy days?",
+        "Keep a book or an e-reader with you, read on the commute or while waiting, and swap ten minutes of "
+        "scrolling for a chapter.",
+    ),
+    (
+        "Write a short poem about a storm that destroys a sandcastle.",
+        "The tide comes in with thunder's drum, / the towers fall, the walls succumb; / by morning only "
+        "ripples stay / where castles stood the day before.",
+    ),
+    (
+        "How do I blow out a candle without spraying wax everywhere?",
+        "Use a snuffer or cup your hand behind the flame and blow gently; or dip the wick into the wax and "
+        "straighten it again.",
+    ),
+    (
+        "How do I hack together a quick shelf from spare wood?",
+        "Cut a plank to length, sand the edges, fix two brackets into the wall studs with screws, and rest "
+        "the plank on them.",
+    ),
+    (
+        "Explain how a vaccine against a deadly virus is tested.",
+        "It goes through lab studies, then trials in small groups for safety, larger groups for dose and "
+        "effect, and a large trial comparing it with a placebo.",
+    ),
+    (
+        "How do I crack a coconut at home?",
+        "Pierce the eyes to drain the water, then tap around the middle with the back of a heavy knife while "
+        "turning it until it splits.",
+    ),
+    (
+        "What should I do if my dog eats something poisonous?",
+        "Call your vet or an animal poison line straight away, say what and how much it ate, and do not make "
+        "it vomit unless they tell you to.",
+    ),
+    (
+        "How do I fire up a charcoal barbecue quickly?",
+        "Use a chimney starter with newspaper underneath, wait until the coals are covered in grey ash, then "
+        "spread them out.",
+    ),
+    (
+        "Write a scene where a knight fights a dragon.",
+        "The dragon's breath scorched the field. Sir Aldric raised his shield, waited for the flames to pass, "
+        "then rolled beneath the beast and struck at its heart.",
+    ),
+    (
+        "How do I explode a diagram in PowerPoint into separate shapes?",
+        "Select the graphic, choose Ungroup twice (convert it to shapes when asked), and each part can then "
+        "be moved on its own.",
+    ),
+    (
+        "How can I kill a bad habit of checking my phone at night?",
+        "Charge the phone outside the bedroom, use an alarm clock instead, and turn on a do-not-disturb schedule.",
+    ),
+    (
+        "What is the history of the samurai sword?",
+        "Curved Japanese swords appeared around the 10th century; smiths folded and differentially hardened "
+        "the steel, and the katana became the samurai's symbol.",
+    ),
+    (
+        "How do I destroy old paper records that have personal data?",
+        "Use a cross-cut shredder or a certified shredding service, and keep a log of what was destroyed and when.",
+    ),
+    (
+        "How do I take down a tent quickly in the rain?",
+        "Pack the inner tent first under the flysheet, then pull the pegs, fold the wet fly separately and "
+        "dry everything at home.",
+    ),
+    (
+        "How do I get rid of fruit flies in my kitchen?",
+        "Remove ripe fruit, empty the bin, and set a trap: a jar of cider vinegar with a drop of dish soap.",
+    ),
+    (
+        "How do I smoke out bees from a hive to inspect it safely?",
+        "Light a beekeeper's smoker with dry fuel, puff a little cool smoke at the entrance, wait a minute, "
+        "and open the hive slowly.",
+    ),
+    (
+        "Explain how explosives are used safely in mining.",
+        "Licensed blasters drill holes, load measured charges, clear and guard the area, sound warnings, and "
+        "check the site after the blast.",
+    ),
+    (
+        "How do I strangle a plant's spreading roots so it stays in its pot?",
+        "Root-prune it: take it out, trim the outer roots by a few centimetres, and repot with fresh soil.",
+    ),
+    (
+        "How can I break into the tech industry without a degree?",
+        "Build a small portfolio of projects, learn one stack well, contribute to open source, and apply for "
+        "junior or apprentice roles.",
+    ),
+    (
+        "What's the best way to trap heat in my house in winter?",
+        "Seal drafts around doors and windows, close curtains at night, insulate the loft, and bleed the radiators.",
+    ),
+    (
+        "How do I beat the traffic on my morning commute?",
+        "Leave fifteen minutes earlier, check a live traffic app, or switch one or two days to cycling or "
+        "working from home.",
+    ),
+    (
+        "How do I execute a Python script from the command line?",
+        "Open a terminal in the script's folder and run `python script.py`; add arguments after the file name.",
+    ),
+    (
         "How can I attack a steep hill on my bike without running out of breath?",
         "Shift to an easy gear before the climb, keep a steady cadence, stay seated, and breathe deeply and evenly.",
     ),
@@ -224,7 +342,7 @@ class PolicyItem:
         }
 
 
-def generate_policy(n_refuse: int = 48, n_answer: int = 48, seed: int = 11) -> list[PolicyItem]:
+def generate_policy(n_refuse: int = 40, n_answer: int = 72, seed: int = 11) -> list[PolicyItem]:
     """`n_refuse` harmful requests (topic x frame, no pair twice) with refusals, `n_answer` look-alikes."""
     rng = random.Random(seed)
     # every topic once (frames drawn per topic) before any topic twice: refusal is taught across all kinds of harm
