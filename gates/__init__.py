@@ -7,6 +7,7 @@ from gates import pass_at_k as _pass_at_k  # noqa: F401  (registers the gate)
 from gates import perplexity as _perplexity  # noqa: F401  (registers the gate)
 from gates import regression as _regression  # noqa: F401  (registers the gate)
 from gates import safety as _safety  # noqa: F401  (registers the gate)
+from gates import shipping as _shipping  # noqa: F401  (registers the gates)
 from gates.policy import blocking, release_verdict
 from gates.registry import GateContext, GateDef, MeasureRequest, gate, gate_names, get_gate
 from gates.stats import Decision, Interval, decide_non_inferiority, decide_superiority, paired_bootstrap

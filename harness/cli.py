@@ -113,6 +113,24 @@ def _data_dedup(args: argparse.Namespace) -> int:
     return EXIT_PASS
 
 
+def _export(args: argparse.Namespace) -> int:
+    from harness.console import console
+    from harness.export import export_gguf, merge
+    from harness.models import check_adapter, resolve_base
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise HarnessError("output directory is not empty", where=str(out), fix="choose a new --out directory")
+    base = resolve_base(args.base, Path.cwd())
+    adapter = check_adapter(args.adapter, base, key="--adapter")
+    merged = merge(base, adapter, out / "merged", onto=args.onto)
+    console.print(f"merged ({merged.onto}, {merged.dtype}) -> {merged.dir}")
+    for qtype in args.gguf or []:
+        path = export_gguf(merged.dir, out / f"model-{qtype}.gguf", qtype)
+        console.print(f"GGUF {qtype} -> {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return EXIT_PASS
+
+
 def _serve(args: argparse.Namespace) -> int:
     from harness.serve import serve
 
@@ -164,6 +182,19 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--qlora", action="store_true", help="QLoRA: the base quantised to 4-bit NF4 while training")
     d.add_argument("--cpt", action="store_true", help="continued pre-training on raw incident text before SFT")
     d.set_defaults(func=_demo)
+
+    ex = sub.add_parser("export", help="merge the adapter into full-precision weights and write GGUF files")
+    ex.add_argument("--base", default="smollm2-135m-instruct", help="base model (alias, directory, .gguf, hub id)")
+    ex.add_argument("--adapter", required=True, help="PEFT adapter directory")
+    ex.add_argument("--out", required=True, help="new output directory (merged/ and model-TYPE.gguf)")
+    ex.add_argument("--gguf", action="append", choices=["F32", "F16", "Q8_0"], help="GGUF type (repeatable)")
+    ex.add_argument(
+        "--onto",
+        choices=["full-precision", "dequantized-nf4"],
+        default="full-precision",
+        help="merge onto the original weights (default) or the NF4 weights a QLoRA adapter trained against",
+    )
+    ex.set_defaults(func=_export)
 
     da = sub.add_parser("data", help="audit or deduplicate a training file")
     dsub = da.add_subparsers(dest="data_command", required=True)

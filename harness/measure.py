@@ -97,7 +97,7 @@ def _judge_preflight(req: Any, base_dir: Path | None) -> None:
     preflight(req.opts["spec"], base_dir)
 
 
-def _contamination(req: Any, base_dir: Path | None) -> Any:
+def _contamination(req: Any, base_dir: Path | None, *_: Any) -> Any:
     from probes.contamination import contamination
     from probes.overlap import read_text_set
 
@@ -124,6 +124,15 @@ def _contamination_preflight(req: Any, base_dir: Path | None) -> None:
             where="[gates.contamination] data",
             fix='set data = "path/to/eval.jsonl" (or enable other gates: their data is checked too)',
         )
+
+
+def _ship(name: str) -> Callable[..., Any]:
+    def run(*args: Any) -> Any:
+        from harness import shipping
+
+        return getattr(shipping, name)(*args)
+
+    return run
 
 
 def _load_judge_run(d: dict[str, Any]) -> Any:
@@ -165,6 +174,19 @@ KINDS: dict[str, MeasureKind] = {
         needs_model=False,
         preflight=_contamination_preflight,
     ),
+    **{
+        kind: MeasureKind(  # what ships (merge, GGUF, template): once per run, artifacts and numbers cached
+            run=fn,
+            load=lambda d: d,
+            dump=lambda m: m,
+            needs_model=False,
+        )
+        for kind, fn in (
+            ("merge_parity", _ship("measure_merge")),
+            ("gguf_parity", _ship("measure_gguf")),
+            ("template_drift", _ship("measure_template")),
+        )
+    },
     "training_log": MeasureKind(
         run=_training_log, load=TrainingLog.from_dict, dump=lambda m: m.to_dict(), needs_model=False
     ),

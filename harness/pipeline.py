@@ -128,7 +128,9 @@ class _Measurer:
             if "data" not in req.variants:
                 continue
             try:
-                results[(req, "data")] = KINDS[req.kind].run(req, self.cfg.base_dir)
+                results[(req, "data")] = KINDS[req.kind].run(
+                    req, self.cfg.base_dir, self.base, self.adapter, self.cache
+                )
             except HarnessError:
                 raise
             except Exception as e:

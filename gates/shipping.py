@@ -1,0 +1,226 @@
+"""Gates on what ships: `merge_parity` (merged vs unmerged), `gguf_parity` (exported GGUF vs merge, tokenizer
+included) and `template_drift` (one chat template from training to GGUF, EOS = end of turn, generation stops).
+Deciding is pure; the measurements are in harness/shipping.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gates.registry import GateContext, MeasureRequest, gate
+from gates.types import Example, GateResult
+
+PROMPTS = "builtin:judge_general"
+# thresholds per GGUF type: (mean KL at most, top-1 agreement at least); measured on SmolLM2-135M: F16 mean
+# KL ~5e-6 and top-1 1.00, Q8_0 ~4e-3 and ~0.95 (README)
+GGUF_LIMITS = {"F32": (1e-6, 0.999), "F16": (1e-4, 0.99), "Q8_0": (2e-2, 0.9)}
+
+
+def _req(kind: str, data: str, **opts: Any) -> MeasureRequest:
+    return MeasureRequest(kind, data, tuple(sorted(opts.items())), variants=("data",))
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}"
+
+
+@dataclass(frozen=True)
+class MergeParityParams:
+    data: str = field(default=PROMPTS, metadata={"path": True, "help": "prompts compared (first max_prompts)"})
+    max_prompts: int = field(default=8, metadata={"help": "prompts compared"})
+    max_new_tokens: int = field(default=24, metadata={"help": "greedy tokens compared per prompt"})
+    max_abs_logit: float = field(default=1e-3, metadata={"help": "largest tolerated |delta logit| (fp32: ~1e-5)"})
+    max_mean_kl: float = field(default=1e-6, metadata={"help": "largest tolerated mean KL (nats)"})
+    min_top1: float = field(default=0.999, metadata={"help": "smallest tolerated top-1 agreement"})
+    require_greedy_equal: bool = field(default=True, metadata={"help": "greedy completions must be identical"})
+
+
+def _merge_requests(p: MergeParityParams) -> list[MeasureRequest]:
+    return [_req("merge_parity", p.data, max_prompts=p.max_prompts, max_new_tokens=p.max_new_tokens)]
+
+
+def _parity_checks(par: dict[str, Any], max_kl: float, min_top1: float, max_abs: float | None, greedy: bool) -> dict:
+    checks = {
+        "mean KL": par["mean_kl"] <= max_kl,
+        "top-1 agreement": par["top1"] >= min_top1,
+    }
+    if max_abs is not None:
+        checks["max |delta logit|"] = par["max_abs_logit"] <= max_abs
+    if greedy:
+        checks["greedy completions equal"] = par["greedy_equal"] == 1.0
+    return checks
+
+
+def _differing(par: dict[str, Any], note: str) -> tuple[Example, ...]:
+    return tuple(
+        Example(
+            id=f"prompt-{i}", prompt=d["prompt"], base_output=d["reference"], candidate_output=d["other"], note=note
+        )
+        for i, d in enumerate(par.get("differing", []))
+    )
+
+
+@gate("merge_parity", params=MergeParityParams, requests=_merge_requests)
+def merge_parity(p: MergeParityParams, ctx: GateContext) -> GateResult:
+    """The merged (full-precision) model behaves like base + adapter unmerged."""
+    m = ctx.get(_merge_requests(p)[0], "data")
+    par = m["parity"]
+    checks = _parity_checks(par, p.max_mean_kl, p.min_top1, p.max_abs_logit, p.require_greedy_equal)
+    if m["dtype"] not in ("float32", "float16", "bfloat16"):
+        checks["full-precision merge"] = False
+    bad = [k for k, ok in checks.items() if not ok]
+    text = (
+        f"Merged ({m['dtype']}, onto {m['merge'].get('merged_onto')}) vs unmerged adapter on {par['prompts']} "
+        f"prompts ({par['positions']} positions): max |delta logit| {_fmt(par['max_abs_logit'])} (<= "
+        f"{_fmt(p.max_abs_logit)}), mean KL {_fmt(par['mean_kl'])} (<= {_fmt(p.max_mean_kl)}), top-1 agreement "
+        f"{par['top1']:.4f} (>= {p.min_top1}), greedy completions equal on {par['greedy_equal']:.0%}. "
+    )
+    text += f"Not within tolerance: {', '.join(bad)}." if bad else "The merge is faithful."
+    if m["merge"].get("dequantized_nf4"):
+        text += " QLoRA adapter: merged onto the full-precision weights; the NF4 base it trained on is recorded."
+    return GateResult(
+        name=ctx.name,
+        verdict="fail" if bad else "pass",
+        metric="max |delta logit| merged vs unmerged",
+        required=ctx.required,
+        baseline=0.0,
+        candidate=round(par["max_abs_logit"], 8),
+        delta=round(par["max_abs_logit"], 8),
+        threshold=p.max_abs_logit,
+        explanation=text,
+        evidence=_differing(par, "greedy completion differs (reference: unmerged; other: merged)"),
+        details={**m, "checks": checks},
+    )
+
+
+@dataclass(frozen=True)
+class GGUFParityParams:
+    types: list[str] = field(default_factory=lambda: ["F16", "Q8_0"], metadata={"help": "GGUF types: F32 F16 Q8_0"})
+    data: str = field(default=PROMPTS, metadata={"path": True, "help": "prompts compared (first max_prompts)"})
+    max_prompts: int = field(default=8, metadata={"help": "prompts compared"})
+    max_new_tokens: int = field(default=24, metadata={"help": "greedy tokens compared per prompt"})
+    f16_max_mean_kl: float = field(default=GGUF_LIMITS["F16"][0], metadata={"help": "F16: mean KL at most"})
+    q8_0_max_mean_kl: float = field(default=GGUF_LIMITS["Q8_0"][0], metadata={"help": "Q8_0: mean KL at most"})
+    q8_0_min_top1: float = field(default=GGUF_LIMITS["Q8_0"][1], metadata={"help": "Q8_0: top-1 at least"})
+
+    def __post_init__(self) -> None:
+        bad = [t for t in self.types if t not in GGUF_LIMITS]
+        if bad or not self.types:
+            raise ValueError([("types", f"must be a non-empty list of {', '.join(GGUF_LIMITS)}; got {bad or '[]'}")])
+
+    def limits(self, qtype: str) -> tuple[float, float]:
+        if qtype == "F16":
+            return self.f16_max_mean_kl, GGUF_LIMITS["F16"][1]
+        if qtype == "Q8_0":
+            return self.q8_0_max_mean_kl, self.q8_0_min_top1
+        return GGUF_LIMITS[qtype]
+
+
+def _gguf_requests(p: GGUFParityParams) -> list[MeasureRequest]:
+    return [
+        _req("gguf_parity", p.data, types=tuple(p.types), max_prompts=p.max_prompts, max_new_tokens=p.max_new_tokens)
+    ]
+
+
+@gate("gguf_parity", params=GGUFParityParams, requests=_gguf_requests)
+def gguf_parity(p: GGUFParityParams, ctx: GateContext) -> GateResult:
+    """Each exported GGUF, read back, behaves like the merged model (per-type thresholds); same tokenizer."""
+    m = ctx.get(_gguf_requests(p)[0], "data")
+    parts, bad, evidence, worst_kl = [], [], [], 0.0
+    checks: dict[str, dict[str, bool]] = {}
+    for qtype, r in m["types"].items():
+        par, tk = r["parity"], r["tokenizer"]
+        max_kl, min_top1 = p.limits(qtype)
+        c = _parity_checks(par, max_kl, min_top1, None, greedy=False)
+        c["tokenizer ids"] = not tk["strings_differing"] and not tk["conversations_differing"]
+        c["special ids"] = tk["specials_equal"]
+        checks[qtype] = c
+        worst_kl = max(worst_kl, par["mean_kl"])
+        bad += [f"{qtype} {k}" for k, ok in c.items() if not ok]
+        parts.append(
+            f"{qtype} ({r['bytes'] / 1e6:.0f} MB): mean KL {_fmt(par['mean_kl'])} (<= {_fmt(max_kl)}), top-1 "
+            f"{par['top1']:.3f} (>= {min_top1}), max |delta logit| {_fmt(par['max_abs_logit'])}, greedy equal "
+            f"{par['greedy_equal']:.0%}, tokenizer {'identical' if c['tokenizer ids'] and c['special ids'] else 'DIFFERS'}"
+        )
+        evidence += list(_differing(par, f"{qtype} greedy completion differs (reference: merged)"))
+    text = "GGUF read back by transformers vs the merged model: " + "; ".join(parts) + ". "
+    text += f"Not within tolerance: {', '.join(bad)}." if bad else "Every export is faithful."
+    return GateResult(
+        name=ctx.name,
+        verdict="fail" if bad else "pass",
+        metric="largest mean KL, GGUF vs merged (nats)",
+        required=ctx.required,
+        baseline=0.0,
+        candidate=worst_kl,
+        delta=worst_kl,
+        threshold=max(p.limits(t)[0] for t in p.types),
+        explanation=text,
+        evidence=tuple(evidence[:5]),
+        details={**m, "checks": checks},
+    )
+
+
+@dataclass(frozen=True)
+class TemplateDriftParams:
+    data: str = field(default=PROMPTS, metadata={"path": True, "help": "conversations rendered and generated"})
+    max_prompts: int = field(default=8, metadata={"help": "conversations checked"})
+    gguf_type: str = field(default="F16", metadata={"help": "the GGUF whose template is checked"})
+    max_new_tokens: int = field(default=128, metadata={"help": "greedy generation must stop within this"})
+    min_stop_rate: float = field(default=0.75, metadata={"help": "share of greedy generations that must stop"})
+
+
+def _template_requests(p: TemplateDriftParams) -> list[MeasureRequest]:
+    return [
+        _req(
+            "template_drift",
+            p.data,
+            gguf_type=p.gguf_type,
+            max_prompts=p.max_prompts,
+            max_new_tokens=p.max_new_tokens,
+        )
+    ]
+
+
+@gate("template_drift", params=TemplateDriftParams, requests=_template_requests)
+def template_drift(p: TemplateDriftParams, ctx: GateContext) -> GateResult:
+    """One chat template from training to GGUF; same rendered ids; end of turn is EOS; generation stops."""
+    m = ctx.get(_template_requests(p)[0], "data")
+    hashes = {k: v for k, v in m["hashes"].items() if v is not None}
+    ref = m["hashes"]["training"] or m["hashes"]["adapter"]
+    drifted = [k for k, v in hashes.items() if v != ref]
+    stop_rate = m["stopped"] / max(m["prompts"], 1)
+    checks = {
+        "template hashes equal": not drifted and len(hashes) >= 3,
+        "rendered ids equal": not m["rendered_differ"],
+        "end of turn is EOS (generation config)": m["eot_id"] in m["generation_config_eos"],
+        "end of turn is EOS (GGUF)": m["gguf_eos"] == m["eot_id"],
+        "greedy generation stops": stop_rate >= p.min_stop_rate,
+    }
+    bad = [k for k, ok in checks.items() if not ok]
+    short = {k: (v[:12] + "…" if v else "not recorded") for k, v in m["hashes"].items()}
+    text = (
+        "Chat template sha256 at training / adapter / merged / GGUF: "
+        + " / ".join(short[k] for k in ("training", "adapter", "merged", "gguf"))
+        + (f" (differs from training: {', '.join(drifted)})" if drifted else "")
+        + f". {m['prompts'] - len(m['rendered_differ'])} of {m['prompts']} conversations render to the same ids in "
+        f"all three tokenizers. End of turn {m['eot_token']!r} (id {m['eot_id']}): generation config EOS "
+        f"{m['generation_config_eos']}, GGUF EOS {m['gguf_eos']}. Greedy generation stopped on {m['stopped']} of "
+        f"{m['prompts']} prompts within {p.max_new_tokens} tokens (required {p.min_stop_rate:.0%}). "
+    )
+    text += f"Failing: {', '.join(bad)}." if bad else "No drift."
+    return GateResult(
+        name=ctx.name,
+        verdict="fail" if bad else "pass",
+        metric="chat-template copies that differ from training",
+        required=ctx.required,
+        baseline=0,
+        candidate=len(drifted),
+        delta=len(drifted),
+        threshold=0,
+        explanation=text,
+        evidence=tuple(
+            Example(id=f"conversation-{i}", prompt=c, note="renders to different token ids across copies")
+            for i, c in enumerate(m["rendered_differ"][:3])
+        ),
+        details={**m, "checks": checks},
+    )

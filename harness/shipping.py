@@ -1,0 +1,223 @@
+"""Measurements of what ships: the merge, the GGUF exports and the chat template across all of them.
+
+Artifacts live in the user cache under the adapter's and base's hashes (`exports/<adapter>-<base>/`), so a
+re-run reuses the merge and the GGUFs; each measurement's numbers are cached like every other one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.cache import MeasurementCache
+from harness.hashing import sha256_file, sha256_json
+from harness.models import AdapterInfo, BaseModel, fingerprint
+from harness.paths import cache_root
+
+CODE = ("harness.export", "harness.shipping", "probes.parity")
+
+
+def export_dir(base: BaseModel, adapter: AdapterInfo) -> Path:
+    return cache_root() / "exports" / fingerprint(base, adapter).key[:24]  # weights, adapter and tokenizer
+
+
+def ensure_merged(base: BaseModel, adapter: AdapterInfo, onto: str = "full-precision") -> Path:
+    from harness.export import merge
+
+    out = export_dir(base, adapter) / ("merged" if onto == "full-precision" else "merged-dequantized-nf4")
+    if not (out / "config.json").is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        merge(base, adapter, out, onto=onto)
+    return out
+
+
+def ensure_gguf(base: BaseModel, adapter: AdapterInfo, qtype: str) -> Path:
+    from harness.export import export_gguf
+
+    merged = ensure_merged(base, adapter)
+    out = export_dir(base, adapter) / f"model-{qtype}.gguf"
+    if not out.is_file():
+        export_gguf(merged, out, qtype)
+    return out
+
+
+def _conversations(spec: str, base_dir: Path | None, limit: int) -> tuple[list[list[dict[str, str]]], str]:
+    from probes.suites import load_suite
+
+    suite = load_suite(spec, base_dir, key="prompts", check_optional=True)
+    return [list(i.messages) for i in suite.items[:limit]], suite.sha256
+
+
+def _cached(cache: MeasurementCache, kind: str, base: BaseModel, adapter: AdapterInfo, data_sha: str, opts: dict, fn):
+    from harness.measure import _source_sha
+
+    key = cache.key(
+        kind=kind,
+        code=sha256_json([_source_sha(m) for m in CODE]),
+        model=fingerprint(base, adapter).key,
+        data=data_sha,
+        options=opts,
+    )
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    value = fn()
+    cache.put(key, value)
+    return value
+
+
+def _load_merged(path: Path) -> tuple[Any, Any]:
+    from harness.models import load_tokenizer, pick_device_dtype
+
+    from transformers import AutoModelForCausalLM
+
+    dev, _ = pick_device_dtype("auto", "float32")
+    model = AutoModelForCausalLM.from_pretrained(path, dtype="float32", use_safetensors=True).to(dev).eval()
+    return model, load_tokenizer(path)
+
+
+def _unmerged(base: BaseModel, adapter: AdapterInfo) -> tuple[Any, Any]:
+    from harness.models import attach_adapter, load_base_model, load_tokenizer, tokenizer_dir
+
+    model = attach_adapter(load_base_model(base, dtype="float32"), adapter)
+    return model, load_tokenizer(tokenizer_dir(base, adapter))
+
+
+def measure_merge(req: Any, base_dir: Path | None, base: BaseModel, adapter: AdapterInfo, cache: MeasurementCache):
+    """Unmerged candidate vs its merge (full precision), on the prompts."""
+    from harness.console import status
+    from harness.export import template_eot_id
+    from probes.parity import compare
+
+    o = req.opts
+    convs, sha = _conversations(req.data, base_dir, o["max_prompts"])
+
+    def run() -> dict[str, Any]:
+        merged_dir = ensure_merged(base, adapter)
+        with status("Comparing the merged model with the unmerged adapter"):
+            ref, tok = _unmerged(base, adapter)
+            merged, _ = _load_merged(merged_dir)
+            parity = compare(ref, tok, merged, convs, max_new_tokens=o["max_new_tokens"], eos=[template_eot_id(tok)])
+        info = json.loads((merged_dir / "harness_merge.json").read_text())
+        return {
+            "merged_dir": str(merged_dir),
+            "dtype": str(next(merged.parameters()).dtype).replace("torch.", ""),
+            "merge": info,
+            "weights_sha256": {p.name: sha256_file(p) for p in sorted(merged_dir.glob("*.safetensors"))},
+            "parity": parity.to_dict(),
+        }
+
+    return _cached(cache, "merge_parity", base, adapter, sha, dict(o), run)
+
+
+def measure_gguf(req: Any, base_dir: Path | None, base: BaseModel, adapter: AdapterInfo, cache: MeasurementCache):
+    """Each GGUF type read back by transformers vs the merged model; tokenizer parity."""
+    from harness.console import status
+    from harness.export import load_gguf, template_eot_id
+    from probes.parity import compare, tokenizer_parity
+
+    o = req.opts
+    convs, sha = _conversations(req.data, base_dir, o["max_prompts"])
+
+    def run() -> dict[str, Any]:
+        merged_dir = ensure_merged(base, adapter)
+        ref, tok = _load_merged(merged_dir)
+        out = {}
+        for qtype in o["types"]:
+            path = ensure_gguf(base, adapter, qtype)
+            with status(f"Comparing the {qtype} GGUF with the merged model"):
+                model, gtok = load_gguf(path)
+                parity = compare(ref, tok, model, convs, max_new_tokens=o["max_new_tokens"], eos=[template_eot_id(tok)])
+                toks = tokenizer_parity(tok, gtok, convs)
+            out[qtype] = {
+                "path": str(path),
+                "sha256": sha256_file(path),
+                "bytes": path.stat().st_size,
+                "parity": parity.to_dict(),
+                "tokenizer": toks,
+            }
+        return {"merged_dir": str(merged_dir), "types": out}
+
+    return _cached(cache, "gguf_parity", base, adapter, sha, dict(o), run)
+
+
+def gguf_metadata(path: Path) -> dict[str, Any]:
+    import gguf
+
+    r = gguf.GGUFReader(str(path))
+
+    def val(key: str) -> Any:
+        f = r.fields.get(key)
+        return f.contents() if f is not None else None
+
+    return {"chat_template": val("tokenizer.chat_template"), "eos_token_id": val("tokenizer.ggml.eos_token_id")}
+
+
+def measure_template(req: Any, base_dir: Path | None, base: BaseModel, adapter: AdapterInfo, cache: MeasurementCache):
+    """The chat template at training time, in the adapter's tokenizer, the merge and the GGUF; rendered ids;
+    the end-of-turn token as EOS; whether greedy generation stops."""
+    import torch
+
+    from harness.export import load_gguf, template_eot_id
+    from harness.hashing import sha256_bytes
+    from harness.models import load_tokenizer, tokenizer_dir
+    from probes.parity import render
+    from probes.training_log import TRAINING_MANIFEST
+
+    o = req.opts
+    convs, sha = _conversations(req.data, base_dir, o["max_prompts"])
+
+    def h(t: str | None) -> str | None:
+        return sha256_bytes(t.encode()) if t else None
+
+    def run() -> dict[str, Any]:
+        merged_dir = ensure_merged(base, adapter)
+        gpath = ensure_gguf(base, adapter, o["gguf_type"])
+        training = None
+        try:
+            m = json.loads((adapter.dir / TRAINING_MANIFEST).read_text())
+            training = m.get("chat_template_sha256") or (m.get("base") or {}).get("chat_template_sha256")
+        except (OSError, ValueError):
+            pass
+        atok = load_tokenizer(tokenizer_dir(base, adapter))
+        mtok = load_tokenizer(merged_dir)
+        meta = gguf_metadata(gpath)
+        _, gtok = load_gguf(gpath)
+        hashes = {
+            "training": training,
+            "adapter": h(atok.chat_template),
+            "merged": h(mtok.chat_template),
+            "gguf": h(meta["chat_template"]),
+        }
+        ids_differ = [
+            conv[-1]["content"][:120]
+            for conv in convs
+            if len({tuple(t(render(t, conv), add_special_tokens=False)["input_ids"]) for t in (atok, mtok, gtok)}) > 1
+        ]
+        eot = template_eot_id(atok)
+        gen_cfg = json.loads((merged_dir / "generation_config.json").read_text())
+        gen_eos = gen_cfg.get("eos_token_id")
+        gen_eos = gen_eos if isinstance(gen_eos, list) else [gen_eos]
+        merged, _ = _load_merged(merged_dir)
+        stopped = 0
+        with torch.inference_mode():
+            for conv in convs:
+                ids = mtok(render(mtok, conv), return_tensors="pt", add_special_tokens=False)["input_ids"]
+                out = merged.generate(
+                    ids, max_new_tokens=o["max_new_tokens"], do_sample=False, pad_token_id=mtok.pad_token_id
+                )  # the merged model's own generation config decides when to stop
+                stopped += int(out[0, -1]) in gen_eos and out.shape[1] - ids.shape[1] <= o["max_new_tokens"]
+        return {
+            "hashes": hashes,
+            "rendered_differ": ids_differ,
+            "eot_token": atok.convert_ids_to_tokens(eot),
+            "eot_id": eot,
+            "generation_config_eos": gen_eos,
+            "gguf_eos": meta["eos_token_id"],
+            "stopped": stopped,
+            "prompts": len(convs),
+            "gguf": str(gpath),
+        }
+
+    return _cached(cache, "template_drift", base, adapter, sha, dict(o), run)

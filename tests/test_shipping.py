@@ -1,0 +1,119 @@
+"""What ships: merge, GGUF export and the chat template, gated on the tiny model; each negative case fails
+the right gate (a GGUF without the Q/K permutation, a chat template edited after training, a merge
+re-quantised through 4-bit weights)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from harness.cli import main
+from harness.export import export_gguf, load_gguf
+from harness.models import check_adapter
+from harness.pipeline import run
+from harness.shipping import ensure_merged, export_dir
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "hc"))  # fresh export artifacts per test
+    return tmp_path / "hc"
+
+
+def _config(tmp_path, tiny_base, adapter, gates: str) -> str:
+    path = tmp_path / "release.toml"
+    path.write_text(
+        f'[model]\nbase = "{tiny_base.dir}"\nadapter = "{adapter}"\n[run]\ncache_dir = "{tmp_path / "mc"}"\n' + gates
+    )
+    return str(path)
+
+
+GATES = """
+[gates.merge_parity]
+max_prompts = 3
+[gates.gguf_parity]
+types = ["F32", "F16", "Q8_0"]
+max_prompts = 3
+q8_0_min_top1 = 0.5   # a tiny random model has near-flat distributions
+[gates.template_drift]
+max_prompts = 3
+max_new_tokens = 8
+min_stop_rate = 0.0   # a random model never learned to stop
+"""
+
+
+@pytest.fixture(scope="module")
+def adapter(tmp_path_factory, tiny_base):
+    from tests.helpers import make_adapter
+
+    return make_adapter(
+        tiny_base,
+        tmp_path_factory.mktemp("ship") / "ad",
+        "damage",
+        scale=0.5,
+        target_modules=("q_proj", "k_proj", "v_proj", "o_proj"),
+    )
+
+
+def test_merge_export_and_all_three_gates_pass(tmp_path, tiny_base, adapter, cache):
+    report = run(_config(tmp_path, tiny_base, adapter, GATES), tmp_path / "out").report
+    g = {x.name: x for x in report.gates}
+    assert all(x.verdict == "pass" for x in report.gates), [x.explanation for x in report.gates]
+    mp = g["merge_parity"].details
+    assert mp["dtype"] == "float32" and mp["parity"]["greedy_equal"] == 1.0 and mp["parity"]["max_abs_logit"] < 1e-3
+    types = g["gguf_parity"].details["types"]
+    assert types["F32"]["parity"]["max_abs_logit"] < 1e-4  # F32 is exact up to float order
+    assert types["F16"]["parity"]["mean_kl"] < types["Q8_0"]["parity"]["mean_kl"]
+    assert types["F16"]["bytes"] > types["Q8_0"]["bytes"]
+    td = g["template_drift"].details
+    assert td["eot_token"] == "<|im_end|>" and td["gguf_eos"] == td["eot_id"] in td["generation_config_eos"]
+    # a re-run reuses the merge, the GGUFs and the numbers
+    again = run(_config(tmp_path, tiny_base, adapter, GATES)).report
+    assert [x.candidate for x in again.gates] == [x.candidate for x in report.gates]
+
+
+def test_a_gguf_without_the_qk_permutation_fails_gguf_parity(tmp_path, tiny_base, adapter, cache):
+    info = check_adapter(adapter, tiny_base)
+    merged = ensure_merged(tiny_base, info)
+    export_gguf(merged, export_dir(tiny_base, info) / "model-F16.gguf", "F16", permute=False)  # a naive converter
+    gates = '[gates.gguf_parity]\ntypes = ["F16"]\nmax_prompts = 3\n'
+    (g,) = run(_config(tmp_path, tiny_base, adapter, gates)).report.gates
+    assert g.verdict == "fail" and "F16 mean KL" in g.explanation
+    assert g.details["types"]["F16"]["tokenizer"]["specials_equal"]  # the tokenizer was fine: the weights were not
+
+
+def test_a_chat_template_edited_after_training_fails_template_drift(tmp_path, tiny_base, adapter, cache):
+    from harness.hashing import sha256_bytes
+    from harness.models import load_tokenizer
+
+    ad = tmp_path / "adapter"
+    shutil.copytree(adapter, ad)
+    tok = load_tokenizer(tiny_base.dir)
+    trained = tok.chat_template
+    (ad / "training_manifest.json").write_text(json.dumps({"chat_template_sha256": sha256_bytes(trained.encode())}))
+    tok.chat_template = trained.replace("<|im_start|>assistant", "<|im_start|>bot")  # edited after training
+    tok.save_pretrained(ad)
+    gates = "[gates.template_drift]\nmax_prompts = 3\nmax_new_tokens = 8\nmin_stop_rate = 0.0\n"
+    (g,) = run(_config(tmp_path, tiny_base, ad, gates)).report.gates
+    assert g.verdict == "fail"
+    assert "differs from training: adapter, merged, gguf" in g.explanation
+
+
+def test_a_merge_requantised_through_4bit_fails_merge_parity(tmp_path, tiny_base, adapter, cache):
+    info = check_adapter(adapter, tiny_base)
+    wrong = ensure_merged(tiny_base, info, onto="dequantized-nf4")
+    shutil.move(wrong, export_dir(tiny_base, info) / "merged")  # shipped in place of the full-precision merge
+    (g,) = run(_config(tmp_path, tiny_base, adapter, "[gates.merge_parity]\nmax_prompts = 3\n")).report.gates
+    assert g.verdict == "fail" and g.details["parity"]["max_abs_logit"] > 1e-2
+
+
+def test_export_cli_writes_merge_and_ggufs_and_never_overwrites(tmp_path, tiny_base, adapter, cache):
+    out = tmp_path / "release"
+    args = ["export", "--base", str(tiny_base.dir), "--adapter", str(adapter), "--out", str(out)]
+    assert main([*args, "--gguf", "F16", "--gguf", "Q8_0"]) == 0
+    assert (out / "merged" / "model.safetensors").is_file() and (out / "merged" / "generation_config.json").is_file()
+    model, tok = load_gguf(out / "model-Q8_0.gguf")
+    assert tok.chat_template and model.config.num_hidden_layers > 0
+    assert main([*args, "--gguf", "F16"]) == 2
