@@ -140,7 +140,8 @@ def gguf_parity(p: GGUFParityParams, ctx: GateContext) -> GateResult:
         parts.append(
             f"{qtype} ({r['bytes'] / 1e6:.0f} MB): mean KL {_fmt(par['mean_kl'])} (<= {_fmt(max_kl)}), top-1 "
             f"{par['top1']:.3f} (>= {min_top1}), max |delta logit| {_fmt(par['max_abs_logit'])}, greedy equal "
-            f"{par['greedy_equal']:.0%}, tokenizer {'identical' if c['tokenizer ids'] and c['special ids'] else 'DIFFERS'}"
+            f"{par['greedy_equal']:.0%}, tokenizer "
+            + ("identical" if c["tokenizer ids"] and c["special ids"] else "DIFFERS")
         )
         evidence += list(_differing(par, f"{qtype} greedy completion differs (reference: merged)"))
     text = "GGUF read back by transformers vs the merged model: " + "; ".join(parts) + ". "

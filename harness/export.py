@@ -179,7 +179,7 @@ def _tokenizer_vocab(tok: Any) -> tuple[list[str], list[int], list[str]]:
     for s, i in vocab.items():
         tokens[i] = s
         types[i] = gguf.TokenType.NORMAL
-    for content, t in added.items():
+    for t in added.values():
         types[t["id"]] = gguf.TokenType.CONTROL if t.get("special") else gguf.TokenType.USER_DEFINED
     merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
     return tokens, [int(x) for x in types], merges

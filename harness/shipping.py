@@ -68,9 +68,9 @@ def _cached(cache: MeasurementCache, kind: str, base: BaseModel, adapter: Adapte
 
 
 def _load_merged(path: Path) -> tuple[Any, Any]:
-    from harness.models import load_tokenizer, pick_device_dtype
-
     from transformers import AutoModelForCausalLM
+
+    from harness.models import load_tokenizer, pick_device_dtype
 
     dev, _ = pick_device_dtype("auto", "float32")
     model = AutoModelForCausalLM.from_pretrained(path, dtype="float32", use_safetensors=True).to(dev).eval()
