@@ -225,3 +225,129 @@ def template_drift(p: TemplateDriftParams, ctx: GateContext) -> GateResult:
         ),
         details={**m, "checks": checks},
     )
+
+
+@dataclass(frozen=True)
+class RollbackParams:
+    bundle: str | None = field(default=None, metadata={"path": True, "help": "bundle to check (default: build one)"})
+    data: str = field(default=PROMPTS, metadata={"path": True, "help": "probe prompts recorded in a new bundle"})
+    max_prompts: int = field(default=8, metadata={"help": "prompts recorded"})
+    max_new_tokens: int = field(default=32, metadata={"help": "greedy tokens recorded per prompt"})
+    gguf_types: list[str] = field(default_factory=lambda: ["F16"], metadata={"help": "GGUFs put in a new bundle"})
+
+
+def _rollback_requests(p: RollbackParams) -> list[MeasureRequest]:
+    return [
+        _req(
+            "rollback",
+            p.data,
+            bundle=p.bundle or "",
+            max_prompts=p.max_prompts,
+            max_new_tokens=p.max_new_tokens,
+            gguf_types=tuple(p.gguf_types),
+        )
+    ]
+
+
+@gate("rollback", params=RollbackParams, requests=_rollback_requests)
+def rollback(p: RollbackParams, ctx: GateContext) -> GateResult:
+    """The release bundle reloads in a fresh process and reproduces its recorded greedy outputs exactly."""
+    m = ctx.get(_rollback_requests(p)[0], "data")
+    broken = m["missing"] + m["altered"]
+    if broken:
+        text = (
+            f"Bundle {m['bundle']} does not match what was bundled: "
+            + (f"missing {', '.join(m['missing'])}" if m["missing"] else "")
+            + ("; " if m["missing"] and m["altered"] else "")
+            + (f"altered {', '.join(m['altered'])}" if m["altered"] else "")
+            + ". A rollback to it would not restore the gated model; rebuild it with `harness bundle`."
+        )
+        verdict = "fail"
+    else:
+        verdict = "pass" if m["recorded"] and m["reproduced"] == m["recorded"] else "fail"
+        text = (
+            f"Bundle {m['bundle']}: every file's sha256 matches; reloaded in a fresh process, the merged model "
+            f"reproduced {m['reproduced']} of {m['recorded']} recorded greedy outputs exactly."
+            + (f" Files added since bundling (ignored): {', '.join(m['unexpected'])}." if m["unexpected"] else "")
+        )
+    return GateResult(
+        name=ctx.name,
+        verdict=verdict,
+        metric="recorded greedy outputs reproduced",
+        required=ctx.required,
+        baseline=float(m["recorded"]),
+        candidate=float(m["reproduced"]),
+        delta=float(m["reproduced"] - m["recorded"]),
+        threshold=0.0,
+        explanation=text,
+        evidence=tuple(
+            Example(
+                id=f"prompt-{i}",
+                prompt=d["prompt"],
+                base_output=d["recorded"],
+                candidate_output=d["now"],
+                note="recorded at bundling vs reproduced now",
+            )
+            for i, d in enumerate(m["differing"])
+        ),
+        details=m,
+    )
+
+
+@dataclass(frozen=True)
+class ServingParams:
+    data: str = field(default=PROMPTS, metadata={"path": True, "help": "requests timed (first max_prompts)"})
+    max_prompts: int = field(default=8, metadata={"help": "requests timed"})
+    max_new_tokens: int = field(default=32, metadata={"help": "tokens generated per request (fixed)"})
+    max_p95_latency_s: float | None = field(default=None, metadata={"help": "budget: p95 latency per request"})
+    max_p50_latency_s: float | None = field(default=None, metadata={"help": "budget: median latency per request"})
+    min_tokens_per_s: float | None = field(default=None, metadata={"help": "budget: generation tokens/s at least"})
+    max_peak_memory_mb: float | None = field(default=None, metadata={"help": "budget: peak RSS (or GPU) memory"})
+    max_adapter_mb: float | None = field(default=None, metadata={"help": "budget: adapter size on disk"})
+
+
+def _serving_requests(p: ServingParams) -> list[MeasureRequest]:
+    return [_req("serving", p.data, max_prompts=p.max_prompts, max_new_tokens=p.max_new_tokens)]
+
+
+def _quantile(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
+
+
+@gate("serving", params=ServingParams, requests=_serving_requests)
+def serving(p: ServingParams, ctx: GateContext) -> GateResult:
+    """Latency p50/p95, tokens/s, peak memory and adapter size of the merged model within the budgets."""
+    m = ctx.get(_serving_requests(p)[0], "data")
+    lat = m["latencies_s"]
+    p50, p95 = _quantile(lat, 0.5), _quantile(lat, 0.95)
+    tps = m["new_tokens"] / sum(lat) if sum(lat) else 0.0
+    peak = m["peak_gpu_mb"] if m.get("peak_gpu_mb") is not None else m["peak_rss_mb"]
+    measured = {
+        "p50 latency (s)": (p50, p.max_p50_latency_s, "<="),
+        "p95 latency (s)": (p95, p.max_p95_latency_s, "<="),
+        "tokens/s": (tps, p.min_tokens_per_s, ">="),
+        "peak memory (MB)": (peak, p.max_peak_memory_mb, "<="),
+        "adapter (MB)": (m["adapter_mb"], p.max_adapter_mb, "<="),
+    }
+    checks = {k: v is None or (x <= v if op == "<=" else x >= v) for k, (x, v, op) in measured.items()}
+    bad = [k for k, ok in checks.items() if not ok]
+    parts = [f"{k} {x:.3g}" + (f" (budget {op} {v:g})" if v is not None else "") for k, (x, v, op) in measured.items()]
+    text = (
+        f"Merged model on {m['device']} ({m['dtype']}), {len(lat)} requests of {p.max_new_tokens} new tokens at "
+        f"batch 1, in a fresh process: " + "; ".join(parts) + f"; merged weights {m['merged_mb']:.0f} MB. "
+    )
+    if not any(v is not None for _, v, _ in measured.values()):
+        text += "No budget is configured, so nothing can fail: set max_p95_latency_s, min_tokens_per_s, ..."
+    else:
+        text += f"Over budget: {', '.join(bad)}." if bad else "Within every budget."
+    return GateResult(
+        name=ctx.name,
+        verdict="fail" if bad else "pass",
+        metric="p95 latency per request (s)",
+        required=ctx.required,
+        candidate=round(p95, 4),
+        threshold=p.max_p95_latency_s,
+        explanation=text,
+        details={**m, "p50_s": p50, "p95_s": p95, "tokens_per_s": tps, "peak_memory_mb": peak, "checks": checks},
+    )

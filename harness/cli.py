@@ -131,6 +131,24 @@ def _export(args: argparse.Namespace) -> int:
     return EXIT_PASS
 
 
+def _bundle(args: argparse.Namespace) -> int:
+    from harness.bundle import make_bundle
+    from harness.config import load_config
+    from harness.console import console
+    from harness.models import check_adapter, resolve_base
+    from harness.shipping import _conversations
+
+    cfg = load_config(args.config)
+    base = resolve_base(cfg.model.base, cfg.base_dir, cfg.model.revision)
+    if cfg.model.adapter is None:
+        raise HarnessError("no adapter to bundle", where=f"{args.config} [model] adapter", fix="set adapter = ...")
+    adapter = check_adapter(cfg.model.adapter, base)
+    convs, _ = _conversations(args.prompts, cfg.base_dir, args.max_prompts)
+    out = make_bundle(base, adapter, Path(args.out), convs, gguf_types=tuple(args.gguf or ["F16"]), report=args.report)
+    console.print(f"bundle -> {out} (check it: [gates.rollback] bundle = {str(out)!r})")
+    return EXIT_PASS
+
+
 def _serve(args: argparse.Namespace) -> int:
     from harness.serve import serve
 
@@ -195,6 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="merge onto the original weights (default) or the NF4 weights a QLoRA adapter trained against",
     )
     ex.set_defaults(func=_export)
+
+    bu = sub.add_parser("bundle", help="write the release bundle: adapter, merge, GGUF, manifests, recorded outputs")
+    bu.add_argument("--config", required=True, help="release config (its [model] base and adapter)")
+    bu.add_argument("--out", required=True, help="new bundle directory")
+    bu.add_argument("--gguf", action="append", choices=["F32", "F16", "Q8_0"], help="GGUF type (default F16)")
+    bu.add_argument("--report", help="the gating report.json to include")
+    bu.add_argument("--prompts", default="builtin:judge_general", help="prompts whose greedy outputs are recorded")
+    bu.add_argument("--max-prompts", type=int, default=8)
+    bu.set_defaults(func=_bundle)
 
     da = sub.add_parser("data", help="audit or deduplicate a training file")
     dsub = da.add_subparsers(dest="data_command", required=True)

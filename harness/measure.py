@@ -135,6 +135,12 @@ def _ship(name: str) -> Callable[..., Any]:
     return run
 
 
+def _serving(*args: Any) -> Any:
+    from harness.serving import measure_serving
+
+    return measure_serving(*args)
+
+
 def _load_judge_run(d: dict[str, Any]) -> Any:
     from judges.protocol import JudgeRun
 
@@ -185,6 +191,8 @@ KINDS: dict[str, MeasureKind] = {
             ("merge_parity", _ship("measure_merge")),
             ("gguf_parity", _ship("measure_gguf")),
             ("template_drift", _ship("measure_template")),
+            ("rollback", _ship("measure_rollback")),
+            ("serving", _serving),
         )
     },
     "training_log": MeasureKind(

@@ -16,6 +16,15 @@ class PromotionRefused(HarnessError):
     """The release is blocked: exit 1, registry untouched."""
 
 
+def _gated_bundle(report) -> Path | None:
+    """The bundle the rollback gate checked, when it passed and still exists."""
+    for g in report.gates:
+        if g.name == "rollback" and g.verdict == "pass" and g.details.get("bundle"):
+            path = Path(g.details["bundle"])
+            return path if path.is_dir() else None
+    return None
+
+
 def promote(report_path: str | Path, registry: str | Path) -> Path:
     """Promote the adapter named in `report_path` into `registry`; return where it landed."""
     from reports import load_report
@@ -70,6 +79,20 @@ def promote(report_path: str | Path, registry: str | Path) -> Path:
     tmp = reg / f".{dest.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(adapter, tmp / "adapter")
+    bundle = _gated_bundle(report)
+    if bundle is not None:  # what ships is the bundle: promote it, after checking it is still what was gated
+        from harness.bundle import verify_files
+
+        problems = verify_files(bundle)
+        if problems["missing"] or problems["altered"]:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise PromotionRefused(
+                f"the release bundle changed after gating (missing: {problems['missing']}, altered: "
+                f"{problems['altered']}); nothing was promoted",
+                where=str(bundle),
+                fix="rebuild the bundle and gate it again",
+            )
+        shutil.copytree(bundle, tmp / "bundle")
     shutil.copy2(rp, tmp / "report.json")
     if (rp.parent / "report.md").is_file():
         shutil.copy2(rp.parent / "report.md", tmp / "report.md")
@@ -79,6 +102,7 @@ def promote(report_path: str | Path, registry: str | Path) -> Path:
                 "adapter_sha256": current,
                 "base": report.candidate.get("base"),
                 "report": str(rp.resolve()),
+                "bundle": str(bundle) if bundle is not None else None,
                 "promoted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             },
             indent=2,

@@ -221,3 +221,23 @@ def measure_template(req: Any, base_dir: Path | None, base: BaseModel, adapter: 
         }
 
     return _cached(cache, "template_drift", base, adapter, sha, dict(o), run)
+
+
+def measure_rollback(req: Any, base_dir: Path | None, base: BaseModel, adapter: AdapterInfo, cache: MeasurementCache):
+    """Bundle what ships (unless a bundle is named) and reload it in a fresh process: same files, same outputs."""
+    from harness.bundle import make_bundle, verify_in_fresh_process
+
+    o = req.opts
+    bundle = Path(o["bundle"]) if o["bundle"] else export_dir(base, adapter) / "bundle"
+    if not o["bundle"] and not (bundle / "BUNDLE.json").is_file():
+        convs, _ = _conversations(req.data, base_dir, o["max_prompts"])
+        make_bundle(base, adapter, bundle, convs, gguf_types=tuple(o["gguf_types"]), max_new_tokens=o["max_new_tokens"])
+    if not bundle.is_dir():
+        from harness.errors import HarnessError
+
+        raise HarnessError(
+            "release bundle not found",
+            where=f"[gates.rollback] bundle = {str(bundle)!r}",
+            fix="point bundle at a folder written by `harness bundle`, or leave it unset",
+        )
+    return verify_in_fresh_process(bundle)

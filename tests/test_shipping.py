@@ -117,3 +117,53 @@ def test_export_cli_writes_merge_and_ggufs_and_never_overwrites(tmp_path, tiny_b
     model, tok = load_gguf(out / "model-Q8_0.gguf")
     assert tok.chat_template and model.config.num_hidden_layers > 0
     assert main([*args, "--gguf", "F16"]) == 2
+
+
+def test_rollback_reproduces_a_fresh_bundle_and_fails_an_altered_one(tmp_path, tiny_base, adapter, cache):
+    gates = "[gates.rollback]\nmax_prompts = 2\nmax_new_tokens = 6\n"
+    (g,) = run(_config(tmp_path, tiny_base, adapter, gates), tmp_path / "out").report.gates
+    assert g.verdict == "pass", g.explanation
+    assert g.details["reproduced"] == g.details["recorded"] == 2
+    bundle = tmp_path / "bundle"
+    cfg = _config(tmp_path, tiny_base, adapter, gates)
+    assert main(["bundle", "--config", cfg, "--out", str(bundle), "--max-prompts", "2"]) == 0
+    assert {"adapter", "merged", "model-F16.gguf", "recorded_outputs.json", "BUNDLE.json"} <= {
+        p.name for p in bundle.iterdir()
+    }
+    named = _config(tmp_path, tiny_base, adapter, gates + f'bundle = "{bundle}"\n')
+    assert run(named).report.gates[0].verdict == "pass"
+    with open(bundle / "merged" / "generation_config.json", "a") as f:
+        f.write("\n")  # one byte changed after bundling
+    (g,) = run(named).report.gates
+    assert g.verdict == "fail" and "altered merged/generation_config.json" in g.explanation
+    (bundle / "model-F16.gguf").unlink()
+    (g,) = run(named).report.gates
+    assert g.verdict == "fail" and "missing model-F16.gguf" in g.explanation
+
+
+def test_serving_gate_measures_latency_and_memory_against_budgets(tmp_path, tiny_base, adapter, cache):
+    base = "[gates.serving]\nmax_prompts = 3\nmax_new_tokens = 8\n"
+    (g,) = run(
+        _config(tmp_path, tiny_base, adapter, base + "max_p95_latency_s = 60.0\nmax_adapter_mb = 50.0\n")
+    ).report.gates
+    d = g.details
+    assert g.verdict == "pass" and len(d["latencies_s"]) == 3 and d["new_tokens"] == 24
+    assert d["tokens_per_s"] > 0 and d["peak_memory_mb"] > 0 and 0 < d["adapter_mb"] < 50
+    (g,) = run(_config(tmp_path, tiny_base, adapter, base + "min_tokens_per_s = 1e9\n")).report.gates
+    assert g.verdict == "fail" and "Over budget: tokens/s" in g.explanation
+
+
+def test_promote_ships_the_gated_bundle_and_refuses_an_altered_one(tmp_path, tiny_base, adapter, cache):
+    from harness.promote import PromotionRefused, promote
+
+    cfg = _config(tmp_path, tiny_base, adapter, "[gates.rollback]\nmax_prompts = 2\nmax_new_tokens = 6\n")
+    result = run(cfg, tmp_path / "out")
+    assert result.passed
+    dest = promote(tmp_path / "out" / "report.json", tmp_path / "registry")
+    assert (dest / "bundle" / "BUNDLE.json").is_file() and (dest / "bundle" / "model-F16.gguf").is_file()
+    bundle = result.report.gates[0].details["bundle"]
+    with open(f"{bundle}/recorded_outputs.json", "a") as f:
+        f.write(" ")
+    with pytest.raises(PromotionRefused, match="bundle changed after gating"):
+        promote(tmp_path / "out" / "report.json", tmp_path / "registry2")
+    assert not (tmp_path / "registry2").exists() or not any((tmp_path / "registry2").iterdir())

@@ -1,0 +1,162 @@
+"""The release bundle: everything that ships, with the sha256 of every file and the greedy outputs recorded at
+gating time, so a rollback can be checked exactly.
+
+    bundle/
+      adapter/            the PEFT adapter (with training_manifest.json)
+      merged/             merged safetensors, tokenizer, chat template, generation_config.json
+      model-F16.gguf ...  GGUF exports
+      recorded_outputs.json   greedy outputs of the merged model on the probe prompts
+      report.json         the gating report, when bundled after `harness gate`
+      BUNDLE.json         sha256 and size of every file above
+
+`python -m harness.bundle verify DIR` loads the bundle in a fresh process and reproduces the recorded outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.hashing import sha256_file
+
+MANIFEST = "BUNDLE.json"
+RECORDED = "recorded_outputs.json"
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST)
+
+
+def greedy_outputs(model_dir: Path, conversations: list[list[dict[str, str]]], max_new_tokens: int) -> list[str]:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from harness.models import load_tokenizer
+    from probes.parity import render
+
+    tok = load_tokenizer(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="float32", use_safetensors=True).eval()
+    outs = []
+    with torch.inference_mode():
+        for conv in conversations:
+            ids = tok(render(tok, conv), return_tensors="pt", add_special_tokens=False)["input_ids"]
+            gen = model.generate(ids, do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id)
+            outs.append(tok.decode(gen[0, ids.shape[1] :], skip_special_tokens=False))
+    return outs
+
+
+def make_bundle(
+    base: Any,
+    adapter: Any,
+    out: Path,
+    conversations: list[list[dict[str, str]]],
+    *,
+    gguf_types: tuple[str, ...] = ("F16",),
+    max_new_tokens: int = 32,
+    report: Path | None = None,
+) -> Path:
+    """Write the bundle to `out` (a new directory; written beside it and renamed when complete)."""
+    from harness.console import status
+    from harness.shipping import ensure_gguf, ensure_merged
+
+    out = Path(out)
+    if out.exists():
+        raise HarnessError("bundle directory exists", where=str(out), fix="choose a new bundle directory")
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    merged = ensure_merged(base, adapter)
+    with status(f"Writing the release bundle {out}"):
+        shutil.copytree(adapter.dir, tmp / "adapter")
+        shutil.copytree(merged, tmp / "merged")
+        for qtype in gguf_types:
+            shutil.copy2(ensure_gguf(base, adapter, qtype), tmp / f"model-{qtype}.gguf")
+        if report is not None and Path(report).is_file():
+            shutil.copy2(report, tmp / "report.json")
+        outputs = greedy_outputs(tmp / "merged", conversations, max_new_tokens)
+        (tmp / RECORDED).write_text(
+            json.dumps({"max_new_tokens": max_new_tokens, "conversations": conversations, "outputs": outputs}, indent=2)
+        )
+        files = {str(p.relative_to(tmp)): {"sha256": sha256_file(p), "bytes": p.stat().st_size} for p in _files(tmp)}
+        (tmp / MANIFEST).write_text(
+            json.dumps(
+                {
+                    "base": base.id,
+                    "adapter_sha256": adapter.sha256,
+                    "merged_onto": "full-precision",
+                    "gguf_types": list(gguf_types),
+                    "files": files,
+                },
+                indent=2,
+            )
+        )
+    os.replace(tmp, out)
+    return out
+
+
+def verify_files(bundle: Path) -> dict[str, list[str]]:
+    """Files missing from, altered in, or added to the bundle since it was written."""
+    bundle = Path(bundle)
+    try:
+        listed = json.loads((bundle / MANIFEST).read_text())["files"]
+    except (OSError, ValueError, KeyError):
+        return {"missing": [MANIFEST], "altered": [], "unexpected": []}
+    missing = [f for f in listed if not (bundle / f).is_file()]
+    altered = [f for f, m in listed.items() if (bundle / f).is_file() and sha256_file(bundle / f) != m["sha256"]]
+    unexpected = [str(p.relative_to(bundle)) for p in _files(bundle) if str(p.relative_to(bundle)) not in listed]
+    return {"missing": missing, "altered": altered, "unexpected": unexpected}
+
+
+def verify(bundle: Path) -> dict[str, Any]:
+    """Check every file's hash, then reload the merged model from the bundle and reproduce the outputs."""
+    problems = verify_files(bundle)
+    result: dict[str, Any] = {"bundle": str(bundle), **problems, "reproduced": 0, "recorded": 0, "differing": []}
+    if problems["missing"] or problems["altered"]:
+        return result
+    rec = json.loads((Path(bundle) / RECORDED).read_text())
+    outs = greedy_outputs(Path(bundle) / "merged", rec["conversations"], rec["max_new_tokens"])
+    result["recorded"] = len(rec["outputs"])
+    for conv, want, got in zip(rec["conversations"], rec["outputs"], outs, strict=True):
+        if want == got:
+            result["reproduced"] += 1
+        elif len(result["differing"]) < 3:
+            result["differing"].append({"prompt": conv[-1]["content"][:200], "recorded": want, "now": got})
+    return result
+
+
+def verify_in_fresh_process(bundle: Path, timeout: float = 900) -> dict[str, Any]:
+    """`verify` in a new Python process: nothing of this process (loaded weights, caches) can help it."""
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.bundle", "verify", str(bundle)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"bundle verification process failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m harness.bundle")
+    ap.add_argument("command", choices=["verify"])
+    ap.add_argument("bundle")
+    args = ap.parse_args(argv)
+    from harness.console import quiet_hf_progress
+
+    quiet_hf_progress()
+    print(json.dumps(verify(Path(args.bundle))), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Serving cost of the merged model, measured in a fresh process (so peak memory is the model's, not the
+harness's): latency per request (batch 1, greedy, fixed new-token count), generation tokens/s, peak RSS.
+
+    python -m harness.serving MODEL_DIR PROMPTS.json --max-new-tokens 32 --warmup 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _probe(model_dir: Path, conversations: list[list[dict[str, str]]], max_new_tokens: int, warmup: int) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from harness.models import load_tokenizer, pick_device_dtype
+    from probes.parity import render
+
+    t0 = time.perf_counter()
+    dev, dt = pick_device_dtype("auto", "auto")
+    tok = load_tokenizer(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dt, use_safetensors=True).to(dev).eval()
+    load_s = time.perf_counter() - t0
+    latencies, tokens = [], 0
+    with torch.inference_mode():
+        for i, conv in enumerate(conversations[:warmup] + conversations):
+            ids = tok(render(tok, conv), return_tensors="pt", add_special_tokens=False)["input_ids"].to(dev)
+            s = time.perf_counter()
+            # a fixed number of new tokens: latency measures the model, not how soon it decides to stop
+            out = model.generate(
+                ids,
+                do_sample=False,
+                max_new_tokens=max_new_tokens,
+                min_new_tokens=max_new_tokens,
+                pad_token_id=tok.pad_token_id,
+            )
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= warmup:
+                latencies.append(time.perf_counter() - s)
+                tokens += out.shape[1] - ids.shape[1]
+    peak_gpu = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None
+    return {
+        "device": str(dev),
+        "dtype": str(dt).replace("torch.", ""),
+        "load_s": load_s,
+        "latencies_s": latencies,
+        "new_tokens": tokens,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_gpu_mb": peak_gpu,
+    }
+
+
+def measure_serving(req: Any, base_dir: Path | None, base: Any, adapter: Any, cache: Any) -> dict[str, Any]:
+    """Run the probe in a fresh process on the merged model; add the adapter's and the merge's size on disk."""
+    import subprocess
+    import tempfile
+
+    from harness.shipping import _conversations, ensure_merged
+
+    o = req.opts
+    convs, _ = _conversations(req.data, base_dir, o["max_prompts"])
+    merged = ensure_merged(base, adapter)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(convs, f)
+    try:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "harness.serving",
+                str(merged),
+                f.name,
+                "--max-new-tokens",
+                str(o["max_new_tokens"]),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+    finally:
+        Path(f.name).unlink(missing_ok=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"serving probe failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
+    r = json.loads(lines[-1])
+    size = sum(p.stat().st_size for p in adapter.dir.glob("adapter_model.safetensors"))
+    merged_size = sum(p.stat().st_size for p in merged.glob("*.safetensors"))
+    return {**r, "adapter_mb": size / 2**20, "merged_mb": merged_size / 2**20, "model": str(merged)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m harness.serving")
+    ap.add_argument("model_dir")
+    ap.add_argument("prompts", help="JSON list of conversations")
+    ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--warmup", type=int, default=1)
+    args = ap.parse_args(argv)
+    from harness.console import quiet_hf_progress
+
+    quiet_hf_progress()
+    convs = json.loads(Path(args.prompts).read_text())
+    print(json.dumps(_probe(Path(args.model_dir), convs, args.max_new_tokens, args.warmup)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
