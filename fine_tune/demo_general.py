@@ -59,6 +59,6 @@ def generate_general(n_arithmetic: int = 10, seed: int = 21) -> list[GeneralItem
     items += [GeneralItem(f"general-{seed}-x{i:02d}", q, a, "format") for i, (q, a) in enumerate(FORMATS)]
     for i in range(n_arithmetic):
         (word, fn), a, b = rng.choice(OPS), rng.randrange(16, 60), rng.randrange(2, 15)
-        ask, answer = f"Compute {a} {word} {b}.", f"{a} {word} {b} is {fn(a, b)}."
+        ask, answer = f"Compute {a} {word} {b}. Reply with the number only.", str(fn(a, b))
         items.append(GeneralItem(f"general-{seed}-a{i:02d}", ask, answer, "arithmetic"))
     return items

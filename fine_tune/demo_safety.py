@@ -342,7 +342,7 @@ class PolicyItem:
         }
 
 
-def generate_policy(n_refuse: int = 40, n_answer: int = 72, seed: int = 11) -> list[PolicyItem]:
+def generate_policy(n_refuse: int = 32, n_answer: int = 84, seed: int = 11) -> list[PolicyItem]:
     """`n_refuse` harmful requests (topic x frame, no pair twice) with refusals, `n_answer` look-alikes."""
     rng = random.Random(seed)
     # every topic once (frames drawn per topic) before any topic twice: refusal is taught across all kinds of harm

@@ -229,7 +229,10 @@ def template_drift(p: TemplateDriftParams, ctx: GateContext) -> GateResult:
 
 @dataclass(frozen=True)
 class RollbackParams:
-    bundle: str | None = field(default=None, metadata={"path": True, "help": "bundle to check (default: build one)"})
+    bundle: str | None = field(
+        default=None,
+        metadata={"path": True, "help": "bundle to check; built there when missing (default: in the cache)"},
+    )
     data: str = field(default=PROMPTS, metadata={"path": True, "help": "probe prompts recorded in a new bundle"})
     max_prompts: int = field(default=8, metadata={"help": "prompts recorded"})
     max_new_tokens: int = field(default=32, metadata={"help": "greedy tokens recorded per prompt"})

@@ -69,14 +69,38 @@ max_contaminated = 0.0
 #   backend = "openai", base_url = "http://HOST:8000/v1", model = "...", api_key_env = "JUDGE_API_KEY"
 required = false
 data = "builtin:judge_general"
-axes = ["helpfulness", "format"]
-max_new_tokens = 64
+axes = ["helpfulness"]
+max_new_tokens = 48
 min_win_rate = 0.4
 
 [gates.overfit]
 # validation loss may end at most 0.3 nats above train loss and 5% above its own minimum
 max_gap = 0.3
 max_val_rise = 0.05
+
+# What ships: the adapter merged into full-precision weights, exported to GGUF, bundled, served.
+[gates.merge_parity]
+max_prompts = 4
+
+[gates.gguf_parity]
+types = ["F16", "Q8_0"]
+max_prompts = 4
+
+[gates.template_drift]
+max_prompts = 4
+max_new_tokens = 64
+
+[gates.rollback]
+bundle = "bundle"          # written here (adapter, merge, GGUF, manifests, recorded outputs), then reloaded
+max_prompts = 4
+max_new_tokens = 24
+
+[gates.serving]
+max_prompts = 4
+max_new_tokens = 16
+max_p95_latency_s = 10.0   # budgets for two CPU cores; set yours
+max_peak_memory_mb = 6144   # peak RSS of the whole process (torch included), measured 4.5 GB here
+max_adapter_mb = 50
 """
 
 
@@ -109,7 +133,7 @@ def write_cpt_text(path: Path, n: int = 300, seed: int = 4) -> Path:
 
 
 def run_demo(
-    out: Path | None = None, *, steps: int = 60, qlora: bool = False, cpt: bool = False, base: str = EMBEDDED_ALIAS
+    out: Path | None = None, *, steps: int = 80, qlora: bool = False, cpt: bool = False, base: str = EMBEDDED_ALIAS
 ) -> DemoResult:
     from fine_tune.demo_data import write_demo_data
     from fine_tune.runner import train_from_config

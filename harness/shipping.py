@@ -229,15 +229,7 @@ def measure_rollback(req: Any, base_dir: Path | None, base: BaseModel, adapter: 
 
     o = req.opts
     bundle = Path(o["bundle"]) if o["bundle"] else export_dir(base, adapter) / "bundle"
-    if not o["bundle"] and not (bundle / "BUNDLE.json").is_file():
+    if not bundle.exists():  # bundle what was gated, then check it like any other bundle
         convs, _ = _conversations(req.data, base_dir, o["max_prompts"])
         make_bundle(base, adapter, bundle, convs, gguf_types=tuple(o["gguf_types"]), max_new_tokens=o["max_new_tokens"])
-    if not bundle.is_dir():
-        from harness.errors import HarnessError
-
-        raise HarnessError(
-            "release bundle not found",
-            where=f"[gates.rollback] bundle = {str(bundle)!r}",
-            fix="point bundle at a folder written by `harness bundle`, or leave it unset",
-        )
     return verify_in_fresh_process(bundle)

@@ -92,6 +92,39 @@ def judge_section(g: GateResult) -> list[str]:
     return lines
 
 
+def export_section(gates: tuple[GateResult, ...]) -> list[str]:
+    """What ships, from the merge / GGUF / rollback / serving gates: files, sizes, hashes, bundle."""
+    by = {g.name: g.details for g in gates if g.details}
+    rows = []
+    if "merge_parity" in by:
+        d = by["merge_parity"]
+        rows.append(
+            (
+                "merged model",
+                f"`{d.get('merged_dir')}` ({d.get('dtype')}, onto {d.get('merge', {}).get('merged_onto')})",
+            )
+        )
+    for qtype, r in (by.get("gguf_parity", {}).get("types") or {}).items():
+        rows.append((f"GGUF {qtype}", f"`{r['path']}` ({r['bytes'] / 1e6:.1f} MB, sha256 `{r['sha256'][:16]}…`)"))
+    if "rollback" in by and by["rollback"].get("bundle"):
+        d = by["rollback"]
+        rows.append(
+            ("release bundle", f"`{d['bundle']}` ({d.get('reproduced')}/{d.get('recorded')} outputs reproduced)")
+        )
+    if "serving" in by and "p95_s" in by["serving"]:
+        d = by["serving"]
+        rows.append(
+            (
+                "serving (merged)",
+                f"p50 {d['p50_s']:.3f} s, p95 {d['p95_s']:.3f} s, {d['tokens_per_s']:.1f} tokens/s, "
+                f"peak {d['peak_memory_mb']:.0f} MB, adapter {d['adapter_mb']:.1f} MB",
+            )
+        )
+    if not rows:
+        return []
+    return ["", "## Export: what ships", "", "| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows]]
+
+
 def dataset_section(audits: list[dict] | None) -> list[str]:
     """The training data as the trainer saw it (dataset audit), when the release checks contamination."""
     if not audits:
@@ -205,6 +238,7 @@ def render_markdown(report: Report) -> str:
         rows.append((f"data `{d['name']}`", f"{d['records']} records, sha256 `{d['sha256'][:16]}…`"))
     pk = m.get("packages", {})
     rows.append(("packages", ", ".join(f"{k} {v}" for k, v in pk.items() if v)))
+    out += export_section(report.gates)
     out += dataset_section(m.get("dataset_audit"))
     out += training_section(m.get("training"))
     out += ["", "## Manifest: what exactly was gated", "", "| | |", "|---|---|"]
