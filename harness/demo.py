@@ -99,7 +99,7 @@ max_new_tokens = 24
 max_prompts = 4
 max_new_tokens = 16
 max_p95_latency_s = 10.0   # budgets for two CPU cores; set yours
-max_peak_memory_mb = 6144   # peak RSS of the whole process (torch included), measured 4.5 GB here
+max_peak_memory_mb = 2048   # peak RSS of the serving process, torch included
 max_adapter_mb = 50
 """
 

@@ -15,6 +15,18 @@ from pathlib import Path
 from typing import Any
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM belongs to the process image, unlike ru_maxrss, which
+    Linux carries over from the parent across fork + exec (it would report the harness's own peak)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _probe(model_dir: Path, conversations: list[list[dict[str, str]]], max_new_tokens: int, warmup: int) -> dict:
     import torch
     from transformers import AutoModelForCausalLM
@@ -52,7 +64,7 @@ def _probe(model_dir: Path, conversations: list[list[dict[str, str]]], max_new_t
         "load_s": load_s,
         "latencies_s": latencies,
         "new_tokens": tokens,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         "peak_gpu_mb": peak_gpu,
     }
 
