@@ -102,6 +102,10 @@ class GGUFParityParams:
     f16_max_mean_kl: float = field(default=GGUF_LIMITS["F16"][0], metadata={"help": "F16: mean KL at most"})
     q8_0_max_mean_kl: float = field(default=GGUF_LIMITS["Q8_0"][0], metadata={"help": "Q8_0: mean KL at most"})
     q8_0_min_top1: float = field(default=GGUF_LIMITS["Q8_0"][1], metadata={"help": "Q8_0: top-1 at least"})
+    llama_cpp: bool = field(default=True, metadata={"help": "also run the GGUF in llama.cpp when installed"})
+    llama_cpp_min_greedy_equal: float = field(
+        default=0.75, metadata={"help": "F32/F16 in llama.cpp: share of greedy completions equal to the merge's"}
+    )
 
     def __post_init__(self) -> None:
         bad = [t for t in self.types if t not in GGUF_LIMITS]
@@ -118,7 +122,14 @@ class GGUFParityParams:
 
 def _gguf_requests(p: GGUFParityParams) -> list[MeasureRequest]:
     return [
-        _req("gguf_parity", p.data, types=tuple(p.types), max_prompts=p.max_prompts, max_new_tokens=p.max_new_tokens)
+        _req(
+            "gguf_parity",
+            p.data,
+            types=tuple(p.types),
+            max_prompts=p.max_prompts,
+            max_new_tokens=p.max_new_tokens,
+            llama_cpp=p.llama_cpp,
+        )
     ]
 
 
@@ -134,6 +145,9 @@ def gguf_parity(p: GGUFParityParams, ctx: GateContext) -> GateResult:
         c = _parity_checks(par, max_kl, min_top1, None, greedy=False)
         c["tokenizer ids"] = not tk["strings_differing"] and not tk["conversations_differing"]
         c["special ids"] = tk["specials_equal"]
+        lc = r.get("llama_cpp")
+        if lc is not None and qtype in ("F32", "F16"):
+            c["llama.cpp greedy"] = lc["greedy_equal"] >= p.llama_cpp_min_greedy_equal
         checks[qtype] = c
         worst_kl = max(worst_kl, par["mean_kl"])
         bad += [f"{qtype} {k}" for k, ok in c.items() if not ok]
@@ -143,8 +157,13 @@ def gguf_parity(p: GGUFParityParams, ctx: GateContext) -> GateResult:
             f"{par['greedy_equal']:.0%}, tokenizer "
             + ("identical" if c["tokenizer ids"] and c["special ids"] else "DIFFERS")
         )
+        if lc is not None:
+            parts[-1] += f"; in llama.cpp {lc['version']}: greedy equal {lc['greedy_equal']:.0%}"
+            evidence += list(_differing(lc, f"{qtype} in llama.cpp differs from the merged model"))
         evidence += list(_differing(par, f"{qtype} greedy completion differs (reference: merged)"))
     text = "GGUF read back by transformers vs the merged model: " + "; ".join(parts) + ". "
+    if p.llama_cpp and not m.get("llama_cpp_installed"):
+        text += "(llama.cpp is not installed, so the GGUFs were not run in it: pip install llama-cpp-python.) "
     text += f"Not within tolerance: {', '.join(bad)}." if bad else "Every export is faithful."
     return GateResult(
         name=ctx.name,

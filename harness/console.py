@@ -70,3 +70,9 @@ def quiet_hf_progress() -> None:
 
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
+    try:  # the GGUF reader draws a plain tqdm bar per load, which no setting above reaches
+        import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+        gguf_utils.tqdm = lambda iterable, *args, **kwargs: iterable
+    except ImportError:
+        pass

@@ -137,9 +137,56 @@ def measure_gguf(req: Any, base_dir: Path | None, base: BaseModel, adapter: Adap
                 "parity": parity.to_dict(),
                 "tokenizer": toks,
             }
-        return {"merged_dir": str(merged_dir), "types": out}
+            if o.get("llama_cpp") and llama_cpp_available():
+                with status(f"Running the {qtype} GGUF in llama.cpp"):
+                    out[qtype]["llama_cpp"] = llama_cpp_greedy(path, ref, tok, convs, o["max_new_tokens"])
+        return {"merged_dir": str(merged_dir), "types": out, "llama_cpp_installed": llama_cpp_available()}
 
-    return _cached(cache, "gguf_parity", base, adapter, sha, dict(o), run)
+    return _cached(cache, "gguf_parity", base, adapter, sha, {**o, "llama_cpp_installed": llama_cpp_available()}, run)
+
+
+def llama_cpp_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+def llama_cpp_greedy(
+    path: Path, ref: Any, tok: Any, convs: list[list[dict[str, str]]], max_new_tokens: int
+) -> dict[str, Any]:
+    """Greedy completions of the GGUF run by llama.cpp itself vs the merged model's, from the same token ids."""
+    import llama_cpp
+    import torch
+
+    from harness.export import template_eot_id
+    from probes.parity import render
+
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=1024, n_threads=2, verbose=False, seed=0)
+    eot = template_eot_id(tok)
+    equal, differing = 0, []
+    for conv in convs:
+        ids = tok(render(tok, conv), add_special_tokens=False)["input_ids"]
+        with torch.inference_mode():
+            gen = ref.generate(
+                torch.tensor([ids]),
+                do_sample=False,
+                max_new_tokens=max_new_tokens,
+                eos_token_id=[eot],
+                pad_token_id=tok.pad_token_id,
+            )
+        want = [t for t in gen[0, len(ids) :].tolist() if t != eot]
+        got = []
+        for t in llm.generate(ids, temp=0.0, top_k=1, reset=True):
+            if t == eot or t == llm.token_eos() or len(got) >= max_new_tokens:
+                break
+            got.append(t)
+        if got == want:
+            equal += 1
+        elif len(differing) < 3:
+            differing.append(
+                {"prompt": conv[-1]["content"][:200], "reference": tok.decode(want), "other": tok.decode(got)}
+            )
+    return {"version": llama_cpp.__version__, "greedy_equal": equal / max(len(convs), 1), "differing": differing}
 
 
 def gguf_metadata(path: Path) -> dict[str, Any]:

@@ -167,3 +167,18 @@ def test_promote_ships_the_gated_bundle_and_refuses_an_altered_one(tmp_path, tin
     with pytest.raises(PromotionRefused, match="bundle changed after gating"):
         promote(tmp_path / "out" / "report.json", tmp_path / "registry2")
     assert not (tmp_path / "registry2").exists() or not any((tmp_path / "registry2").iterdir())
+
+
+def _llama_cpp() -> bool:
+    from harness.shipping import llama_cpp_available
+
+    return llama_cpp_available()
+
+
+@pytest.mark.skipif(not _llama_cpp(), reason="llama-cpp-python is an optional extra (pip install .[llama])")
+def test_the_exported_gguf_runs_in_llama_cpp(tmp_path, tiny_base, adapter, cache):
+    gates = '[gates.gguf_parity]\ntypes = ["F32"]\nmax_prompts = 3\nllama_cpp_min_greedy_equal = 0.6\n'
+    (g,) = run(_config(tmp_path, tiny_base, adapter, gates)).report.gates
+    lc = g.details["types"]["F32"]["llama_cpp"]
+    assert g.verdict == "pass", g.explanation
+    assert lc["greedy_equal"] >= 0.6 and "in llama.cpp" in g.explanation
