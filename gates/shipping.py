@@ -146,6 +146,8 @@ def gguf_parity(p: GGUFParityParams, ctx: GateContext) -> GateResult:
         c["tokenizer ids"] = not tk["strings_differing"] and not tk["conversations_differing"]
         c["special ids"] = tk["specials_equal"]
         lc = r.get("llama_cpp")
+        if lc is not None:
+            c["llama.cpp runs it"] = "error" not in lc
         if lc is not None and qtype in ("F32", "F16"):
             c["llama.cpp greedy"] = lc["greedy_equal"] >= p.llama_cpp_min_greedy_equal
         checks[qtype] = c
@@ -158,8 +160,12 @@ def gguf_parity(p: GGUFParityParams, ctx: GateContext) -> GateResult:
             + ("identical" if c["tokenizer ids"] and c["special ids"] else "DIFFERS")
         )
         if lc is not None:
-            parts[-1] += f"; in llama.cpp {lc['version']}: greedy equal {lc['greedy_equal']:.0%}"
-            evidence += list(_differing(lc, f"{qtype} in llama.cpp differs from the merged model"))
+            parts[-1] += (
+                f"; llama.cpp failed: {lc['error']}"
+                if "error" in lc
+                else f"; in llama.cpp {lc['version']}: greedy equal {lc['greedy_equal']:.0%}"
+            )
+            evidence += list(_differing(lc, f"{qtype} in llama.cpp differs from the merged model (other: llama.cpp)"))
         evidence += list(_differing(par, f"{qtype} greedy completion differs (reference: merged)"))
     text = "GGUF read back by transformers vs the merged model: " + "; ".join(parts) + ". "
     if p.llama_cpp and not m.get("llama_cpp_installed"):

@@ -7,6 +7,7 @@ re-run reuses the merge and the GGUFs; each measurement's numbers are cached lik
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -154,16 +155,18 @@ def llama_cpp_available() -> bool:
 def llama_cpp_greedy(
     path: Path, ref: Any, tok: Any, convs: list[list[dict[str, str]]], max_new_tokens: int
 ) -> dict[str, Any]:
-    """Greedy completions of the GGUF run by llama.cpp itself vs the merged model's, from the same token ids."""
-    import llama_cpp
+    """Greedy completions of the GGUF run by llama.cpp itself vs the merged model's, from the same token ids.
+    llama.cpp runs in its own process: a crash there is reported, it cannot take the harness down."""
+    import subprocess
+    import tempfile
+
     import torch
 
     from harness.export import template_eot_id
     from probes.parity import render
 
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=1024, n_threads=2, verbose=False, seed=0)
     eot = template_eot_id(tok)
-    equal, differing = 0, []
+    prompts, wants = [], []
     for conv in convs:
         ids = tok(render(tok, conv), add_special_tokens=False)["input_ids"]
         with torch.inference_mode():
@@ -174,19 +177,32 @@ def llama_cpp_greedy(
                 eos_token_id=[eot],
                 pad_token_id=tok.pad_token_id,
             )
-        want = [t for t in gen[0, len(ids) :].tolist() if t != eot]
-        got = []
-        for t in llm.generate(ids, temp=0.0, top_k=1, reset=True):
-            if t == eot or t == llm.token_eos() or len(got) >= max_new_tokens:
-                break
-            got.append(t)
-        if got == want:
+        prompts.append(ids)
+        wants.append([t for t in gen[0, len(ids) :].tolist() if t != eot])
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump({"prompts": prompts, "stop": [eot], "max_new_tokens": max_new_tokens}, f)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "harness.llama_cpp_run", str(path), f.name],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+    finally:
+        Path(f.name).unlink(missing_ok=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"error": f"llama.cpp exited with {proc.returncode}: {proc.stderr.strip()[-300:]}", "greedy_equal": 0.0}
+    got = json.loads(lines[-1])
+    equal, differing = 0, []
+    for conv, want, have in zip(convs, wants, got["outputs"], strict=True):
+        if want == have:
             equal += 1
         elif len(differing) < 3:
             differing.append(
-                {"prompt": conv[-1]["content"][:200], "reference": tok.decode(want), "other": tok.decode(got)}
+                {"prompt": conv[-1]["content"][:200], "reference": tok.decode(want), "other": tok.decode(have)}
             )
-    return {"version": llama_cpp.__version__, "greedy_equal": equal / max(len(convs), 1), "differing": differing}
+    return {"version": got["version"], "greedy_equal": equal / max(len(convs), 1), "differing": differing}
 
 
 def gguf_metadata(path: Path) -> dict[str, Any]:
