@@ -50,7 +50,16 @@ def _conversations(spec: str, base_dir: Path | None, limit: int) -> tuple[list[l
     return [list(i.messages) for i in suite.items[:limit]], suite.sha256
 
 
-def _cached(cache: MeasurementCache, kind: str, base: BaseModel, adapter: AdapterInfo, data_sha: str, opts: dict, fn):
+def _cached(
+    cache: MeasurementCache,
+    kind: str,
+    base: BaseModel,
+    adapter: AdapterInfo,
+    data_sha: str,
+    opts: dict,
+    fn,
+    keep=lambda value: True,  # a result that depends on the environment (a crashed llama.cpp) is not kept
+):
     from harness.measure import _source_sha
 
     key = cache.key(
@@ -64,7 +73,8 @@ def _cached(cache: MeasurementCache, kind: str, base: BaseModel, adapter: Adapte
     if hit is not None:
         return hit
     value = fn()
-    cache.put(key, value)
+    if keep(value):
+        cache.put(key, value)
     return value
 
 
@@ -143,7 +153,16 @@ def measure_gguf(req: Any, base_dir: Path | None, base: BaseModel, adapter: Adap
                     out[qtype]["llama_cpp"] = llama_cpp_greedy(path, ref, tok, convs, o["max_new_tokens"])
         return {"merged_dir": str(merged_dir), "types": out, "llama_cpp_installed": llama_cpp_available()}
 
-    return _cached(cache, "gguf_parity", base, adapter, sha, {**o, "llama_cpp_installed": llama_cpp_available()}, run)
+    return _cached(
+        cache,
+        "gguf_parity",
+        base,
+        adapter,
+        sha,
+        {**o, "llama_cpp_installed": llama_cpp_available()},
+        run,
+        keep=lambda v: not any("error" in t.get("llama_cpp", {}) for t in v["types"].values()),
+    )
 
 
 def llama_cpp_available() -> bool:
