@@ -46,6 +46,7 @@ class JudgeParams:
     rubric_tolerance: float = field(default=0.25, metadata={"help": "tolerated drop of a rubric axis (points)"})
     max_parse_failure_rate: float = field(default=0.1, metadata={"help": "above this share the gate errors"})
     max_new_tokens: int = field(default=128, metadata={"help": "tokens per answer of base and candidate"})
+    max_prompts: int | None = field(default=None, metadata={"help": "judge only the first N prompts of data"})
     seed: int = field(default=0, metadata={"help": "judge seed (recorded; temperature is always 0)"})
     confidence: float = field(default=0.95, metadata={"help": "two-sided level of the bootstrap intervals"})
     bootstrap_samples: int = field(default=2000, metadata={"help": "bootstrap resamples over prompts"})
@@ -109,6 +110,7 @@ def _requests(p: JudgeParams) -> list[MeasureRequest]:
             ("stop", ()),
             ("seed", 0),
             ("batch_size", p.batch_size),
+            *((("limit", p.max_prompts),) if p.max_prompts else ()),
         ),
     )
     judged = MeasureRequest("judge", p.data, (("source", answers), ("spec", p.spec())), variants=("pair",))

@@ -40,9 +40,9 @@ data = "data/eval.jsonl"
 min_relative_improvement = 0.05
 
 [gates.pass_at_k]
-# does it do the job? 40 triage probes, 3 samples each, JSON labels checked; pass@1 must beat the base
+# does it do the job? 40 triage probes, 2 samples each, JSON labels checked; pass@1 must beat the base
 data = "builtin:triage_probes"
-n = 3
+n = 2
 k = 1
 temperature = 0.7
 max_new_tokens = 24
@@ -64,12 +64,13 @@ max_new_tokens = 32
 max_contaminated = 0.0
 
 [gates.judge]
-# blind pairwise A/B (both orders) on 30 general prompts, plus two rubric axes: did general helpfulness survive?
+# blind pairwise A/B (both orders) on 12 general prompts, plus a rubric axis: did general helpfulness survive?
 # The judge here is the embedded 135M model (a plumbing check); point it at a real judge for a real verdict:
 #   backend = "openai", base_url = "http://HOST:8000/v1", model = "...", api_key_env = "JUDGE_API_KEY"
 required = false
 data = "builtin:judge_general"
 axes = ["helpfulness"]
+max_prompts = 12
 max_new_tokens = 48
 min_win_rate = 0.4
 
@@ -80,23 +81,23 @@ max_val_rise = 0.05
 
 # What ships: the adapter merged into full-precision weights, exported to GGUF, bundled, served.
 [gates.merge_parity]
-max_prompts = 4
+max_prompts = 3
 
 [gates.gguf_parity]
 types = ["F16", "Q8_0"]
-max_prompts = 4
+max_prompts = 3
 
 [gates.template_drift]
-max_prompts = 4
-max_new_tokens = 64
+max_prompts = 3
+max_new_tokens = 48
 
 [gates.rollback]
 bundle = "bundle"          # written here (adapter, merge, GGUF, manifests, recorded outputs), then reloaded
-max_prompts = 4
-max_new_tokens = 24
+max_prompts = 3
+max_new_tokens = 16
 
 [gates.serving]
-max_prompts = 4
+max_prompts = 3
 max_new_tokens = 16
 max_p95_latency_s = 10.0   # budgets for two CPU cores; set yours
 max_peak_memory_mb = 2048   # peak RSS of the serving process, torch included

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.hashing import sha256_file
 
 GGUF_TYPES = ("F32", "F16", "Q8_0")
 
@@ -276,7 +275,3 @@ def load_gguf(path: Path) -> tuple[Any, Any]:
     tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype="float32").eval()
     return model, tok
-
-
-def file_sha256(path: Path) -> str:
-    return sha256_file(path)

@@ -51,10 +51,24 @@ def _nll(model: Any, tokenizer: Any, dataset: Dataset, *, max_length: int, batch
 
 
 def _probes(
-    model: Any, tokenizer: Any, suite: Suite, *, description: str, batch_size: int, stop: tuple = (), **sampling: Any
+    model: Any,
+    tokenizer: Any,
+    suite: Suite,
+    *,
+    description: str,
+    batch_size: int,
+    stop: tuple = (),
+    limit: int | None = None,
+    **sampling: Any,
 ) -> ProbeRun:
+    """Sample and check every item (or the first `limit`)."""
+    from dataclasses import replace
+
     from probes.checkers import check
     from probes.sampling import SamplingParams, sample
+
+    if limit is not None:
+        suite = replace(suite, items=suite.items[:limit])
 
     params = SamplingParams(stop=tuple(stop), **sampling)
     outputs = sample(

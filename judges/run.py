@@ -79,7 +79,7 @@ def run_judge(
     )
     items = [
         (item.id, question_text(item.messages), b.outputs[0], c.outputs[0])
-        for item, b, c in zip(suite.items, base.items, candidate.items, strict=True)
+        for item, b, c in zip(suite.items[: len(base.items)], base.items, candidate.items, strict=True)
     ]
     with progress() as bar:
         task = bar.add_task(f"judging {len(items)} pairs ({spec.backend}: {spec.model})", total=len(items))

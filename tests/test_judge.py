@@ -271,3 +271,11 @@ def test_judge_gate_through_harness_serve_on_loopback(tmp_path, tiny_base, tiny_
     assert 1 <= d["rubric"]["helpfulness"]["base"] <= 5
     md = (tmp_path / "out" / "report.md").read_text()
     assert "Judge quality:" in md and "Rubric (1-5):" in md and "| helpfulness |" in md
+
+
+def test_max_prompts_judges_only_the_first_prompts(tmp_path, tiny_base, tiny_damage_adapter):
+    with ScriptedJudge(always_a) as judge:
+        g = _gate(_config(tmp_path, tiny_base, tiny_damage_adapter, judge.url, max_prompts=3))
+    assert judge.chat_requests == 6 and g.details["ties"] == 3
+    asked = {body["messages"][-1]["content"] for body in judge.requests}
+    assert any(PROMPTS[0]["prompt"] in a for a in asked) and not any(PROMPTS[5]["prompt"] in a for a in asked)
