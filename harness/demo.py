@@ -88,8 +88,7 @@ types = ["F16", "Q8_0"]
 max_prompts = 3
 
 [gates.template_drift]
-max_prompts = 3
-max_new_tokens = 48
+max_prompts = 3            # greedy generation must stop within 128 tokens on at least 75% of them
 
 [gates.rollback]
 bundle = "bundle"          # written here (adapter, merge, GGUF, manifests, recorded outputs), then reloaded
