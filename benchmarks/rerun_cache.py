@@ -21,8 +21,10 @@ def main(demo_dir: str) -> None:
     demo = Path(demo_dir).resolve()
     work = Path(tempfile.mkdtemp(prefix="harness-bench-"))
     cfg = work / "release.toml"
+    adapter = demo / "train" / "sft" / "adapter"  # a `harness demo` folder
+    adapter = adapter if adapter.is_dir() else demo / "adapter"
     cfg.write_text(
-        f'[model]\nbase = "smollm2-135m-instruct"\nadapter = "{demo / "adapter"}"\n\n'
+        f'[model]\nbase = "smollm2-135m-instruct"\nadapter = "{adapter}"\n\n'
         f'[run]\ncache_dir = "{work / "cache"}"\n\n'
         f'[gates.perplexity]\ndata = "{demo / "data" / "eval.jsonl"}"\nmin_relative_improvement = 0.05\n'
     )

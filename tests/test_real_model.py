@@ -48,14 +48,14 @@ def test_a_short_real_fine_tune_beats_its_base_with_a_ci(tmp_path, embedded_base
     spec = FineTuneSpec(
         train=str(triage_eval["train"]),
         valid=str(triage_eval["valid"]),
-        max_steps=12,
+        max_steps=16,  # the eval/valid splits hold only (symptom, impact) pairs unseen in training
         warmup_steps=2,
-        eval_steps=6,
+        eval_steps=8,
         save_steps=100,
     )
     outcome = train(spec, embedded_base, tmp_path / "train", eval_sets=[str(triage_eval["eval"])])
     (stage,) = outcome.stages
-    assert stage.steps == 12 and stage.valid_loss < 0.5 * stage.valid_loss_start
+    assert stage.steps == 16 and stage.valid_loss < 0.5 * stage.valid_loss_start
     g = _gate(tmp_path, outcome.adapter_dir, triage_eval["eval"], min_relative_improvement=0.05)
     assert g.verdict == "pass", g.explanation
     assert g.ci[0] > 0.05 and g.candidate < g.baseline
