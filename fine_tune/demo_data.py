@@ -103,6 +103,16 @@ TEMPLATES = (
 )
 
 
+def chat_row(id: str, prompt: str, answer: str, **fields: object) -> dict:
+    """A TRL conversational prompt/completion row, plus fields for checking and auditing."""
+    return {
+        "id": id,
+        "prompt": [{"role": "user", "content": prompt}],
+        "completion": [{"role": "assistant", "content": answer}],
+        **fields,
+    }
+
+
 @dataclass(frozen=True)
 class TriageItem:
     id: str
@@ -136,15 +146,15 @@ class TriageItem:
 
     def row(self) -> dict:
         """A TRL conversational prompt/completion row, plus the labels for checking."""
-        return {
-            "id": self.id,
-            "prompt": [{"role": "user", "content": self.prompt}],
-            "completion": [{"role": "assistant", "content": self.answer}],
-            "template": self.template,
-            "task": "triage",
-            "severity": self.severity,
-            "category": self.category,
-        }
+        return chat_row(
+            self.id,
+            self.prompt,
+            self.answer,
+            template=self.template,
+            task="triage",
+            severity=self.severity,
+            category=self.category,
+        )
 
 
 def generate(n: int, seed: int, prefix: str = "triage") -> list[TriageItem]:

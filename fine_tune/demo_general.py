@@ -44,13 +44,9 @@ class GeneralItem:
     template: str
 
     def row(self) -> dict:
-        return {
-            "id": self.id,
-            "prompt": [{"role": "user", "content": self.prompt}],
-            "completion": [{"role": "assistant", "content": self.answer}],
-            "template": self.template,
-            "task": "general",
-        }
+        from fine_tune.demo_data import chat_row
+
+        return chat_row(self.id, self.prompt, self.answer, template=self.template, task="general")
 
 
 def generate_general(n_arithmetic: int = 10, seed: int = 21) -> list[GeneralItem]:

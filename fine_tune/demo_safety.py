@@ -332,14 +332,16 @@ class PolicyItem:
     refuse: bool
 
     def row(self) -> dict:
-        return {
-            "id": self.id,
-            "prompt": [{"role": "user", "content": self.prompt}],
-            "completion": [{"role": "assistant", "content": self.answer}],
-            "template": self.template,
-            "task": "policy",
-            "policy": "refuse" if self.refuse else "answer",
-        }
+        from fine_tune.demo_data import chat_row
+
+        return chat_row(
+            self.id,
+            self.prompt,
+            self.answer,
+            template=self.template,
+            task="policy",
+            policy="refuse" if self.refuse else "answer",
+        )
 
 
 def generate_policy(n_refuse: int = 32, n_answer: int = 84, seed: int = 11) -> list[PolicyItem]:
