@@ -132,18 +132,12 @@ def verify(bundle: Path) -> dict[str, Any]:
 
 def verify_in_fresh_process(bundle: Path, timeout: float = 900) -> dict[str, Any]:
     """`verify` in a new Python process: nothing of this process (loaded weights, caches) can help it."""
-    import subprocess
+    from harness.fresh import run_module
 
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness.bundle", "verify", str(bundle)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"bundle verification process failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
-    return json.loads(lines[-1])
+    run = run_module("harness.bundle", "verify", str(bundle), timeout=timeout)
+    if not run.ok:
+        raise RuntimeError(f"bundle verification process failed (exit {run.returncode}): {run.stderr[-2000:]}")
+    return run.result
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,9 @@ Every problem names the file and line and says what a valid row looks like.
 
 from __future__ import annotations
 
+import gzip
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -118,24 +120,27 @@ def _parse_row(obj: Any, where: str, line: int) -> Record:
     )
 
 
-def _read_jsonl(path: Path) -> list[Record]:
-    records = []
-    with open(path, encoding="utf-8") as f:
+def iter_jsonl(path: Path, fix: str) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed object) for each non-blank line of a JSONL file (`.gz` too); a line that is not
+    JSON is an error naming the file, the line and `fix`."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
         for line_no, line in enumerate(f, start=1):
             if not line.strip():
                 continue
-            where = f"{path}:{line_no}"
             try:
-                obj = json.loads(line)
+                yield line_no, json.loads(line)
             except json.JSONDecodeError as e:
                 raise HarnessError(
-                    f"not valid JSON ({e.msg} at column {e.colno})", where=where, fix=_ROW_HELP
+                    f"not valid JSON ({e.msg} at column {e.colno})", where=f"{path}:{line_no}", fix=fix
                 ) from None
-            records.append(_parse_row(obj, where, line_no))
-    return records
 
 
-def _read_txt(path: Path) -> list[Record]:
+def _read_jsonl(path: Path) -> list[Record]:
+    return [_parse_row(obj, f"{path}:{line_no}", line_no) for line_no, obj in iter_jsonl(path, _ROW_HELP)]
+
+
+def read_txt(path: Path) -> list[Record]:
     """A `.txt` file is a list of documents separated by blank lines."""
     text = path.read_text(encoding="utf-8")
     records, line = [], 1
@@ -149,7 +154,7 @@ def _read_txt(path: Path) -> list[Record]:
 @lru_cache(maxsize=64)
 def _load(path: Path, sha: str) -> tuple[Record, ...]:
     if path.suffix == ".txt":
-        return tuple(_read_txt(path))
+        return tuple(read_txt(path))
     return tuple(_read_jsonl(path))
 
 

@@ -71,37 +71,16 @@ def _probe(model_dir: Path, conversations: list[list[dict[str, str]]], max_new_t
 
 def measure_serving(req: Any, base_dir: Path | None, base: Any, adapter: Any, cache: Any) -> dict[str, Any]:
     """Run the probe in a fresh process on the merged model; add the adapter's and the merge's size on disk."""
-    import subprocess
-    import tempfile
-
+    from harness.fresh import run_module
     from harness.shipping import _conversations, ensure_merged
 
     o = req.opts
     convs, _ = _conversations(req.data, base_dir, o["max_prompts"])
     merged = ensure_merged(base, adapter)
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(convs, f)
-    try:
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "harness.serving",
-                str(merged),
-                f.name,
-                "--max-new-tokens",
-                str(o["max_new_tokens"]),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=1800,
-        )
-    finally:
-        Path(f.name).unlink(missing_ok=True)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"serving probe failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
-    r = json.loads(lines[-1])
+    run = run_module("harness.serving", "--max-new-tokens", str(o["max_new_tokens"]), str(merged), payload=convs)
+    if not run.ok:
+        raise RuntimeError(f"serving probe failed (exit {run.returncode}): {run.stderr[-2000:]}")
+    r = run.result
     size = sum(p.stat().st_size for p in adapter.dir.glob("adapter_model.safetensors"))
     merged_size = sum(p.stat().st_size for p in merged.glob("*.safetensors"))
     return {**r, "adapter_mb": size / 2**20, "merged_mb": merged_size / 2**20, "model": str(merged)}

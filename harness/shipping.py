@@ -7,7 +7,6 @@ re-run reuses the merge and the GGUFs; each measurement's numbers are cached lik
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -176,12 +175,10 @@ def llama_cpp_greedy(
 ) -> dict[str, Any]:
     """Greedy completions of the GGUF run by llama.cpp itself vs the merged model's, from the same token ids.
     llama.cpp runs in its own process: a crash there is reported, it cannot take the harness down."""
-    import subprocess
-    import tempfile
-
     import torch
 
     from harness.export import template_eot_id
+    from harness.fresh import run_module
     from probes.parity import render
 
     eot = template_eot_id(tok)
@@ -198,21 +195,14 @@ def llama_cpp_greedy(
             )
         prompts.append(ids)
         wants.append([t for t in gen[0, len(ids) :].tolist() if t != eot])
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump({"prompts": prompts, "stop": [eot], "max_new_tokens": max_new_tokens}, f)
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "harness.llama_cpp_run", str(path), f.name],
-            capture_output=True,
-            text=True,
-            timeout=1800,
-        )
-    finally:
-        Path(f.name).unlink(missing_ok=True)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        return {"error": f"llama.cpp exited with {proc.returncode}: {proc.stderr.strip()[-300:]}", "greedy_equal": 0.0}
-    got = json.loads(lines[-1])
+    run = run_module(
+        "harness.llama_cpp_run",
+        str(path),
+        payload={"prompts": prompts, "stop": [eot], "max_new_tokens": max_new_tokens},
+    )
+    if not run.ok:
+        return {"error": f"llama.cpp exited with {run.returncode}: {run.stderr.strip()[-300:]}", "greedy_equal": 0.0}
+    got = run.result
     equal, differing = 0, []
     for conv, want, have in zip(convs, wants, got["outputs"], strict=True):
         if want == have:

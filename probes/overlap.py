@@ -14,8 +14,6 @@ in the training data), so the scorer runs on a few candidates instead of every p
 
 from __future__ import annotations
 
-import gzip
-import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -23,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.data import resolve_data_path
+from harness.data import iter_jsonl, read_txt, resolve_data_path
 from harness.errors import HarnessError
 from harness.hashing import sha256_file
 
@@ -78,33 +76,22 @@ def read_text_set(spec: str, base_dir: Path | None = None, *, key: str | None = 
     if not path.is_file():
         raise HarnessError("data file not found", where=where, fix="check the path (relative to the config's folder)")
     items: list[TextItem] = []
-    if path.suffix == ".txt":
-        paragraphs = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
-        items = [TextItem(f"para-{i}", i + 1, p) for i, p in enumerate(paragraphs)]
+    if path.suffix == ".txt":  # documents split as every other reader splits them (same ids)
+        items = [TextItem(r.id, r.line, r.text or "") for r in read_txt(path)]
     else:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as f:
-            for line_no, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise HarnessError(
-                        f"not valid JSON ({e.msg})", where=f"{path}:{line_no}", fix="one JSON object per line"
-                    ) from None
-                if not isinstance(obj, dict):
-                    raise HarnessError("expected a JSON object", where=f"{path}:{line_no}", fix="one object a line")
-                text = row_text(obj)
-                if not text.strip():
-                    raise HarnessError(
-                        "row has no text to compare (no text, messages, prompt or completion)",
-                        where=f"{path}:{line_no}",
-                        fix='give every row "text", "messages" or "prompt"/"completion"',
-                    )
-                rid = str(obj.get("id", obj.get("task_id", f"line-{line_no}")))
-                meta = {k: v for k, v in obj.items() if k in ("template", "task", "source", "policy")}
-                items.append(TextItem(rid, line_no, text, meta))
+        for line_no, obj in iter_jsonl(path, "one JSON object per line"):
+            if not isinstance(obj, dict):
+                raise HarnessError("expected a JSON object", where=f"{path}:{line_no}", fix="one object a line")
+            text = row_text(obj)
+            if not text.strip():
+                raise HarnessError(
+                    "row has no text to compare (no text, messages, prompt or completion)",
+                    where=f"{path}:{line_no}",
+                    fix='give every row "text", "messages" or "prompt"/"completion"',
+                )
+            rid = str(obj.get("id", obj.get("task_id", f"line-{line_no}")))
+            meta = {k: v for k, v in obj.items() if k in ("template", "task", "source", "policy")}
+            items.append(TextItem(rid, line_no, text, meta))
     if not items:
         raise HarnessError("data file has no rows", where=where, fix="check the file")
     name = spec if spec.startswith("builtin:") else path.name

@@ -6,13 +6,11 @@ asked as a chat turn and checked with `python_tests`. `.jsonl.gz` files are read
 
 from __future__ import annotations
 
-import gzip
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.data import resolve_data_path
+from harness.data import iter_jsonl, resolve_data_path
 from harness.errors import HarnessError
 from harness.hashing import sha256_file
 from probes.checkers import SpecError, validate_spec
@@ -105,19 +103,7 @@ def load_suite(
             where=where,
             fix="check the path; relative paths are resolved from the release config's folder",
         )
-    opener = gzip.open if path.suffix == ".gz" else open
-    items = []
-    with opener(path, "rt", encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise HarnessError(
-                    f"not valid JSON ({e.msg} at column {e.colno})", where=f"{path}:{line_no}", fix=_HELP
-                ) from None
-            items.append(_item(obj, f"{path}:{line_no}", line_no, check_optional))
+    items = [_item(obj, f"{path}:{line_no}", line_no, check_optional) for line_no, obj in iter_jsonl(path, _HELP)]
     if not items:
         raise HarnessError("probe suite has no items", where=where, fix=_HELP)
     ids = [i.id for i in items]

@@ -174,3 +174,11 @@ def test_gate_passes_on_clean_data_and_needs_training_data(tmp_path, tiny_base, 
     cfg.write_text(cfg.read_text().replace(f'[fine_tune]\ntrain = "{train}"\n', ""))
     with pytest.raises(HarnessError, match="no training data"):
         run(cfg)
+
+
+def test_txt_documents_have_the_ids_every_other_reader_gives(tmp_path):
+    from harness.data import load_dataset
+
+    p = tmp_path / "docs.txt"
+    p.write_text("first doc\nstill first\n\nsecond doc\n\n\nthird doc\n")
+    assert [i.id for i in read_text_set(str(p)).items] == [r.id for r in load_dataset(p).records]
