@@ -100,3 +100,37 @@ def decide_non_inferiority(iv: Interval, bound: float, *, higher_is_better: bool
     if hi < b:
         return Decision("fail", None)
     return Decision("inconclusive", more_items_needed(iv, bound))
+
+
+@dataclass(frozen=True)
+class McNemar:
+    """McNemar's exact test on paired pass/fail: a two-sided binomial test on the discordant pairs.
+
+    `lost`: items the base passed and the candidate failed; `gained`: the reverse. Under "no change"
+    each discordant pair is a fair coin, so p = P(min(lost, gained) or fewer of lost + gained | 1/2), doubled.
+    """
+
+    lost: int
+    gained: int
+    p_value: float
+
+    @property
+    def discordant(self) -> int:
+        return self.lost + self.gained
+
+    def describe(self) -> str:
+        return f"McNemar exact: {self.lost} lost / {self.gained} gained, p = {self.p_value:.3g}"
+
+
+def mcnemar_exact(base: np.ndarray, candidate: np.ndarray) -> McNemar:
+    """McNemar's exact test of paired booleans (one per item: did base / candidate pass it)."""
+    b = np.asarray(base, dtype=bool)
+    c = np.asarray(candidate, dtype=bool)
+    if b.shape != c.shape:
+        raise ValueError("base and candidate must have one outcome per item each")
+    lost, gained = int((b & ~c).sum()), int((~b & c).sum())
+    n, k = lost + gained, min(lost, gained)
+    if n == 0:
+        return McNemar(lost, gained, 1.0)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return McNemar(lost, gained, min(1.0, 2 * tail))
