@@ -1,12 +1,14 @@
 """The `judge` gate: a blind judge compares base and candidate answers in both orders; the candidate's win
 rate `(win + 0.5 tie) / n` must have its CI lower bound at or above `min_win_rate`, and every rubric axis
 must be non-inferior to the base within `rubric_tolerance`. The report also shows how far to trust the
-judge: swap consistency, tie rate, position and length bias, parse failures."""
+judge: swap consistency, tie rate, position and length bias, parse failures. A judge below the floors
+(`min_swap_consistency`, `max_position_bias`, `max_tie_rate`, measured on the prompts whose two answers differ)
+cannot discriminate, and the gate is `inconclusive` whatever the win rate: no pass on no information."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -45,6 +47,15 @@ class JudgeParams:
     min_win_rate: float = field(default=0.5, metadata={"help": "required CI lower bound of the win rate"})
     rubric_tolerance: float = field(default=0.25, metadata={"help": "tolerated drop of a rubric axis (points)"})
     max_parse_failure_rate: float = field(default=0.1, metadata={"help": "above this share the gate errors"})
+    min_swap_consistency: float = field(
+        default=0.5, metadata={"help": "judge floor: share of prompts whose two orders agree, at least"}
+    )
+    max_position_bias: float = field(
+        default=0.8, metadata={"help": "judge floor: share of A/B picks going to one position (A or B), at most"}
+    )
+    max_tie_rate: float = field(
+        default=0.5, metadata={"help": "judge floor: share of prompts ending in a tie, at most"}
+    )
     max_new_tokens: int = field(default=128, metadata={"help": "tokens per answer of base and candidate"})
     max_prompts: int | None = field(default=None, metadata={"help": "judge only the first N prompts of data"})
     seed: int = field(default=0, metadata={"help": "judge seed (recorded; temperature is always 0)"})
@@ -65,6 +76,11 @@ class JudgeParams:
             problems.append(("min_win_rate", "is a rate between 0 and 1, e.g. 0.5"))
         if not 0 <= self.max_parse_failure_rate <= 1:
             problems.append(("max_parse_failure_rate", "is a rate between 0 and 1"))
+        for key, example in (("min_swap_consistency", 0.5), ("max_tie_rate", 0.5)):
+            if not 0 <= getattr(self, key) <= 1:
+                problems.append((key, f"is a rate between 0 and 1, e.g. {example}"))
+        if not 0.5 <= self.max_position_bias <= 1:
+            problems.append(("max_position_bias", "is a share between 0.5 (no bias allowed) and 1 (off), e.g. 0.8"))
         for key in ("retries", "parse_retries"):
             if getattr(self, key) < 0:
                 problems.append((key, "must be >= 0"))
@@ -146,6 +162,58 @@ def judge_quality(pairs: list[PairJudgement]) -> dict[str, float | int | None]:
     }
 
 
+@dataclass(frozen=True)
+class JudgeFloors:
+    """The judge-quality floors, measured on the parsed prompts whose two answers differ (identical answers
+    rightly end in a tie). `failed` names the floors missed; any makes the gate inconclusive."""
+
+    measured_on: int
+    identical_answers: int
+    swap_consistency: float | None
+    position_bias: float | None  # share of A/B picks going to the favoured position
+    position_bias_side: str | None  # A or B
+    tie_rate: float | None
+    failed: tuple[str, ...]
+
+    def describe(self) -> str:
+        picks = f"picks {self.position_bias_side} {self.position_bias:.0%}" if self.position_bias is not None else ""
+        return ", ".join(
+            x
+            for x in (
+                f"swap consistency {self.swap_consistency:.0%}" if self.swap_consistency is not None else "",
+                picks,
+                f"ties {self.tie_rate:.0%}" if self.tie_rate is not None else "",
+            )
+            if x
+        )
+
+
+def judge_floors(p: JudgeParams, pairs: list[PairJudgement]) -> JudgeFloors:
+    parsed = [q for q in pairs if q.outcome is not None]
+    differing = [q for q in parsed if q.base.strip() != q.candidate.strip()]
+    quality = judge_quality(differing)
+    sw, ties, a_rate = quality["swap_consistency"], quality["tie_rate"], quality["position_a_rate"]
+    bias = None if a_rate is None else round(max(a_rate, 1 - a_rate), 6)
+    failed = [
+        name
+        for name, missed in (
+            ("swap consistency", sw is not None and sw < p.min_swap_consistency),
+            ("position bias", bias is not None and bias > p.max_position_bias),
+            ("tie rate", ties is not None and ties > p.max_tie_rate),
+        )
+        if missed
+    ]
+    return JudgeFloors(
+        measured_on=len(differing),
+        identical_answers=len(parsed) - len(differing),
+        swap_consistency=sw,
+        position_bias=bias,
+        position_bias_side=None if a_rate is None else "A" if a_rate >= 0.5 else "B",
+        tie_rate=ties,
+        failed=tuple(failed),
+    )
+
+
 @gate("judge", params=JudgeParams, requests=_requests)
 def judge(p: JudgeParams, ctx: GateContext) -> GateResult:
     """Blind pairwise win rate (both orders) with a CI >= min_win_rate; rubric axes non-inferior to base."""
@@ -216,8 +284,19 @@ def judge(p: JudgeParams, ctx: GateContext) -> GateResult:
             "verdict": checks[f"rubric {axis}"],
         }
     verdict = max(checks.values(), key=_ORDER.__getitem__)
+    floors = judge_floors(p, parsed)
     sw = quality["swap_consistency"]
-    parts = [
+    parts = []
+    if floors.failed:
+        verdict = "inconclusive"  # not the candidate's account: the judge cannot tell the answers apart
+        parts.append(
+            f"The judge cannot discriminate: {floors.describe()} (floors: swap consistency >= "
+            f"{p.min_swap_consistency:.0%}, one position <= {p.max_position_bias:.0%}, ties <= {p.max_tie_rate:.0%}; "
+            f"on the {floors.measured_on} prompts whose answers differ), so its win rate says nothing about the "
+            "candidate. Use a stronger judge model, and check the judge prompt and endpoint (does it see both "
+            "answers? does it answer [[A]]/[[B]]/[[C]]?)."
+        )
+    parts += [
         f"Candidate win rate {iv.point:.3f} over {len(parsed)} prompts ({wins} won, {ties} tied, {losses} lost; "
         f"{iv.level:.0%} CI {iv.lower:.3f} to {iv.upper:.3f}; required lower bound >= {p.min_win_rate:.2f}; "
         f"sign test p = {sign_test(wins, losses):.3g}).",
@@ -243,10 +322,14 @@ def judge(p: JudgeParams, ctx: GateContext) -> GateResult:
         if sw is not None
         else "No judgement was parsed."
     )
-    failing = [k for k, v in checks.items() if v != "pass"]
-    parts.append(
-        f"Not passing: {', '.join(f'{k} ({checks[k]})' for k in failing)}." if failing else "Every check passes."
-    )
+    if parsed and not floors.measured_on:
+        parts.append(
+            "Base and candidate answered every prompt identically, so the judge floors were not measured "
+            "(there is nothing to discriminate)."
+        )
+    failing = [f"{k} ({v})" for k, v in checks.items() if v != "pass"]
+    failing += [f"judge floors ({', '.join(floors.failed)})"] if floors.failed else []
+    parts.append(f"Not passing: {', '.join(failing)}." if failing else "Every check passes.")
     lost = [q for q in parsed if q.outcome == "base"]
     evidence = tuple(
         Example(
@@ -278,6 +361,13 @@ def judge(p: JudgeParams, ctx: GateContext) -> GateResult:
             "ties": ties,
             "losses": losses,
             "checks": checks,
+            "floors": {
+                **asdict(floors),
+                "failed": list(floors.failed),
+                "min_swap_consistency": p.min_swap_consistency,
+                "max_position_bias": p.max_position_bias,
+                "max_tie_rate": p.max_tie_rate,
+            },
             "rubric": axes,
             "bootstrap": {"resamples": iv.resamples, "level": iv.level, "seed": iv.seed, "method": "over prompts"},
         },

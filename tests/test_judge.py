@@ -76,6 +76,77 @@ def test_a_judge_that_always_picks_a_gives_ties_not_wins(tmp_path, tiny_base, ti
         assert "candidate" not in text and "base" not in text and body["temperature"] == 0
 
 
+def test_a_judge_that_always_answers_a_makes_the_gate_inconclusive_never_pass(tmp_path, tiny_base, tiny_damage_adapter):
+    """The demo's failure: win rate 0.5, CI [0.5, 0.5], which used to pass. The floors make it inconclusive,
+    whatever min_win_rate says; switched off, the same judgements pass again (so the floors decide it)."""
+    with ScriptedJudge(always_a) as judge:
+        g = _gate(_config(tmp_path, tiny_base, tiny_damage_adapter, judge.url))
+        lenient = _gate(_config(tmp_path, tiny_base, tiny_damage_adapter, judge.url, min_win_rate=0.0))
+        off = _gate(
+            _config(
+                tmp_path,
+                tiny_base,
+                tiny_damage_adapter,
+                judge.url,
+                min_swap_consistency=0.0,
+                max_position_bias=1.0,
+                max_tie_rate=1.0,
+            )
+        )
+        assert judge.chat_requests == 2 * len(PROMPTS)  # the later runs were answered from the cache
+    assert g.verdict == lenient.verdict == "inconclusive"
+    assert g.explanation.startswith(
+        "The judge cannot discriminate: swap consistency 0%, picks A 100%, ties 100% "
+        "(floors: swap consistency >= 50%, one position <= 80%, ties <= 50%"
+    )
+    assert "stronger judge model" in g.explanation and "judge prompt and endpoint" in g.explanation
+    f = g.details["floors"]
+    assert f["failed"] == ["swap consistency", "position bias", "tie rate"]
+    assert f["measured_on"] == len(PROMPTS) and f["identical_answers"] == 0
+    assert (f["swap_consistency"], f["position_bias"], f["position_bias_side"], f["tie_rate"]) == (0, 1, "A", 1)
+    assert (f["min_swap_consistency"], f["max_position_bias"], f["max_tie_rate"]) == (0.5, 0.8, 0.5)
+    assert g.details["quality"]["position_a_rate"] == 1 and g.details["checks"] == {"win rate": "pass"}
+    assert g.candidate == 0.5 and g.ci == (0.0, 0.0)  # the interval alone would have passed
+    assert off.verdict == "pass" and off.details["floors"]["failed"] == []
+    assert "cannot discriminate" not in off.explanation
+
+
+@pytest.mark.parametrize(
+    ("rule", "start", "failed"),
+    [
+        (
+            lambda p, n: "[[B]]" if "[Answer A]" in p else "Score: 3",
+            "swap consistency 0%, picks B 100%, ties 100%",
+            ["swap consistency", "position bias", "tie rate"],
+        ),
+        (
+            lambda p, n: "Equal. [[C]]" if "[Answer A]" in p else "Score: 3",
+            "swap consistency 100%, ties 100%",
+            ["tie rate"],
+        ),
+    ],
+    ids=["always-b", "always-tie"],
+)
+def test_other_judges_that_cannot_discriminate_are_inconclusive(
+    tmp_path, tiny_base, tiny_damage_adapter, rule, start, failed
+):
+    with ScriptedJudge(rule) as judge:
+        g = _gate(_config(tmp_path, tiny_base, tiny_damage_adapter, judge.url, min_win_rate=0.0))
+    assert g.verdict == "inconclusive" and g.details["floors"]["failed"] == failed
+    assert g.explanation.startswith(f"The judge cannot discriminate: {start} (floors:")
+
+
+def test_identical_answers_are_not_held_against_the_judge(tmp_path, tiny_base, tiny_zero_adapter):
+    """A zero adapter answers exactly as the base: ties are right there, so the floors are measured only on
+    prompts whose answers differ (none here) and the candidate, identical to the base, passes."""
+    with ScriptedJudge(always_a) as judge:
+        g = _gate(_config(tmp_path, tiny_base, tiny_zero_adapter, judge.url))
+    f = g.details["floors"]
+    assert f["identical_answers"] == len(PROMPTS) and f["measured_on"] == 0 and f["failed"] == []
+    assert g.details["quality"]["tie_rate"] == 1  # still reported over every prompt
+    assert g.verdict == "pass" and "floors were not measured" in g.explanation
+
+
 def test_a_consistent_judge_decides_wins_with_a_ci_and_shows_lost_prompts(tmp_path, tiny_base, tiny_damage_adapter):
     with ScriptedJudge(prefers_longer) as judge:
         g = _gate(_config(tmp_path, tiny_base, tiny_damage_adapter, judge.url, min_win_rate=0.0))
@@ -83,6 +154,8 @@ def test_a_consistent_judge_decides_wins_with_a_ci_and_shows_lost_prompts(tmp_pa
     assert d["wins"] + d["losses"] + d["ties"] == len(PROMPTS)
     assert d["quality"]["swap_consistency"] == 1.0 and d["quality"]["longer_answer_win_rate"] == 1.0
     assert g.ci[0] <= g.delta <= g.ci[1]
+    assert d["floors"]["failed"] == [] and d["floors"]["position_bias"] == 0.5  # each order's pick, once each
+    assert g.verdict == "pass" and "cannot discriminate" not in g.explanation
     assert len(g.evidence) == d["losses"]
     for ex in g.evidence:  # a lost prompt shows both answers; the winner (base) is the longer one
         assert len(ex.base_output) > len(ex.candidate_output)
@@ -167,6 +240,10 @@ def test_judge_config_errors_name_the_key(tmp_path, tiny_base, tiny_damage_adapt
     cfg = _config(tmp_path, tiny_base, tiny_damage_adapter, "http://127.0.0.1:9/v1", axes=["correctnes"])
     with pytest.raises(HarnessError, match=r"\[gates.judge\] axes .*unknown \['correctnes'\]"):
         load_config(cfg)
+    for key, value in (("max_position_bias", 0.3), ("min_swap_consistency", 1.5), ("max_tie_rate", -0.1)):
+        bad = _config(tmp_path, tiny_base, tiny_damage_adapter, "http://127.0.0.1:9/v1", **{key: value})
+        with pytest.raises(HarnessError, match=rf"\[gates.judge\] {key} .*between"):
+            load_config(bad)
     text = open(cfg).read().replace('base_url = "http://127.0.0.1:9/v1"\n', "")
     open(cfg, "w").write(text)
     with pytest.raises(HarnessError, match="base_url.*required"):
