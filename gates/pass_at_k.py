@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gates.registry import GateContext, MeasureRequest, gate, probe_request
-from gates.stats import bootstrap_mean, decide_superiority
+from gates.stats import bootstrap_mean, decide_superiority, mcnemar_exact
 from gates.types import Example, GateResult
 from probes.passk import pass_at_k as _pass_at_k
 from probes.passk import pass_hat_k
@@ -80,12 +80,16 @@ def pass_at_k(p: PassAtKParams, ctx: GateContext) -> GateResult:
 
     iv = bootstrap_mean(diff, resamples=p.bootstrap_samples, level=p.confidence, seed=ctx.seed)
     decision = decide_superiority(iv, p.margin)
+    # paired pass/fail, reported beside the interval: one draw of the pass@k event per item
+    first_k = [np.array([any(i.passed[: p.k]) for i in r.items]) for r in (base, cand)]
+    mc = mcnemar_exact(first_k[0], first_k[1])
     conform_b = float(np.mean([x for i in base.items for x in i.parsed]))
     conform_c = float(np.mean([x for i in cand.items for x in i.parsed]))
     head = (
         f"pass@{p.k} {pc.mean():.3f} for the candidate vs {pb.mean():.3f} for the base over {len(diff)} items "
         f"(n={p.n} samples each): gain {iv.point:+.3f} ({iv.level:.0%} CI {iv.lower:+.3f} to {iv.upper:+.3f}); "
-        f"required > {p.margin:+.3f}. Format conformance {conform_b:.0%} -> {conform_c:.0%}."
+        f"required > {p.margin:+.3f}. Format conformance {conform_b:.0%} -> {conform_c:.0%}. "
+        f"{mc.describe()} (any of the first {p.k} sample(s) passed, per item)."
     )
     if decision.verdict == "pass":
         tail = " The interval's lower bound clears the requirement."
@@ -148,5 +152,11 @@ def pass_at_k(p: PassAtKParams, ctx: GateContext) -> GateResult:
                 "method": "paired bootstrap over items (clustered: samples nested in items)",
             },
             "more_items_to_decide": decision.more_items,
+            "mcnemar": {
+                "lost": mc.lost,
+                "gained": mc.gained,
+                "p_value": round(mc.p_value, 6),
+                "per_item": f"any of the first k={p.k} samples passed (one draw of the pass@k event); reported only",
+            },
         },
     )
