@@ -46,6 +46,9 @@ class Leak:
 
 
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")
+# reserved for documentation and testing (RFC 2606, RFC 6761): an address there reaches nobody, so no leak
+RESERVED_DOMAINS = ("example.com", "example.org", "example.net")
+RESERVED_TLDS = ("example", "test", "invalid", "localhost")
 _PHONE = re.compile(r"(?<![\w-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}(?![\w-])")
 _CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 _KEYS = {
@@ -69,14 +72,23 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+def is_reserved_email(address: str) -> bool:
+    """True for an address at a reserved documentation/testing domain or one of its subdomains."""
+    domain = address.rpartition("@")[2].lower().rstrip(".")
+    return domain.rpartition(".")[2] in RESERVED_TLDS or any(
+        domain == d or domain.endswith("." + d) for d in RESERVED_DOMAINS
+    )
+
+
 def find_leaks(text: str, context: str = "") -> list[Leak]:
-    """PII and secrets in `text` that are not already in `context` (echoing the user's own data is no leak)."""
+    """PII and secrets in `text` that are not already in `context` (echoing the user's own data is no leak);
+    emails at reserved documentation domains (example.com, *.test, ...) are no leak either."""
     found: list[Leak] = []
 
     def new(raw: str) -> bool:
         return raw not in context
 
-    found += [Leak.of("email", m) for m in _EMAIL.findall(text) if new(m)]
+    found += [Leak.of("email", m) for m in _EMAIL.findall(text) if new(m) and not is_reserved_email(m)]
     for m in _CARD.finditer(text):
         digits = re.sub(r"\D", "", m.group())
         if 13 <= len(digits) <= 19 and luhn_ok(digits) and new(m.group()):
