@@ -72,6 +72,17 @@ class GateContext:
     seed: int
     measurements: Mapping[tuple[MeasureRequest, str], Any] = field(default_factory=dict)
     requests: tuple[MeasureRequest, ...] = ()  # this gate's planned requests
+    looks: tuple[int, ...] = ()  # sequential gates: item counts of the planned looks
+    look: int = 0  # sequential gates: index of this look in `looks`
+    sizes: Mapping[str, int] = field(default_factory=dict)  # items in each data set the plan reads
+
+    @property
+    def final_look(self) -> bool:
+        return self.look >= len(self.looks) - 1
+
+    def find(self, request: MeasureRequest, variant: str) -> Any | None:
+        """The measurement if there is one (power estimates work with whatever the cache holds)."""
+        return self.measurements.get((request, variant))
 
     def get(self, request: MeasureRequest, variant: str) -> Any:
         try:
@@ -84,6 +95,19 @@ Decide = Callable[[Any, GateContext], GateResult]
 
 
 @dataclass(frozen=True)
+class Sequential:
+    """A gate that may look again on more items when it cannot decide yet (see `gates.stats.look_levels`).
+
+    `data(p)` is the (kind, data) whose item count bounds the looks; `looks(p, available)` the item counts at
+    each look; `requests(p, n)` what to measure for the first n items (cached per slice, so a later look
+    measures only the new items)."""
+
+    data: Callable[[Any], tuple[str, str]]
+    looks: Callable[[Any, int], tuple[int, ...]]
+    requests: Callable[[Any, int], list[MeasureRequest]]
+
+
+@dataclass(frozen=True)
 class GateDef:
     name: str
     params: type
@@ -91,6 +115,8 @@ class GateDef:
     decide: Decide
     doc: str = ""
     plan: Callable[[Any, PlanInfo], list[MeasureRequest]] | None = None  # replaces `requests` when set
+    sequential: Sequential | None = None
+    power: Callable[[Any, GateContext], list[Any]] | None = None  # -> list[gates.stats.Power]
 
 
 _REGISTRY: dict[str, GateDef] = {}
@@ -102,14 +128,18 @@ def gate(
     params: type,
     requests: Callable[[Any], list[MeasureRequest]],
     plan: Callable[[Any, PlanInfo], list[MeasureRequest]] | None = None,
+    sequential: Sequential | None = None,
+    power: Callable[[Any, GateContext], list[Any]] | None = None,
 ) -> Callable[[Decide], Decide]:
     """Register a gate under `name` (the stable name used by configs, reports and pytest ids). `plan`, when
-    given, sees what the other gates measure (PlanInfo) and returns this gate's requests."""
+    given, sees what the other gates measure (PlanInfo) and returns this gate's requests. `sequential` lets
+    the gate look again on more items; `power(p, ctx)` says what its intervals can resolve from whatever
+    measurements `ctx` holds (the base's alone, both, or none: a stated prior)."""
 
     def register(fn: Decide) -> Decide:
         if name in _REGISTRY:
             raise ValueError(f"gate {name!r} is already registered")
-        _REGISTRY[name] = GateDef(name, params, requests, fn, (fn.__doc__ or "").strip(), plan)
+        _REGISTRY[name] = GateDef(name, params, requests, fn, (fn.__doc__ or "").strip(), plan, sequential, power)
         return fn
 
     return register

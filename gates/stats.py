@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -134,3 +135,64 @@ def mcnemar_exact(base: np.ndarray, candidate: np.ndarray) -> McNemar:
         return McNemar(lost, gained, 1.0)
     tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
     return McNemar(lost, gained, min(1.0, 2 * tail))
+
+
+def obf_spent(t: float, alpha: float) -> float:
+    """Lan-DeMets O'Brien-Fleming-type alpha spending: the two-sided error spent by information fraction t."""
+    if t <= 0:
+        return 0.0
+    if t >= 1:
+        return alpha
+    nd = NormalDist()
+    return 2 * (1 - nd.cdf(nd.inv_cdf(1 - alpha / 2) / math.sqrt(t)))
+
+
+def look_levels(sizes: tuple[int, ...], level: float) -> tuple[float, ...]:
+    """Two-sided confidence level of each planned look (item counts `sizes`, increasing) such that the chance
+    of any wrong decision over all looks stays at most 1 - `level`: each look spends its increment of an
+    O'Brien-Fleming-type spending function, and the increments add up to alpha (union bound). One look: `level`."""
+    alpha = 1 - level
+    if not sizes:
+        return ()
+    spent = [obf_spent(n / sizes[-1], alpha) for n in sizes]
+    steps = [spent[0]] + [b - a for a, b in zip(spent, spent[1:], strict=False)]
+    return tuple(1 - max(s, 1e-12) for s in steps)
+
+
+def look_sizes(first: int, max_items: int, available: int) -> tuple[int, ...]:
+    """Item counts at each look: `first` (0: all available), then `first` more at each look, up to
+    `max_items` (0 or less than `first`: one look) and never past `available`."""
+    first = available if first <= 0 else min(first, available)
+    last = min(max(max_items, first), available)
+    sizes = list(range(first, last + 1, first)) if first > 0 else []
+    if not sizes or sizes[-1] != last:
+        sizes.append(last)
+    return tuple(sizes)
+
+
+@dataclass(frozen=True)
+class Power:
+    """What an interval can resolve: expected half-width at `items`, and the items a tolerance needs."""
+
+    measure: str
+    items: int
+    sd: float  # sd of the per-item paired difference (or its stand-in)
+    sd_source: str  # "prior" | "base" (the base's own measurement) | "paired" (base and candidate measured)
+    half_width: float
+    tolerance: float
+    items_needed: int | None  # items that show non-inferiority at `tolerance` (80% power, true change 0)
+
+    @property
+    def resolves(self) -> bool:
+        return self.half_width < self.tolerance
+
+
+def power(measure: str, items: int, sd: float, sd_source: str, tolerance: float, level: float = 0.95) -> Power:
+    """Expected half-width of a paired interval over `items` items (z * sd / sqrt(n)), and the items that
+    show non-inferiority at `tolerance` with 80% power when the true change is 0:
+    n = (z_(1-alpha/2) + z_0.8)^2 * sd^2 / tolerance^2."""
+    nd = NormalDist()
+    z = nd.inv_cdf(1 - (1 - level) / 2)
+    half = z * sd / math.sqrt(max(items, 1))
+    needed = math.ceil((z + nd.inv_cdf(0.8)) ** 2 * sd**2 / tolerance**2) if tolerance > 0 and sd > 0 else None
+    return Power(measure, items, sd, sd_source, half, tolerance, needed)

@@ -50,6 +50,13 @@ class MeasurementCache:
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
 
+    def peek(self, key: str) -> Any | None:
+        """The value if cached, without counting a hit or a miss (planning looks; measuring counts)."""
+        try:
+            return json.loads(self._path(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
     def get(self, key: str) -> Any | None:
         try:
             value = json.loads(self._path(key).read_text(encoding="utf-8"))

@@ -6,6 +6,7 @@ when every measurement is in the cache, no model (and not even torch) is loaded.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import traceback
@@ -16,6 +17,7 @@ from typing import Any
 
 from gates import GateContext, GateResult, MeasureRequest, get_gate, release_verdict
 from gates.registry import PlanInfo
+from gates.stats import Power
 from harness.cache import MeasurementCache
 from harness.config import ReleaseConfig, load_config
 from harness.console import status
@@ -69,8 +71,22 @@ def prepare_out_dir(out: Path, overwrite: bool) -> Path:
             where=str(out),
             fix="choose a new --out directory, or pass --overwrite to replace it",
         )
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise HarnessError(
+            "the output directory is not empty; runs write to a new directory so nothing there is lost",
+            where=str(out),
+            fix="choose a new (or empty) --out directory, or pass --overwrite to write the report files into it",
+        )
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def _slice(ds: Any, bounds: tuple[int, int]) -> Any:
+    """The items [start, stop) of a data set or probe suite."""
+    start, stop = bounds
+    if hasattr(ds, "records"):
+        return replace(ds, records=ds.records[start:stop])
+    return replace(ds, items=ds.items[start:stop])
 
 
 class _Measurer:
@@ -107,17 +123,44 @@ class _Measurer:
         if not kind.needs_model:
             return kind.run(self.adapter, req.data, **req.opts)
         ds = datasets[(req.kind, req.data)]
-        keyed = {k: v for k, v in req.options if k not in kind.runtime_options}
-        key = self.cache.key(
-            kind=req.kind, code=kind.code_sha256(), data=ds.sha256, options=keyed, model=fps[variant].key
-        )
+        key = self._key(req, variant, ds, fps)
         hit = self.cache.get(key)
         if hit is not None:
             return kind.load(hit)
         model, tok = self._model_for(variant)
-        value = kind.run(model, tok, ds, description=f"{req.kind} {variant} on {ds.name}", **req.opts)
+        opts = req.opts
+        if "items" in opts:  # a sequential look measures a slice of the items
+            ds = _slice(ds, opts.pop("items"))
+        desc = f"{req.kind} {variant} on {ds.name}"
+        if variant == "base" and self._attached:  # a later look: the adapter is attached, switch it off
+            with model.disable_adapter():
+                value = kind.run(model, tok, ds, description=desc, **opts)
+        else:
+            value = kind.run(model, tok, ds, description=desc, **opts)
         self.cache.put(key, kind.dump(value))
         return value
+
+    def _key(self, req: MeasureRequest, variant: str, ds: Any, fps: dict[str, Fingerprint]) -> str:
+        kind = KINDS[req.kind]
+        keyed = {k: v for k, v in req.options if k not in kind.runtime_options}
+        model = fps[variant].key
+        return self.cache.key(kind=req.kind, code=kind.code_sha256(), data=ds.sha256, options=keyed, model=model)
+
+    def cached(
+        self, requests: list[MeasureRequest], datasets: dict[tuple[str, str], Any], fps: dict[str, Fingerprint]
+    ) -> dict[tuple[MeasureRequest, str], Any]:
+        """The model measurements the cache already holds (no model is loaded, nothing is counted)."""
+        out = {}
+        for req in requests:
+            kind = KINDS[req.kind]
+            if not kind.needs_model:
+                continue
+            for variant in VARIANTS:
+                if variant in req.variants:
+                    hit = self.cache.peek(self._key(req, variant, datasets[(req.kind, req.data)], fps))
+                    if hit is not None:
+                        out[(req, variant)] = kind.load(hit)
+        return out
 
     def measure(
         self, requests: list[MeasureRequest], datasets: dict[tuple[str, str], Any], fps: dict[str, Fingerprint]
@@ -170,7 +213,29 @@ class _Measurer:
         return results, errors
 
 
-def _decide(cfg: ReleaseConfig, plan: dict[str, list[MeasureRequest]], results: dict, errors: dict) -> list[GateResult]:
+def _ctx(cfg: ReleaseConfig, g: Any, plan: dict, measurements: dict, looks: dict, sizes: dict) -> GateContext:
+    lk = looks.get(g.name)
+    return GateContext(
+        name=g.name,
+        required=g.required,
+        seed=cfg.run.seed,
+        measurements=measurements,
+        requests=tuple(plan[g.name]),
+        looks=lk[0] if lk else (),
+        look=lk[1] if lk else 0,
+        sizes=sizes,
+    )
+
+
+def _decide(
+    cfg: ReleaseConfig,
+    plan: dict[str, list[MeasureRequest]],
+    results: dict,
+    errors: dict,
+    looks: dict | None = None,
+    sizes: dict | None = None,
+) -> list[GateResult]:
+    looks, sizes = looks or {}, sizes or {}
     out = []
     for g in cfg.gates:
         gdef = get_gate(g.name)
@@ -188,19 +253,22 @@ def _decide(cfg: ReleaseConfig, plan: dict[str, list[MeasureRequest]], results: 
                 )
             )
             continue
-        ctx = GateContext(
-            name=g.name, required=g.required, seed=cfg.run.seed, measurements=results, requests=tuple(plan[g.name])
-        )
+        ctx = _ctx(cfg, g, plan, results, looks, sizes)
         try:
             out.append(gdef.decide(g.params, ctx))
         except Exception as e:
             log.debug("gate %s raised:\n%s", g.name, traceback.format_exc())
             out.append(GateResult.errored(g.name, e, required=g.required))
-    return _without_contaminated(cfg, plan, results, out)
+    return _without_contaminated(cfg, plan, results, out, looks, sizes)
 
 
 def _without_contaminated(
-    cfg: ReleaseConfig, plan: dict[str, list[MeasureRequest]], results: dict, decided: list[GateResult]
+    cfg: ReleaseConfig,
+    plan: dict[str, list[MeasureRequest]],
+    results: dict,
+    decided: list[GateResult],
+    looks: dict,
+    sizes: dict,
 ) -> list[GateResult]:
     """Each gate that measured on contaminated items is decided again without them; both numbers are shown."""
     dirty: dict[str, set[str]] = {}
@@ -224,9 +292,7 @@ def _without_contaminated(
         }
         removed = sum(len(dirty[d]) for d in hit)
         gc = by_name[g.name]
-        ctx = GateContext(
-            name=g.name, required=gc.required, seed=cfg.run.seed, measurements=clean, requests=tuple(plan[g.name])
-        )
+        ctx = _ctx(cfg, gc, plan, clean, looks, sizes)
         try:
             again = get_gate(g.name).decide(gc.params, ctx)
             summary = {
@@ -319,51 +385,175 @@ def _check_chat_templates(datasets, base: BaseModel, adapter: AdapterInfo) -> No
             )
 
 
-def run(config: ReleaseConfig | str | Path, out: str | Path | None = None, *, overwrite: bool = False) -> RunResult:
-    """Gate a candidate adapter against its base as the config says; write reports to `out` if given."""
-    t0 = time.perf_counter()
-    cfg = config if isinstance(config, ReleaseConfig) else load_config(config)
-    out_dir = prepare_out_dir(Path(out), overwrite) if out is not None else None
+def _data_key(g: Any, spec: str) -> str:
+    """The config key that names `spec` in gate `g` (for errors: `[gates.perplexity] data`)."""
+    for f in dataclasses.fields(g.params):
+        v = getattr(g.params, f.name)
+        if v == spec or (isinstance(v, (list, tuple)) and spec in v):
+            return f"[gates.{g.name}] {f.name}"
+    return f"[gates.{g.name}] data"
+
+
+@dataclass
+class Plan:
+    """What each gate measures, on which data, and (sequential gates) at which looks."""
+
+    cfg: ReleaseConfig
+    requests: dict[str, list[MeasureRequest]]
+    info: PlanInfo
+    datasets: dict[tuple[str, str], Any]
+    looks: dict[str, tuple[tuple[int, ...], int]]  # gate -> (item counts of the looks, current look)
+    base: BaseModel
+    adapter: AdapterInfo
+    fps: dict[str, Fingerprint]
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {data: len(ds) for (_, data), ds in self.datasets.items()}
+
+    def all_requests(self) -> list[MeasureRequest]:
+        return list(dict.fromkeys(r for rs in self.requests.values() for r in rs))
+
+    def next_looks(self, decided: list[GateResult]) -> list[str]:
+        """Advance every undecided sequential gate that has looks left; return their names."""
+        moved = []
+        for g in decided:
+            if g.name in self.looks and g.verdict == "inconclusive":
+                sizes, k = self.looks[g.name]
+                if k + 1 < len(sizes):
+                    gc = self.cfg.gate(g.name)
+                    self.looks[g.name] = (sizes, k + 1)
+                    self.requests[g.name] = get_gate(g.name).sequential.requests(gc.params, sizes[k + 1])
+                    moved.append(g.name)
+        return moved
+
+
+def make_plan(cfg: ReleaseConfig) -> Plan:
+    """Plan the run: each gate's requests, every data set loaded and validated, base and adapter checked, and
+    the preflights run, all before any model is touched."""
     if cfg.model.adapter is None:
         raise HarnessError(
             "no candidate adapter configured",
             where=f"{cfg.path or '<config>'} [model] adapter",
             fix='add adapter = "path/to/adapter" under [model]',
         )
-    timings: dict[str, float] = {}
+    by_name = {g.name: g for g in cfg.gates}
+    datasets: dict[tuple[str, str], Any] = {}
 
-    # plan: what each gate needs; load and validate all data before any model is touched
-    plan = {g.name: get_gate(g.name).requests(g.params) for g in cfg.gates if get_gate(g.name).plan is None}
+    def load(kind: str, data: str, gate_name: str) -> Any:
+        if (kind, data) not in datasets:
+            key = _data_key(by_name[gate_name], data)
+            datasets[(kind, data)] = KINDS[kind].load_data(data, cfg.base_dir, key=key)
+        return datasets[(kind, data)]
+
+    plan: dict[str, list[MeasureRequest]] = {}
+    looks: dict[str, tuple[tuple[int, ...], int]] = {}
+    for g in cfg.gates:
+        gdef = get_gate(g.name)
+        if gdef.plan is not None:
+            continue
+        if gdef.sequential is not None:
+            kind, data = gdef.sequential.data(g.params)
+            sizes = gdef.sequential.looks(g.params, len(load(kind, data, g.name)))
+            looks[g.name] = (sizes, 0)
+            plan[g.name] = gdef.sequential.requests(g.params, sizes[0])
+        else:
+            plan[g.name] = gdef.requests(g.params)
     info = PlanInfo(
         data=tuple(dict.fromkeys(r.data for rs in plan.values() for r in rs if KINDS[r.kind].needs_model)),
         train=training_data(cfg),
     )
-    planned = {g.name: get_gate(g.name).plan(g.params, info) for g in cfg.gates if get_gate(g.name).plan}
-    plan = {g.name: plan[g.name] if g.name in plan else planned[g.name] for g in cfg.gates}
-    requests = list(dict.fromkeys(r for rs in plan.values() for r in rs))
-    datasets = {
-        (r.kind, r.data): KINDS[r.kind].load_data(r.data, cfg.base_dir, key=f"[gates] data = {r.data!r}")
-        for r in requests
-        if KINDS[r.kind].needs_model
-    }
+    for g in cfg.gates:
+        if get_gate(g.name).plan is not None:
+            plan[g.name] = get_gate(g.name).plan(g.params, info)
+    plan = {g.name: plan[g.name] for g in cfg.gates}
+    for name, rs in plan.items():
+        for r in rs:
+            if KINDS[r.kind].needs_model:
+                load(r.kind, r.data, name)
 
     base = resolve_base(cfg.model.base, cfg.base_dir, cfg.model.revision)
     adapter = check_adapter(cfg.model.adapter, base)
     _check_chat_templates(datasets.values(), base, adapter)
-    for r in requests:  # e.g. a judge endpoint must answer before hours of generation start
+    for r in dict.fromkeys(r for rs in plan.values() for r in rs):  # e.g. a judge endpoint must answer first
         if KINDS[r.kind].preflight is not None:
             KINDS[r.kind].preflight(r, cfg.base_dir)
     fps = {"base": fingerprint(base), "candidate": fingerprint(base, adapter)}
+    return Plan(cfg, plan, info, datasets, looks, base, adapter, fps)
+
+
+def power_table(pl: Plan, measurements: dict) -> dict[str, list[Power]]:
+    """Each statistical gate's resolvable margin, from the measurements at hand (none, the base's, or both).
+    Sequential gates are judged at their largest look."""
+    out = {}
+    for g in pl.cfg.gates:
+        gdef = get_gate(g.name)
+        if gdef.power is None:
+            continue
+        lk = pl.looks.get(g.name)
+        reqs = gdef.sequential.requests(g.params, lk[0][-1]) if lk else pl.requests[g.name]
+        ctx = GateContext(
+            name=g.name,
+            required=g.required,
+            seed=pl.cfg.run.seed,
+            measurements=measurements,
+            requests=tuple(reqs),
+            looks=(lk[0][-1],) if lk else (),
+            sizes=pl.sizes,
+        )
+        try:
+            out[g.name] = list(gdef.power(g.params, ctx))
+        except Exception:  # the power table informs; it never decides
+            log.debug("power of %s failed", g.name, exc_info=True)
+    return out
+
+
+def power_warnings(table: dict[str, list[Power]]) -> list[str]:
+    return [
+        f"{name}: {p.measure}: a {p.items}-item interval resolves about +-{p.half_width:.3g} (sd from {p.sd_source}),"
+        f" wider than the tolerance {p.tolerance:.3g}; about {p.items_needed} items would resolve it"
+        for name, rows in table.items()
+        for p in rows
+        if not p.resolves
+    ]
+
+
+def run(config: ReleaseConfig | str | Path, out: str | Path | None = None, *, overwrite: bool = False) -> RunResult:
+    """Gate a candidate adapter against its base as the config says; write reports to `out` if given."""
+    t0 = time.perf_counter()
+    cfg = config if isinstance(config, ReleaseConfig) else load_config(config)
+    out_dir = prepare_out_dir(Path(out), overwrite) if out is not None else None
+    timings: dict[str, float] = {}
+    pl = make_plan(cfg)
+    base, adapter, fps, datasets = pl.base, pl.adapter, pl.fps, pl.datasets
     timings["plan"] = time.perf_counter() - t0
 
     cache = MeasurementCache(Path(cfg.run.cache_dir) if cfg.run.cache_dir else cache_root() / "measurements")
     measurer = _Measurer(cfg, base, adapter, cache)
+    before = power_table(pl, measurer.cached(pl.all_requests(), datasets, fps))
+    warnings = power_warnings(before)
+    for w in warnings:
+        log.warning("tolerance below the resolvable margin: %s", w)
     t1 = time.perf_counter()
-    results, errors = measurer.measure(requests, datasets, fps)
+    results, errors = measurer.measure(pl.all_requests(), datasets, fps)
+    gate_results = _decide(cfg, pl.requests, results, errors, pl.looks, pl.sizes)
+    while moved := pl.next_looks(gate_results):  # sequential gates that could not decide look at more items
+        log.info("undecided, looking again on more items: %s", ", ".join(moved))
+        new = [r for r in pl.all_requests() if not any((r, v) in results for v in r.variants)]
+        more, more_errors = measurer.measure(new, datasets, fps)
+        results.update(more)
+        errors.update(more_errors)
+        gate_results = _decide(cfg, pl.requests, results, errors, pl.looks, pl.sizes)
     timings["measure"] = time.perf_counter() - t1
+    after = power_table(pl, results)
+    gate_results = [
+        replace(g, details={**g.details, "power": [dataclasses.asdict(p) for p in after[g.name]]})
+        if g.name in after
+        else g
+        for g in gate_results
+    ]
 
-    gate_results = _decide(cfg, plan, results, errors)
-    audits = _audits(cfg, info.train, base, adapter) if any(g.name == "contamination" for g in cfg.gates) else []
+    audits = _audits(cfg, pl.info.train, base, adapter) if any(g.name == "contamination" for g in cfg.gates) else []
     timings["total"] = time.perf_counter() - t0
     manifest = build_manifest(
         config_path=cfg.path,
@@ -387,7 +577,7 @@ def run(config: ReleaseConfig | str | Path, out: str | Path | None = None, *, ov
         candidate={"adapter": str(adapter.dir), "adapter_sha256": adapter.sha256, "base": base.id},
         manifest=manifest,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        notes=tuple(adapter.warnings),
+        notes=tuple(adapter.warnings) + tuple(f"Power before measuring: {w}." for w in warnings),
     )
     files = write_reports(report, out_dir) if out_dir is not None else {}
     return RunResult(report, out_dir, files, cache.hits, cache.misses)

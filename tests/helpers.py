@@ -82,7 +82,8 @@ def make_adapter(
     target_modules: tuple[str, ...] = ("q_proj", "v_proj"),
     seed: int = 0,
 ) -> Path:
-    """A LoRA adapter: `zero` (B=0, identical to the base) or `damage` (large random A and B)."""
+    """A LoRA adapter: `zero` (B=0, identical to the base), `noise` (A as peft initialises it, B random
+    with std `scale`: a small perturbation) or `damage` (large random A and B)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -94,6 +95,14 @@ def make_adapter(
         with torch.no_grad():
             for name, p in peft_model.named_parameters():
                 if "lora_" in name:
+                    p.copy_(torch.randn(p.shape, generator=g) * scale)
+    elif kind == "noise":
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for name, p in peft_model.named_parameters():
+                if "lora_A" in name:
+                    torch.nn.init.kaiming_uniform_(p, a=5**0.5, generator=g)
+                elif "lora_B" in name:
                     p.copy_(torch.randn(p.shape, generator=g) * scale)
     elif kind != "zero":
         raise ValueError(kind)
