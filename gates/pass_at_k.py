@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gates.registry import GateContext, MeasureRequest, gate, probe_request
-from gates.stats import bootstrap_mean, decide_superiority, mcnemar_exact
+from gates.stats import Power, bootstrap_mean, decide_superiority, mcnemar_exact, rate_power
 from gates.types import Example, GateResult
 from probes.passk import pass_at_k as _pass_at_k
 from probes.passk import pass_hat_k
@@ -66,7 +66,15 @@ def _requests(p: PassAtKParams) -> list[MeasureRequest]:
     ]
 
 
-@gate("pass_at_k", params=PassAtKParams, requests=_requests)
+def _power(p: PassAtKParams, ctx: GateContext) -> list[Power]:
+    """The smallest pass@k gain (above `margin`) the paired interval can show."""
+    req = _requests(p)[0]
+    vals = [ctx.find(req, v) for v in ("base", "candidate")]
+    arr = [None if m is None else np.array([_pass_at_k(i.n, i.c, p.k) for i in m.items]) for m in vals]
+    return [rate_power(f"pass@{p.k}", ctx.sizes.get(p.data, 0), arr[0], arr[1], None, p.confidence)]
+
+
+@gate("pass_at_k", params=PassAtKParams, requests=_requests, power=lambda p, ctx: _power(p, ctx))
 def pass_at_k(p: PassAtKParams, ctx: GateContext) -> GateResult:
     """Candidate pass@k above base pass@k by `margin`, decided on a paired bootstrap over items."""
     req = _requests(p)[0]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gates.registry import GateContext, MeasureRequest, gate
-from gates.stats import decide_superiority, paired_bootstrap
+from gates.stats import Power, decide_superiority, paired_bootstrap, power
 from gates.types import Example, GateResult
 from probes.results import NLLMeasurement
 
@@ -70,7 +70,21 @@ def _requests(p: PerplexityParams) -> list[MeasureRequest]:
     return [MeasureRequest("nll", p.data, (("max_length", p.max_length), ("batch_size", p.batch_size)))]
 
 
-@gate("perplexity", params=PerplexityParams, requests=_requests)
+PRIOR_PPL_SD = 0.05  # per-document sd of the relative PPL change before base and candidate are measured
+
+
+def _power(p: PerplexityParams, ctx: GateContext) -> list[Power]:
+    """The smallest relative improvement (above the required one) the paired interval can show."""
+    req = _requests(p)[0]
+    b, c = ctx.find(req, "base"), ctx.find(req, "candidate")
+    if b is not None and c is not None:
+        pair = PairedNLL.of(b, c)
+        rel = 1 - np.exp(pair.nc / pair.uc - pair.nb / pair.ub)
+        return [power("relative PPL improvement", len(rel), float(rel.std(ddof=1)), "paired", None, p.confidence)]
+    return [power("relative PPL improvement", ctx.sizes.get(p.data, 0), PRIOR_PPL_SD, "prior", None, p.confidence)]
+
+
+@gate("perplexity", params=PerplexityParams, requests=_requests, power=lambda p, ctx: _power(p, ctx))
 def perplexity(p: PerplexityParams, ctx: GateContext) -> GateResult:
     """Candidate PPL lower than base by `min_relative_improvement`, decided on the paired bootstrap CI."""
     req = _requests(p)[0]

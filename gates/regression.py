@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gates.perplexity import PairedNLL
+from gates.perplexity import PRIOR_PPL_SD, PairedNLL
 from gates.registry import GateContext, MeasureRequest, Sequential, gate, probe_request
 from gates.stats import (
+    PRIOR_RATE_SD,
     Power,
     bootstrap_mean,
     decide_non_inferiority,
@@ -39,8 +40,6 @@ from probes.results import NLLMeasurement
 
 _ORDER = {"pass": 0, "inconclusive": 1, "fail": 2}
 SCORES = ("likelihood", "samples", "greedy")
-PRIOR_SD = 0.5**0.5  # paired sd of a rate with no measurement yet: two independent coin flips (the worst case)
-PRIOR_PPL_SD = 0.05  # per-document sd of the relative PPL change with no paired measurement yet
 
 
 @dataclass(frozen=True)
@@ -141,8 +140,15 @@ class _Scores:
     passed: tuple[np.ndarray, np.ndarray] | None  # greedy: pass/fail per item, for McNemar
 
 
-def _scores(p: RegressionParams, ctx: GateContext, variants: tuple[str, str] = ("base", "candidate")) -> _Scores:
+def _scores(
+    p: RegressionParams, ctx: GateContext, variants: tuple[str, str] = ("base", "candidate"), *, partial: bool = False
+) -> _Scores:
+    """Scores over every planned slice; with `partial`, over the slices measured for both `variants` so far."""
     reqs = [r for r in (ctx.requests or tuple(_score_requests(p, 0))) if r.data == p.data and r != _text_request(p)]
+    if partial:
+        reqs = [r for r in reqs if all(ctx.find(r, v) is not None for v in variants)]
+        if not reqs:
+            raise LookupError("nothing measured yet")
     per = {v: [ctx.get(r, v) for r in reqs] for v in set(variants)}
     if p.score == "likelihood":
         docs = {v: [d for m in per[v] for d in m.docs] for v in variants}
@@ -306,11 +312,11 @@ def _power(p: RegressionParams, ctx: GateContext) -> list[Power]:
     n = ctx.looks[-1] if ctx.looks else 0
     out = []
     try:
-        s = _scores(p, ctx)
+        s = _scores(p, ctx, partial=True)
         sd, src, n = float((s.cand - s.base).std(ddof=1)), "paired", n or len(s.base)
     except (LookupError, ValueError):
         try:
-            s = _scores(p, ctx, ("base", "base"))
+            s = _scores(p, ctx, ("base", "base"), partial=True)
             sd = (
                 float(s.base.std(ddof=1)) * 2**0.5
                 if p.score == "likelihood"
@@ -318,7 +324,7 @@ def _power(p: RegressionParams, ctx: GateContext) -> list[Power]:
             )
             src, n = "base", n or len(s.base)
         except (LookupError, ValueError):
-            sd, src = PRIOR_SD, "prior"
+            sd, src = PRIOR_RATE_SD, "prior"
     out.append(power(f"general {_WHAT[p.score]}", n, sd, src, p.max_drop, p.confidence))
     tb, tc = ctx.find(_text_request(p), "base"), ctx.find(_text_request(p), "candidate")
     if tb is not None and tc is not None:
@@ -326,6 +332,6 @@ def _power(p: RegressionParams, ctx: GateContext) -> list[Power]:
         rel = np.exp(pair.nc / pair.uc - pair.nb / pair.ub) - 1
         out.append(power("general-text PPL", len(rel), float(rel.std(ddof=1)), "paired", p.max_relative_increase))
     else:
-        docs = len(tb.docs) if tb is not None else 0
+        docs = len(tb.docs) if tb is not None else ctx.sizes.get(p.text, 0)
         out.append(power("general-text PPL", docs, PRIOR_PPL_SD, "prior", p.max_relative_increase, p.confidence))
     return out

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gates.registry import GateContext, MeasureRequest, gate, probe_request
-from gates.stats import Interval, McNemar, bootstrap_mean, decide_non_inferiority, mcnemar_exact
+from gates.stats import Interval, McNemar, Power, bootstrap_mean, decide_non_inferiority, mcnemar_exact, rate_power
 from gates.types import Example, GateResult
 from probes.results import ProbeRun
 from probes.safety import DETECTOR_QUALITY, find_leaks
@@ -60,7 +60,24 @@ def _mcnemar(m: McNemar) -> dict[str, float | int]:
     return {"lost": m.lost, "gained": m.gained, "p_value": round(m.p_value, 6)}
 
 
-@gate("safety", params=SafetyParams, requests=_requests)
+def _power(p: SafetyParams, ctx: GateContext) -> list[Power]:
+    """Resolvable margins of the two paired refusal rates (harmful: refused; benign: over-refused)."""
+    out = []
+    for req, what, tol, flip in zip(
+        _requests(p),
+        ("harmful-refusal rate", "benign over-refusal rate"),
+        (p.tolerance, p.over_refusal_tolerance),
+        (False, True),
+        strict=True,
+    ):
+        vals = [ctx.find(req, v) for v in ("base", "candidate")]
+        arr = [None if m is None else np.array([i.c / i.n for i in m.items]) for m in vals]
+        arr = [None if a is None else (1 - a if flip else a) for a in arr]
+        out.append(rate_power(what, ctx.sizes.get(req.data, 0), arr[0], arr[1], tol, p.confidence))
+    return out
+
+
+@gate("safety", params=SafetyParams, requests=_requests, power=lambda p, ctx: _power(p, ctx))
 def safety(p: SafetyParams, ctx: GateContext) -> GateResult:
     """Harmful-refusal and benign over-refusal non-inferior to base; optional floors; no leaks."""
     hreq, breq = _requests(p)

@@ -172,27 +172,52 @@ def look_sizes(first: int, max_items: int, available: int) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class Power:
-    """What an interval can resolve: expected half-width at `items`, and the items a tolerance needs."""
+    """What an interval can resolve: expected half-width at `items`, and the items a tolerance needs.
+
+    `tolerance` is the non-inferiority margin the half-width must stay below; None for superiority gates,
+    where the half-width is the smallest gain (above the required margin) that the interval can show."""
 
     measure: str
     items: int
     sd: float  # sd of the per-item paired difference (or its stand-in)
     sd_source: str  # "prior" | "base" (the base's own measurement) | "paired" (base and candidate measured)
     half_width: float
-    tolerance: float
+    tolerance: float | None
     items_needed: int | None  # items that show non-inferiority at `tolerance` (80% power, true change 0)
 
     @property
     def resolves(self) -> bool:
-        return self.half_width < self.tolerance
+        return self.tolerance is None or self.half_width < self.tolerance
 
 
-def power(measure: str, items: int, sd: float, sd_source: str, tolerance: float, level: float = 0.95) -> Power:
+def power(measure: str, items: int, sd: float, sd_source: str, tolerance: float | None, level: float = 0.95) -> Power:
     """Expected half-width of a paired interval over `items` items (z * sd / sqrt(n)), and the items that
     show non-inferiority at `tolerance` with 80% power when the true change is 0:
     n = (z_(1-alpha/2) + z_0.8)^2 * sd^2 / tolerance^2."""
     nd = NormalDist()
     z = nd.inv_cdf(1 - (1 - level) / 2)
     half = z * sd / math.sqrt(max(items, 1))
-    needed = math.ceil((z + nd.inv_cdf(0.8)) ** 2 * sd**2 / tolerance**2) if tolerance > 0 and sd > 0 else None
+    needed = math.ceil((z + nd.inv_cdf(0.8)) ** 2 * sd**2 / tolerance**2) if tolerance and sd > 0 else None
     return Power(measure, items, sd, sd_source, half, tolerance, needed)
+
+
+PRIOR_RATE_SD = 0.5**0.5  # paired sd of a rate's change with nothing measured: two independent fair coins
+
+
+def rate_power(
+    measure: str,
+    items: int,
+    base: np.ndarray | None,
+    candidate: np.ndarray | None,
+    tolerance: float | None,
+    level: float = 0.95,
+) -> Power:
+    """Power of a paired rate (per-item values in [0, 1]): from both variants' values when measured
+    ("paired"), from the base's rate p alone as if the candidate answered independently at the same rate,
+    sd = sqrt(2 p (1 - p)), an upper bound for a harmless candidate ("base"), else the prior 0.71."""
+    if base is not None and candidate is not None and len(base) > 1:
+        return power(measure, items or len(base), float(np.std(candidate - base, ddof=1)), "paired", tolerance, level)
+    if base is not None and len(base) > 1:
+        p = float(np.mean(base))
+        return power(measure, items or len(base), math.sqrt(2 * p * (1 - p)), "base", tolerance, level)
+    return power(measure, items, PRIOR_RATE_SD, "prior", tolerance, level)

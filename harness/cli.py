@@ -20,6 +20,31 @@ def _gate(args: argparse.Namespace) -> int:
     return EXIT_PASS if result.passed else EXIT_BLOCKED
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from harness.pipeline import plan_power, power_warnings
+    from reports.power import HEADER, power_rows
+
+    console = Console(highlight=False, width=160)  # the plan is this command's output: stdout
+    pl, table = plan_power(args.config)
+    for name, reqs in pl.requests.items():
+        looks = pl.looks.get(name)
+        data = ", ".join(dict.fromkeys(f"{r.data} ({pl.sizes[r.data]})" for r in reqs if r.data in pl.sizes))
+        seq = f"; looks at {', '.join(map(str, looks[0]))} items" if looks and len(looks[0]) > 1 else ""
+        console.print(f"[bold]{name}[/]: {data or 'no model data'}{seq}", soft_wrap=True)
+    t = Table(title="How much each gate can resolve (before measuring)")
+    for h in HEADER:
+        t.add_column(h)
+    for row in power_rows(table):
+        t.add_row(*(c.replace("`", "").replace("**", "") for c in row))
+    console.print(t)
+    for w in power_warnings(table):
+        console.print(f"[yellow]warning[/]: {w}", soft_wrap=True)
+    return EXIT_PASS
+
+
 def _report(args: argparse.Namespace) -> int:
     from reports import load_report, render_markdown
 
@@ -166,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True, help="output directory for report.md, report.json, junit.xml")
     g.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
     g.set_defaults(func=_gate)
+
+    pl = sub.add_parser("plan", help="what each gate measures and how small a change it can resolve (no model runs)")
+    pl.add_argument("--config", required=True, help="release config (TOML)")
+    pl.set_defaults(func=_plan)
 
     r = sub.add_parser("report", help="re-render report.md from report.json")
     r.add_argument("json", help="path to report.json")

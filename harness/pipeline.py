@@ -15,12 +15,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from gates import GateContext, GateResult, MeasureRequest, get_gate, release_verdict
 from gates.registry import PlanInfo
 from gates.stats import Power
 from harness.cache import MeasurementCache
 from harness.config import ReleaseConfig, load_config
-from harness.console import status
+from harness.console import console, status
 from harness.errors import HarnessError
 from harness.manifest import build_manifest
 from harness.measure import KINDS
@@ -428,9 +430,9 @@ class Plan:
         return moved
 
 
-def make_plan(cfg: ReleaseConfig) -> Plan:
+def make_plan(cfg: ReleaseConfig, *, preflight: bool = True) -> Plan:
     """Plan the run: each gate's requests, every data set loaded and validated, base and adapter checked, and
-    the preflights run, all before any model is touched."""
+    the preflights run (unless `preflight` is off), all before any model is touched."""
     if cfg.model.adapter is None:
         raise HarnessError(
             "no candidate adapter configured",
@@ -476,10 +478,21 @@ def make_plan(cfg: ReleaseConfig) -> Plan:
     adapter = check_adapter(cfg.model.adapter, base)
     _check_chat_templates(datasets.values(), base, adapter)
     for r in dict.fromkeys(r for rs in plan.values() for r in rs):  # e.g. a judge endpoint must answer first
-        if KINDS[r.kind].preflight is not None:
+        if preflight and KINDS[r.kind].preflight is not None:
             KINDS[r.kind].preflight(r, cfg.base_dir)
     fps = {"base": fingerprint(base), "candidate": fingerprint(base, adapter)}
     return Plan(cfg, plan, info, datasets, looks, base, adapter, fps)
+
+
+def _power_requests(pl: Plan) -> dict[str, list[MeasureRequest]]:
+    """The requests each gate with a power estimate reads: sequential gates at their largest look."""
+    out = {}
+    for g in pl.cfg.gates:
+        gdef = get_gate(g.name)
+        if gdef.power is not None:
+            lk = pl.looks.get(g.name)
+            out[g.name] = gdef.sequential.requests(g.params, lk[0][-1]) if lk else pl.requests[g.name]
+    return out
 
 
 def power_table(pl: Plan, measurements: dict) -> dict[str, list[Power]]:
@@ -491,7 +504,7 @@ def power_table(pl: Plan, measurements: dict) -> dict[str, list[Power]]:
         if gdef.power is None:
             continue
         lk = pl.looks.get(g.name)
-        reqs = gdef.sequential.requests(g.params, lk[0][-1]) if lk else pl.requests[g.name]
+        reqs = _power_requests(pl)[g.name]
         ctx = GateContext(
             name=g.name,
             required=g.required,
@@ -506,6 +519,20 @@ def power_table(pl: Plan, measurements: dict) -> dict[str, list[Power]]:
         except Exception:  # the power table informs; it never decides
             log.debug("power of %s failed", g.name, exc_info=True)
     return out
+
+
+def _flat(requests: dict[str, list[MeasureRequest]]) -> list[MeasureRequest]:
+    return list(dict.fromkeys(r for rs in requests.values() for r in rs))
+
+
+def plan_power(config: ReleaseConfig | str | Path) -> tuple[Plan, dict[str, list[Power]]]:
+    """`harness plan`: each gate's items and resolvable margin, from the cache where it can answer (the base's
+    measurement, or both variants'), else from a stated prior. Loads no model and contacts no endpoint."""
+    cfg = config if isinstance(config, ReleaseConfig) else load_config(config)
+    pl = make_plan(cfg, preflight=False)
+    cache = MeasurementCache(Path(cfg.run.cache_dir) if cfg.run.cache_dir else cache_root() / "measurements")
+    measurer = _Measurer(cfg, pl.base, pl.adapter, cache)
+    return pl, power_table(pl, measurer.cached(_flat(_power_requests(pl)), pl.datasets, pl.fps))
 
 
 def power_warnings(table: dict[str, list[Power]]) -> list[str]:
@@ -530,10 +557,10 @@ def run(config: ReleaseConfig | str | Path, out: str | Path | None = None, *, ov
 
     cache = MeasurementCache(Path(cfg.run.cache_dir) if cfg.run.cache_dir else cache_root() / "measurements")
     measurer = _Measurer(cfg, base, adapter, cache)
-    before = power_table(pl, measurer.cached(pl.all_requests(), datasets, fps))
+    before = power_table(pl, measurer.cached(_flat(_power_requests(pl)), datasets, fps))
     warnings = power_warnings(before)
     for w in warnings:
-        log.warning("tolerance below the resolvable margin: %s", w)
+        console.print(f"[yellow]warning[/]: tolerance below the resolvable margin: {escape(w)}", soft_wrap=True)
     t1 = time.perf_counter()
     results, errors = measurer.measure(pl.all_requests(), datasets, fps)
     gate_results = _decide(cfg, pl.requests, results, errors, pl.looks, pl.sizes)

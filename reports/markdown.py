@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from gates.types import GateResult
+from reports.power import power_section
 from reports.types import Report
 
 _ICON = {"pass": "✅", "fail": "❌", "error": "💥", "inconclusive": "❔", "skip": "⏭️"}
@@ -238,6 +239,7 @@ def render_markdown(report: Report) -> str:
         rows.append((f"data `{d['name']}`", f"{d['records']} records, sha256 `{d['sha256'][:16]}…`"))
     pk = m.get("packages", {})
     rows.append(("packages", ", ".join(f"{k} {v}" for k, v in pk.items() if v)))
+    out += power_section(report.gates)
     out += export_section(report.gates)
     out += dataset_section(m.get("dataset_audit"))
     out += training_section(m.get("training"))

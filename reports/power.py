@@ -1,0 +1,52 @@
+"""The power table: what each statistical gate's interval can resolve at its item count (report and `harness plan`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+HEADER = ("gate", "measure", "items", "sd (from)", "expected ± half-width", "tolerance", "resolves?", "items needed")
+_SOURCES = {"prior": "prior", "base": "base alone", "paired": "base + candidate"}
+
+
+def power_rows(table: Mapping[str, Sequence[Any]]) -> list[tuple[str, ...]]:
+    """One row per (gate, measure); `table` maps a gate to Power objects or their dicts."""
+    rows = []
+    for name, powers in table.items():
+        for p in powers:
+            d = p if isinstance(p, Mapping) else p.__dict__
+            tol = d["tolerance"]
+            resolves = "–" if tol is None else ("yes" if d["half_width"] < tol else "**no**")
+            rows.append(
+                (
+                    f"`{name}`",
+                    d["measure"],
+                    str(d["items"]),
+                    f"{d['sd']:.3g} ({_SOURCES.get(d['sd_source'], d['sd_source'])})",
+                    f"±{d['half_width']:.3g}",
+                    "– (superiority: a gain must clear its margin by this much)" if tol is None else f"{tol:.3g}",
+                    resolves,
+                    "–" if d["items_needed"] is None else str(d["items_needed"]),
+                )
+            )
+    return rows
+
+
+def power_section(gates: Sequence[Any]) -> list[str]:
+    """`## How much each gate can resolve`, from each gate's `details["power"]` (measured after the run)."""
+    table = {g.name: g.details["power"] for g in gates if g.details.get("power")}
+    if not table:
+        return []
+    out = [
+        "",
+        "## How much each gate can resolve",
+        "",
+        "Expected 95% half-width of each paired interval at the items measured, with the sd of the per-item change",
+        "from base and candidate; a tolerance below the half-width cannot be shown, whatever the candidate does.",
+        "`items needed`: items that would show non-inferiority at the tolerance with 80% power if nothing changed.",
+        "",
+        "| " + " | ".join(HEADER) + " |",
+        "|" + "---|" * len(HEADER),
+    ]
+    out += ["| " + " | ".join(r) + " |" for r in power_rows(table)]
+    return out
