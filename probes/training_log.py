@@ -1,9 +1,15 @@
-"""Reading a fine-tune's training log (the loss curve the overfit gate decides on)."""
+"""Reading a fine-tune's training log (the loss curve the overfit gate decides on).
+
+Each point is a log row: the running training loss (train mode, over the batches since the last log), or an
+evaluation: the validation loss and, from logs of this runner, the loss of a fixed sample of training rows
+measured exactly as the validation loss is (`train_sample_loss`), with both per task type where rows carry one
+(`eval_loss/<task>`, `train_sample_loss/<task>` columns). Older logs without them still read.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +23,9 @@ class LossPoint:
     step: int
     train_loss: float | None
     eval_loss: float | None
+    train_sample_loss: float | None = None
+    eval_by_task: dict[str, float] = field(default_factory=dict)
+    train_sample_by_task: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,21 @@ def read_training_log(path: Path) -> TrainingLog:
     points = []
     for r in rows:
         if isinstance(r, dict) and "step" in r:
-            points.append(LossPoint(int(r["step"]), r.get("train_loss"), r.get("eval_loss")))
+            points.append(_point(r))
         elif isinstance(r, list) and len(r) == 2:  # (step, loss) pairs of older manifests
             points.append(LossPoint(int(r[0]), float(r[1]), None))
     return TrainingLog(str(path), tuple(points))
+
+
+def _point(r: dict[str, Any]) -> LossPoint:
+    def by_task(column: str) -> dict[str, float]:
+        return {k.split("/", 1)[1]: float(v) for k, v in r.items() if k.startswith(f"{column}/") and v is not None}
+
+    return LossPoint(
+        int(r["step"]),
+        r.get("train_loss"),
+        r.get("eval_loss"),
+        r.get("train_sample_loss"),
+        by_task("eval_loss"),
+        by_task("train_sample_loss"),
+    )
