@@ -9,8 +9,11 @@ Each stage writes `OUT/<stage>/adapter`; with `cpt+sft` the SFT stage continues 
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,7 @@ from fine_tune.datasets import (
 from fine_tune.preflight import preflight_sft
 from fine_tune.spec import FineTuneSpec
 from harness.console import console, quiet_hf_progress
-from harness.data import load_dataset
+from harness.data import Record, load_dataset
 from harness.errors import HarnessError
 from harness.manifest import TRAINING_MANIFEST, package_versions
 from harness.models import BaseModel, fingerprint, load_tokenizer
@@ -47,12 +50,15 @@ class StageResult:
     trainable_params: int
     resumed_from_step: int | None
     valid_loss_start: float | None = None  # the base's validation loss, before training
+    train_sample_loss: float | None = None  # the train sample's loss at the last evaluation, measured like valid_loss
 
     def summary(self) -> str:
         valid = ""
         if self.valid_loss is not None:
             start = f"{self.valid_loss_start:.4f} -> " if self.valid_loss_start is not None else ""
             valid = f", validation loss {start}{self.valid_loss:.4f}"
+        if self.train_sample_loss is not None:
+            valid += f" (train sample {self.train_sample_loss:.4f})"
         train = f"{self.train_loss:.4f}" if self.train_loss is not None else "–"
         resumed = f" (resumed from step {self.resumed_from_step})" if self.resumed_from_step else ""
         return (
@@ -78,6 +84,7 @@ class StageResult:
             m["trainable_params"],
             m.get("resumed_from_step"),
             m.get("valid_loss_start"),
+            m.get("train_sample_loss"),
         )
 
 
@@ -143,6 +150,31 @@ def sft_pairs(spec: FineTuneSpec, records: Any) -> list[tuple[Any, list[dict[str
     return rows
 
 
+def train_sample(train: Sequence[Record], valid: Sequence[Record], size: int, seed: int) -> list[Record]:
+    """A seeded sample of training rows, as many as validation rows (at most `size`), in file order: the rows whose
+    loss is measured at each evaluation beside the validation loss. Where rows carry a `task` field it mirrors the
+    validation set's task mix, so that the two losses average over the same kinds of rows."""
+    n = min(len(valid), size, len(train))
+    if n == 0:
+        return []
+    rng = random.Random(f"train-sample-{seed}")
+    by_task: dict[Any, list[int]] = defaultdict(list)
+    for i, r in enumerate(train):
+        by_task[r.meta.get("task")].append(i)
+    picked: list[int] = []
+    for task, count in sorted(Counter(r.meta.get("task") for r in valid).items(), key=lambda kv: str(kv[0])):
+        pool = by_task.get(task, [])
+        picked += rng.sample(pool, min(round(n * count / len(valid)), len(pool)))
+    if not picked:  # no task in common: a plain sample
+        picked = rng.sample(range(len(train)), n)
+    return [train[i] for i in sorted(picked)]
+
+
+def _tasks(rows: Sequence[Record]) -> list[str] | None:
+    tasks = [r.meta.get("task") for r in rows]
+    return [str(t) for t in tasks] if rows and all(t is not None for t in tasks) else None
+
+
 def _data(stage: str, spec: FineTuneSpec, tok, eval_sets: list[str], base_dir: Path | None) -> dict[str, Any]:
     src = spec.cpt_data if stage == "cpt" and spec.cpt_data else spec.train
     ds = load_dataset(src, base_dir, key=f"[fine_tune] {'cpt_data' if stage == 'cpt' else 'train'}")
@@ -155,7 +187,9 @@ def _data(stage: str, spec: FineTuneSpec, tok, eval_sets: list[str], base_dir: P
         split = Split(ds.records, (), "none", spec.seed)
     else:
         split = split_train_valid(ds, spec.valid_fraction, spec.seed)
-    info: dict[str, Any] = {"dataset": ds, "split": split}
+    sample = train_sample(split.train, split.valid, spec.train_sample, spec.seed)
+    info: dict[str, Any] = {"dataset": ds, "split": split, "sample": sample}
+    info["row_tasks"] = {k: t for k, rows in (("valid", split.valid), ("train_sample", sample)) if (t := _tasks(rows))}
     if stage == "cpt":
         bad = next((r for r in ds.records if r.text is None), None)
         if bad is not None:
@@ -166,6 +200,7 @@ def _data(stage: str, spec: FineTuneSpec, tok, eval_sets: list[str], base_dir: P
             )
         info["train_rows"] = [{"text": r.text} for r in split.train]
         info["valid_rows"] = [{"text": r.text} for r in split.valid]
+        info["sample_rows"] = [{"text": r.text} for r in sample]
         return info
     train = list(split.train)
     if spec.curriculum:  # easy to hard; the sampler then keeps this order
@@ -175,6 +210,7 @@ def _data(stage: str, spec: FineTuneSpec, tok, eval_sets: list[str], base_dir: P
     info["templates"] = template_diversity(split.train)
     info["train_rows"] = [{"prompt": m[:-1], "completion": m[-1:]} for _, m in pairs]
     info["valid_rows"] = [{"prompt": m[:-1], "completion": m[-1:]} for _, m in vpairs]
+    info["sample_rows"] = [{"prompt": m[:-1], "completion": m[-1:]} for _, m in sft_pairs(spec, sample)]
     return info
 
 
@@ -200,9 +236,9 @@ def train_stage(
     from datasets import Dataset as HFDataset
     from peft import LoraConfig, PeftModel
     from transformers import PrinterCallback
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
-    from fine_tune.watch import Watch, log_entries, plot_loss, write_log
+    from fine_tune.watch import TaskLossTrainer, Watch, log_entries, plot_loss, write_log
 
     tok = load_tokenizer(base.dir, need_chat_template=stage == "sft")
     data = _data(stage, spec, tok, eval_sets, base_dir)
@@ -257,14 +293,17 @@ def train_stage(
         dataloader_num_workers=0,
     )
     watch = Watch(stage_dir, f"{stage} {spec.method}")
-    trainer = SFTTrainer(
+    # the validation set and a fixed train sample, evaluated alike at every evaluation: a like-with-like gap
+    evals = {"valid": data["valid_rows"], "train_sample": data["sample_rows"]}
+    trainer = TaskLossTrainer(
         model=model,
         args=args,
         train_dataset=HFDataset.from_list(data["train_rows"]),
-        eval_dataset=HFDataset.from_list(data["valid_rows"]) if has_valid else None,
+        eval_dataset={k: HFDataset.from_list(v) for k, v in evals.items() if v} if has_valid else None,
         processing_class=tok,
         peft_config=peft_config,
         callbacks=[watch],
+        row_tasks=None if args.packing else data["row_tasks"],  # packed blocks mix rows: no per-task loss
     )
     trainer.remove_callback(PrinterCallback)  # the progress bar shows the loss
     last = _latest_checkpoint(ckpt_dir) if resume else None
@@ -281,12 +320,12 @@ def train_stage(
             where=str(stage_dir),
             fix="lower learning_rate, check the data for empty or broken rows, or train in float32",
         )
-    evals = [r for r in log_entries(trainer.state.log_history) if r["eval_loss"] is not None]
-    valid_loss = None
-    if has_valid:  # the final validation loss, measured at the last step (once)
-        at_end = evals and evals[-1]["step"] == trainer.state.global_step
-        valid_loss = float(evals[-1]["eval_loss"] if at_end else trainer.evaluate()["eval_loss"])
+    done = [r for r in log_entries(trainer.state.log_history) if r["eval_loss"] is not None]
+    if has_valid and not (done and done[-1]["step"] == trainer.state.global_step):
+        trainer.evaluate()  # the final validation (and train-sample) loss, measured at the last step (once)
     rows = log_entries(trainer.state.log_history)
+    evals = [r for r in rows if r["eval_loss"] is not None]
+    valid_loss = float(evals[-1]["eval_loss"]) if has_valid else None
     write_log(rows, stage_dir)
     curve = plot_loss(rows, stage_dir / "loss_curve.png", f"{stage} ({spec.method}, r={spec.r}) on {base.id}")
     adapter_dir = stage_dir / "adapter"
@@ -318,6 +357,11 @@ def train_stage(
                 "records": len(data["split"].train),
             },
             "valid": {"records": len(data["split"].valid), "split": data["split"].method},
+            "train_sample": {
+                "records": len(data["sample"]),
+                "tasks": dict(Counter(str(r.meta["task"]) for r in data["sample"] if "task" in r.meta)),
+                "ids": [r.id for r in data["sample"]],
+            },
         },
         "template_diversity": asdict(data["templates"]) if data.get("templates") else None,
         "config": asdict(spec),
@@ -332,6 +376,7 @@ def train_stage(
         "train_loss": train_losses[-1] if train_losses else None,
         "valid_loss": valid_loss,
         "valid_loss_start": evals[0]["eval_loss"] if evals and evals[0]["step"] == 0 else None,
+        "train_sample_loss": evals[-1]["train_sample_loss"] if evals else None,
         "loss_log": rows,
         "wall_time_s": round(wall, 2),
         "tokens_seen": tokens,

@@ -26,6 +26,13 @@ class FineTuneSpec:
     valid_fraction: float = field(
         default=0.1, metadata=_h("share of train held out for validation (0.1-0.2); 0: no validation")
     )
+    train_sample: int = field(
+        default=64,
+        metadata=_h(
+            "training rows whose loss is measured at each evaluation exactly as the validation loss is "
+            "(as many as validation rows, at most this; 0: none)"
+        ),
+    )
     eval: list[str] = field(
         default_factory=list, metadata=_h("eval sets never to train on (gate data is added)", path=True)
     )
@@ -74,6 +81,8 @@ class FineTuneSpec:
         for key in ("r", "alpha", "batch_size", "grad_accum", "logging_steps", "eval_steps", "save_steps"):
             if getattr(self, key) < 1:
                 problems.append((key, "must be at least 1"))
+        if self.train_sample < 0:
+            problems.append(("train_sample", "must be >= 0 (0: no train-sample loss)"))
         for key in ("max_steps", "cpt_steps"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 problems.append((key, "must be at least 1"))

@@ -1,4 +1,10 @@
-"""Watching training: progress with loss and ETA, the loss log (CSV + JSON), the loss curve, NaN/inf guard."""
+"""Watching training: progress with loss and ETA, the loss log (CSV + JSON), the loss curve, NaN/inf guard.
+
+At each evaluation the trainer measures two eval datasets the same way (eval mode, fixed rows, the same
+collation and completion-only masking): `valid` and `train_sample`, a fixed sample of training rows. Their
+losses are logged as `eval_loss` and `train_sample_loss`, and per task type (rows' `task` field) as
+`eval_loss/<task>` and `train_sample_loss/<task>`: the like-with-like pair the overfit gate compares.
+"""
 
 from __future__ import annotations
 
@@ -10,27 +16,48 @@ from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
+from trl import SFTTrainer
 
 from harness.cache import atomic_write_text
 from harness.console import progress
 
-LOG_FIELDS = ("step", "epoch", "train_loss", "eval_loss", "learning_rate", "grad_norm")
+LOG_FIELDS = ("step", "epoch", "train_loss", "eval_loss", "train_sample_loss", "learning_rate", "grad_norm")
+# Trainer metric prefix -> log column: a single eval set logs `eval_loss`; the runner's two log `eval_valid_*` and
+# `eval_train_sample_*` (`eval_valid_loss/triage`: that task's rows)
+EVAL_KEYS = {"eval_loss": "eval_loss", "eval_valid_loss": "eval_loss", "eval_train_sample_loss": "train_sample_loss"}
+
+
+def _eval_losses(h: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for key, value in h.items():
+        name, _, task = key.partition("/")
+        if name in EVAL_KEYS and value is not None:
+            out[EVAL_KEYS[name] + (f"/{task}" if task else "")] = value
+    return out
 
 
 def log_entries(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Train/eval loss rows from a Trainer's `state.log_history` (the final summary row dropped)."""
-    rows = []
+    """Train/eval loss rows from a Trainer's `state.log_history` (the final summary row dropped); the evaluations
+    of one step (validation set, train sample) are merged into one row."""
+    rows: list[dict[str, Any]] = []
     for h in log_history:
-        if "loss" not in h and "eval_loss" not in h:
+        evals = _eval_losses(h)
+        if "loss" not in h and not evals:
+            continue
+        last = rows[-1] if rows else None
+        if evals and "loss" not in h and last and last["step"] == h.get("step") and last["train_loss"] is None:
+            last.update(evals)  # another eval set of the same evaluation
             continue
         rows.append(
             {
                 "step": h.get("step"),
                 "epoch": round(float(h.get("epoch", 0.0)), 4),
                 "train_loss": h.get("loss"),
-                "eval_loss": h.get("eval_loss"),
+                "eval_loss": None,
+                "train_sample_loss": None,
                 "learning_rate": h.get("learning_rate"),
                 "grad_norm": h.get("grad_norm"),
+                **evals,
             }
         )
     return rows
@@ -38,10 +65,11 @@ def log_entries(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def write_log(rows: list[dict[str, Any]], out_dir: Path) -> tuple[Path, Path]:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=LOG_FIELDS)
+    fields = list(LOG_FIELDS) + sorted({k for r in rows for k in r} - set(LOG_FIELDS))  # + per-task columns
+    w = csv.DictWriter(buf, fieldnames=fields)
     w.writeheader()
     for r in rows:
-        w.writerow({k: "" if r.get(k) is None else r[k] for k in LOG_FIELDS})
+        w.writerow({k: "" if r.get(k) is None else r[k] for k in fields})
     csv_path, json_path = out_dir / "train_log.csv", out_dir / "train_log.json"
     atomic_write_text(csv_path, buf.getvalue())
     atomic_write_text(json_path, json.dumps(rows, indent=1))
@@ -55,7 +83,12 @@ def plot_loss(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    for key, label, style in (("train_loss", "train", "-"), ("eval_loss", "validation", "o-")):
+    curves = (
+        ("train_loss", "train (running, train mode)", "-"),
+        ("train_sample_loss", "train sample (eval mode)", "s--"),
+        ("eval_loss", "validation", "o-"),
+    )
+    for key, label, style in curves:
         pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
         if pts:
             ax.plot(*zip(*pts, strict=True), style, label=label)
@@ -92,8 +125,8 @@ class Watch(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kw):
         logs = logs or {}
-        for key in ("loss", "eval_loss", "grad_norm"):
-            v = logs.get(key)
+        values = {"loss": logs.get("loss"), "grad_norm": logs.get("grad_norm"), **_eval_losses(logs)}
+        for v in values.values():
             if v is not None and not math.isfinite(float(v)):
                 self.bad_loss = (state.global_step, float(v))
                 control.should_training_stop = True
@@ -103,3 +136,43 @@ class Watch(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kw):
         self.bar.stop()
+
+
+class TaskLossTrainer(SFTTrainer):
+    """`SFTTrainer` that also logs, for each eval set whose rows' tasks it is given, every task's loss from the same
+    forward passes as the eval loss: the token-weighted mean over that task's rows (`eval_valid_loss/triage`). Rows
+    must map 1:1 to examples (no packing) on one process."""
+
+    def __init__(self, *args: Any, row_tasks: dict[str, list[str]] | None = None, **kw: Any):
+        super().__init__(*args, **kw)
+        self.row_tasks = row_tasks or {}
+
+    def evaluation_loop(
+        self,
+        dataloader: Any,
+        description: str,
+        prediction_loss_only: bool | None = None,
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "eval",
+    ) -> Any:
+        tasks = self.row_tasks.get(metric_key_prefix.removeprefix("eval_")) if self.args.world_size == 1 else None
+        rows: list[tuple[float, int]] = []  # (summed NLL, supervised tokens) per row, in dataset order
+
+        def record(module: Any, args: Any, kwargs: dict[str, Any], output: Any) -> None:
+            # the forward whose per-token log-probabilities SFTTrainer.compute_loss turns into the eval loss
+            if kwargs.get("fused_lm_head") and getattr(output, "label_mask", None) is not None:
+                nll = -output.log_probs.detach().float().sum(-1)
+                rows.extend(zip(nll.tolist(), output.label_mask.sum(-1).tolist(), strict=True))
+
+        hook = self.model.register_forward_hook(record, with_kwargs=True) if tasks else None
+        try:
+            out = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
+        finally:
+            if hook is not None:
+                hook.remove()
+        if tasks and len(tasks) == len(rows):
+            for task in sorted(set(tasks)):
+                nll = sum(r[0] for r, t in zip(rows, tasks, strict=True) if t == task)
+                n = sum(r[1] for r, t in zip(rows, tasks, strict=True) if t == task)
+                out.metrics[f"{metric_key_prefix}_loss/{task}"] = nll / max(n, 1)
+        return out

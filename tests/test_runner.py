@@ -2,13 +2,14 @@
 
 import json
 import shutil
+from collections import Counter
 
 import pytest
 
 from fine_tune import FineTuneSpec, write_demo_data
 from fine_tune.datasets import split_train_valid, template_diversity
 from fine_tune.preflight import preflight_sft
-from fine_tune.runner import train
+from fine_tune.runner import train, train_sample
 from harness.cli import main
 from harness.data import load_dataset
 from harness.errors import HarnessError
@@ -39,12 +40,16 @@ def test_train_cli_writes_adapter_log_curve_and_manifest(tmp_path, tiny_base, de
     log = json.loads((stage / "train_log.json").read_text())
     assert [r["step"] for r in log if r["train_loss"] is not None] == [1, 2, 3, 4]
     assert [r["step"] for r in log if r["eval_loss"] is not None] == [0, 2, 4]
-    assert (stage / "train_log.csv").read_text().startswith("step,epoch,train_loss,eval_loss")
+    assert [r["step"] for r in log if r["train_sample_loss"] is not None] == [0, 2, 4]  # same evaluations
+    assert all(r["eval_loss/triage"] > 0 for r in log if r["eval_loss"] is not None)
+    assert (stage / "train_log.csv").read_text().startswith("step,epoch,train_loss,eval_loss,train_sample_loss")
     m = json.loads((stage / "adapter" / "training_manifest.json").read_text())
     assert m["base"]["weights_sha256"] == fingerprint(tiny_base).weights_sha256
     assert m["data"]["train"]["sha256"] == load_dataset(demo_data["train"]).sha256
     assert m["data"]["valid"] == {"records": 3, "split": "random"}  # 10% of 24, seeded
     assert m["data"]["train"]["records"] == 21
+    assert m["data"]["train_sample"]["records"] == 3 and m["data"]["train_sample"]["tasks"] == {"triage": 3}
+    assert m["train_sample_loss"] == log[-1]["train_sample_loss"]
     split = split_train_valid(load_dataset(demo_data["train"]), 0.1, seed=0)
     assert m["template_diversity"]["count"] == len({r.meta["template"] for r in split.train})
     assert m["compute_dtype"] == "float32" and m["bf16"] is False and m["seed"] == 0
@@ -53,6 +58,53 @@ def test_train_cli_writes_adapter_log_curve_and_manifest(tmp_path, tiny_base, de
     assert m["packages"]["trl"] and m["trainable_params"] > 0
     # a second run into the same directory is refused, not overwritten
     assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "out")]) == 2
+
+
+def test_train_sample_and_validation_losses_are_measured_alike(tmp_path, tiny_base):
+    """With the training file as the validation file, the train sample is those same rows: at every evaluation the two
+    logged losses, and each task's, are equal, so the gate's gap measures the data, never how it was measured."""
+    rows = [json.loads(line) for line in open(write_demo_data(tmp_path / "d", n_train=24, n_valid=8)["train"])]
+    mixed = [
+        r for t, n in (("triage", 6), ("policy", 4), ("general", 2)) for r in [x for x in rows if x["task"] == t][:n]
+    ]
+    same = write_jsonl(tmp_path / "same.jsonl", mixed)
+    outcome = train(FineTuneSpec(train=str(same), valid=str(same), **FAST), tiny_base, tmp_path / "out")
+    evals = [r for r in json.loads(outcome.stages[0].log_json.read_text()) if r["eval_loss"] is not None]
+    assert [r["step"] for r in evals] == [0, 2, 4] and evals[0]["eval_loss"] != evals[-1]["eval_loss"]  # it learned
+    for r in evals:
+        assert r["train_sample_loss"] == pytest.approx(r["eval_loss"], rel=1e-6)
+        for task in ("triage", "policy", "general"):
+            assert r[f"train_sample_loss/{task}"] == pytest.approx(r[f"eval_loss/{task}"], rel=1e-6)
+    assert len({round(r[f"eval_loss/{t}"], 3) for r in evals[-1:] for t in ("triage", "policy", "general")}) == 3
+
+    from gates import GateContext, get_gate
+    from gates.overfit import OverfitParams
+    from probes.training_log import read_training_log
+
+    gdef, params = get_gate("overfit"), OverfitParams()
+    (req,) = gdef.requests(params)
+    log = read_training_log(outcome.stages[0].manifest_path)
+    g = gdef.decide(params, GateContext("overfit", True, 0, {(req, "candidate"): log}))
+    assert g.details["compared"] == "train_sample" and abs(g.delta) < 1e-5
+    assert sorted(g.details["gap_by_task"]) == ["general", "policy", "triage"] and len(g.details["gaps"]) == 3
+
+
+def test_train_sample_is_seeded_sized_like_validation_and_mirrors_its_task_mix(tmp_path):
+    paths = write_demo_data(tmp_path, n_train=60, n_valid=16, n_eval=8)  # mixed validation, as in the demo
+    tr, va = load_dataset(paths["train"]).records, load_dataset(paths["valid"]).records
+    sample = train_sample(tr, va, 64, seed=0)
+    assert (
+        Counter(r.meta["task"] for r in sample)
+        == Counter(r.meta["task"] for r in va)
+        == Counter(triage=5, policy=10, general=3)
+    )
+    assert [r.line for r in sample] == sorted(r.line for r in sample) and {r.id for r in sample} <= {r.id for r in tr}
+    assert sample == train_sample(tr, va, 64, seed=0) and sample != train_sample(tr, va, 64, seed=1)
+    assert len(train_sample(tr, va, 6, seed=0)) <= 7  # capped
+    triage_only = [r for r in va if r.meta["task"] == "triage"]
+    assert {r.meta["task"] for r in train_sample(tr, triage_only, 64, seed=0)} == {"triage"}
+    untagged = load_dataset(write_jsonl(tmp_path / "v.jsonl", [{"prompt": "q", "completion": "a"}] * 4)).records
+    assert len(train_sample(tr, untagged, 64, seed=0)) == 4  # no task in common: a plain sample
 
 
 def test_refuses_to_train_on_an_eval_set(tmp_path, tiny_base, demo_data):
