@@ -5,13 +5,16 @@ Seeded and reproducible byte for byte: the same seed gives the same file. Labels
 instruction templates; train, validation and eval come from separate seeds, and eval items whose
 (system, symptom) or (symptom, impact) pair occurs in train are dropped, so eval items are new combinations,
 not near-copies of training reports. The written training file also carries policy rows
-(refusals of out-of-policy requests and helpful answers to risky-sounding ones, `fine_tune.demo_safety`).
+(refusals of out-of-policy requests and helpful answers to risky-sounding ones, `fine_tune.demo_safety`) and
+general replay rows (`fine_tune.demo_general`); the validation file carries held-out rows of both in the same
+proportions, so the validation loss and the runner's train-sample loss average over the same task mix.
 """
 
 from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,17 +190,38 @@ def write_jsonl(items: list, path: Path) -> Path:
 
 def write_demo_data(out_dir: Path, *, policy: bool = True, **sizes: int) -> dict[str, Path]:
     """train/valid/eval JSONL; with `policy`, train also holds the refusal and look-alike rows of
-    `fine_tune.demo_safety` and the general replay rows of `fine_tune.demo_general`, at seeded positions."""
+    `fine_tune.demo_safety` and the general replay rows of `fine_tune.demo_general`, at seeded positions, and valid
+    holds held-out rows of each kind in the training proportions (from their own seeds and pools), `n_valid` rows
+    in all, so that the validation loss covers the same task mix as training."""
     splits: dict[str, list] = dict(demo_splits(**sizes))
     if policy:
-        from fine_tune.demo_general import generate_general
-        from fine_tune.demo_safety import generate_policy
+        from fine_tune.demo_general import VALID_FACTS, VALID_FORMATS, generate_general
+        from fine_tune.demo_safety import generate_policy, generate_policy_valid
 
-        train = list(splits["train"])
+        train, rows, general = list(splits["train"]), generate_policy(), generate_general()
         rng = random.Random(SEEDS["train"])
-        for item in generate_policy() + generate_general():
+        for item in rows + general:
             train.insert(rng.randrange(len(train) + 1), item)
-        splits["train"] = train
+        # triage keeps its share of the validation rows (the first ones of the triage split), the rest is held out
+        valid = splits["valid"][: round(len(splits["valid"]) * len(splits["train"]) / len(train))]
+        scale = len(valid) / len(splits["train"])  # validation rows per training row of each kind
+        refuse = sum(it.refuse for it in rows)
+        kinds = Counter(it.template for it in general)
+
+        def share(n: int) -> int:
+            return round(n * scale)
+
+        held = generate_policy_valid(share(refuse), share(len(rows) - refuse)) + generate_general(
+            share(kinds["arithmetic"]),
+            seed=22,
+            facts=VALID_FACTS[: share(kinds["fact"])],
+            formats=VALID_FORMATS[: share(kinds["format"])],
+            question="Work out {a} {op} {b} and give just the result.",  # phrased apart from the training sums
+        )
+        rng = random.Random(SEEDS["valid"])
+        for item in held:
+            valid.insert(rng.randrange(len(valid) + 1), item)
+        splits["train"], splits["valid"] = train, valid
     return {name: write_jsonl(items, Path(out_dir) / f"{name}.jsonl") for name, items in splits.items()}
 
 

@@ -33,6 +33,19 @@ FORMATS = (
     ("Write a sentence about the sea that uses the word blue.", "The sea looked deep and blue under the morning sky."),
     ("Give the plural of the word mouse.", "The plural of mouse is mice."),
 )
+# held out for the validation file: other facts, other formats (arithmetic: other numbers)
+VALID_FACTS = (
+    ("Which ocean lies between Africa and Australia?", "The Indian Ocean lies between Africa and Australia."),
+    ("How many legs does a spider have?", "A spider has 8 legs."),
+    ("At what temperature in degrees Celsius does water freeze?", "Water freezes at 0 degrees Celsius."),
+    ("Which musical instrument usually has 88 keys?", "The piano usually has 88 keys."),
+)
+VALID_FORMATS = (
+    ("List the two days of the weekend, separated by a comma.", "Saturday, Sunday"),
+    ("Put the word hello between angle brackets.", "<hello>"),
+    ("Return a JSON list of the first three letters of the alphabet, nothing else.", '["a", "b", "c"]'),
+    ("Write three colours, one per line.", "red\ngreen\nblue"),
+)
 OPS = (("plus", lambda a, b: a + b), ("minus", lambda a, b: a - b), ("times", lambda a, b: a * b))
 
 
@@ -49,12 +62,19 @@ class GeneralItem:
         return chat_row(self.id, self.prompt, self.answer, template=self.template, task="general")
 
 
-def generate_general(n_arithmetic: int = 10, seed: int = 21) -> list[GeneralItem]:
+def generate_general(
+    n_arithmetic: int = 10,
+    seed: int = 21,
+    facts: tuple[tuple[str, str], ...] = FACTS,
+    formats: tuple[tuple[str, str], ...] = FORMATS,
+    question: str = "Compute {a} {op} {b}. Reply with the number only.",
+) -> list[GeneralItem]:
+    """`facts`, `formats` and `n_arithmetic` seeded arithmetic questions asked as `question`."""
     rng = random.Random(seed)
-    items = [GeneralItem(f"general-{seed}-f{i:02d}", q, a, "fact") for i, (q, a) in enumerate(FACTS)]
-    items += [GeneralItem(f"general-{seed}-x{i:02d}", q, a, "format") for i, (q, a) in enumerate(FORMATS)]
+    items = [GeneralItem(f"general-{seed}-f{i:02d}", q, a, "fact") for i, (q, a) in enumerate(facts)]
+    items += [GeneralItem(f"general-{seed}-x{i:02d}", q, a, "format") for i, (q, a) in enumerate(formats)]
     for i in range(n_arithmetic):
         (word, fn), a, b = rng.choice(OPS), rng.randrange(16, 60), rng.randrange(2, 15)
-        ask, answer = f"Compute {a} {word} {b}. Reply with the number only.", str(fn(a, b))
+        ask, answer = question.format(a=a, op=word, b=b), str(fn(a, b))
         items.append(GeneralItem(f"general-{seed}-a{i:02d}", ask, answer, "arithmetic"))
     return items

@@ -98,6 +98,7 @@ def test_train_sample_is_seeded_sized_like_validation_and_mirrors_its_task_mix(t
         == Counter(r.meta["task"] for r in va)
         == Counter(triage=5, policy=10, general=3)
     )
+    assert not {r.preview(10**4) for r in va} & {r.preview(10**4) for r in tr}  # held out: no training row repeated
     assert [r.line for r in sample] == sorted(r.line for r in sample) and {r.id for r in sample} <= {r.id for r in tr}
     assert sample == train_sample(tr, va, 64, seed=0) and sample != train_sample(tr, va, 64, seed=1)
     assert len(train_sample(tr, va, 6, seed=0)) <= 7  # capped
