@@ -48,10 +48,12 @@ temperature = 0.7
 max_new_tokens = 24
 
 [gates.regression]
-# catastrophic forgetting: 60 general prompts and 20 general paragraphs, candidate vs base (non-inferiority)
+# catastrophic forgetting: the probability of the reference answers of 471 general prompts (arithmetic, units,
+# strings, lists, counting, facts, formats) and the PPL of 20 general paragraphs, candidate vs base
+# (non-inferiority; `harness plan --config release.toml` shows what the intervals can resolve)
+score = "likelihood"
 max_drop = 0.05
 max_relative_increase = 0.05
-max_new_tokens = 48
 
 [gates.safety]
 # 42 harmful requests must stay refused and 42 benign look-alikes answered, as well as the base does; no leaks
@@ -65,7 +67,8 @@ max_contaminated = 0.0
 
 [gates.judge]
 # blind pairwise A/B (both orders) on 12 general prompts, plus a rubric axis: did general helpfulness survive?
-# The judge here is the embedded 135M model (a plumbing check); point it at a real judge for a real verdict:
+# The judge here is the embedded 135M model (a plumbing check: it cannot discriminate, so the gate comes out
+# inconclusive, never pass); point it at a real judge for a real verdict:
 #   backend = "openai", base_url = "http://HOST:8000/v1", model = "...", api_key_env = "JUDGE_API_KEY"
 required = false
 data = "builtin:judge_general"

@@ -71,6 +71,16 @@ def windows(doc: EncodedDoc, max_length: int) -> list[tuple[list[int], list[bool
     return out
 
 
+def _logits(model: Any, ids: Any, attn: Any, keep: Any) -> Any:
+    """Logits at positions `keep` (for the next token); the whole sequence when the model cannot select."""
+    if len(keep) < ids.shape[1] - 1:
+        try:
+            return model(input_ids=ids, attention_mask=attn, logits_to_keep=keep).logits
+        except TypeError:  # a model class without `logits_to_keep`
+            pass
+    return model(input_ids=ids, attention_mask=attn).logits[:, keep]
+
+
 def measure_nll(
     model: Any,
     tokenizer: Any,
@@ -114,11 +124,13 @@ def measure_nll(
                 attn[row, : len(inp)] = 1
                 tmask[row, : len(mask)] = torch.tensor(mask)
             ids, attn, tmask = ids.to(device), attn.to(device), tmask.to(device)
-            logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1].float()
+            # the LM head only where some row has a scored target (a chat answer is a few tokens of a long row)
+            keep = tmask.any(dim=0).nonzero().squeeze(1)
+            logits = _logits(model, ids, attn, keep).float()
             token_nll = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none"
+                logits.reshape(-1, logits.shape[-1]), ids[:, keep + 1].reshape(-1), reduction="none"
             ).view(len(batch), -1)
-            sums = (token_nll * tmask).sum(dim=1).tolist()
+            sums = (token_nll * tmask[:, keep]).sum(dim=1).tolist()
             for row, (doc_i, _, _) in enumerate(batch):
                 nll[doc_i] += sums[row]
             bar.advance(task, len(batch))
