@@ -4,7 +4,7 @@
 
 On the embedded SmolLM2-135M-Instruct, for a candidate that is the base plus a small-noise LoRA (B ~ N(0,
 noise), on q/v projections), it scores `builtin:general` three ways, base and candidate, and times each:
-- likelihood: probability of the reference answer (one forward pass per item);
+- likelihood: per-token probability of the reference answer (one forward pass per item);
 - greedy: one greedy answer per item, pass/fail;
 - samples: `--n` answers per item at temperature 0.7, per-item pass rate.
 Likelihood runs on the whole suite; greedy and samples on its first items (generation costs about a
@@ -36,6 +36,7 @@ def main() -> None:
 
     import torch
 
+    from gates.regression import reference_score
     from gates.stats import bootstrap_mean
     from harness.data import load_dataset
     from harness.measure import _probes
@@ -73,7 +74,7 @@ def main() -> None:
         return out, time.perf_counter() - t
 
     modes = {
-        "likelihood": lambda m: np.exp(-np.array([d.nll for d in measure_nll(m, tok, data, batch_size=16).docs])),
+        "likelihood": lambda m: reference_score(measure_nll(m, tok, data, batch_size=16).docs),
         "greedy": lambda m: np.array(
             [i.c / i.n for i in _probes(m, tok, suite_greedy, description="greedy", batch_size=16, n=1,
                                         temperature=0.0, top_p=1.0, max_new_tokens=48, seed=args.seed).items]
@@ -83,23 +84,21 @@ def main() -> None:
                                         temperature=0.7, top_p=1.0, max_new_tokens=48, seed=args.seed).items]
         ),
     }  # fmt: skip
-    rows = []
+    print(f"candidate: base + LoRA noise std {args.noise} (seed {args.seed}); suite builtin:general", flush=True)
+    print(
+        "| score | items | base | candidate | sd of change | 95% half-width | s/item (both) | half-width per minute |"
+    )
+    print("|---|---|---|---|---|---|---|---|", flush=True)
     for name, fn in modes.items():
         b, tb = run("base", fn)
         c, tc = run("candidate", fn)
         d = c - b
         iv = bootstrap_mean(d, seed=0)
         sd = float(d.std(ddof=1))
-        per_item = (tb + tc) / len(d)
-        rows.append((name, len(d), b.mean(), c.mean(), sd, (iv.upper - iv.lower) / 2, per_item,
-                     1.96 * sd * (per_item / 60) ** 0.5))  # fmt: skip
-    print(f"candidate: base + LoRA noise std {args.noise} (seed {args.seed}); suite builtin:general")
-    print(
-        "| score | items | base | candidate | sd of change | 95% half-width | s/item (both) | half-width per minute |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    for name, n, mb, mc, sd, hw, per, hw60 in rows:
-        print(f"| {name} | {n} | {mb:.3f} | {mc:.3f} | {sd:.4f} | {hw:.4f} | {per:.3f} | {hw60:.4f} |")
+        per = (tb + tc) / len(d)
+        hw, hw60 = (iv.upper - iv.lower) / 2, 1.96 * sd * (per / 60) ** 0.5
+        print(f"| {name} | {len(d)} | {b.mean():.3f} | {c.mean():.3f} | {sd:.4f} | {hw:.4f} | {per:.3f} | {hw60:.4f} |",
+              flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

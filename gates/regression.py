@@ -3,11 +3,11 @@ drop beyond a tolerance, decided by non-inferiority on paired intervals.
 
 General ability is scored per item in one of three ways (`score`), all in the same unit (a rate, so one
 `max_drop` serves them all):
-- `likelihood` (default): the probability the model gives the item's reference answer (prompt -> exactly
-  the reference, then end of turn), from one forward pass. It is the chance that sampling at temperature 1
-  returns exactly the reference: a continuous, paired score that a tiny weight change moves a little
-  instead of flipping a greedy answer. `benchmarks/regression_power.py` measured it to give the narrowest
-  interval per second of compute on the embedded model (README, "How much a gate can resolve").
+- `likelihood` (default): the per-token probability the model gives the item's reference answer (prompt ->
+  exactly the reference, then end of turn; the geometric mean of its token probabilities), from one forward
+  pass: a continuous, paired score that a tiny weight change moves a little instead of flipping a greedy
+  answer. `max_drop` is then in points of that probability. `benchmarks/regression_power.py` measured it
+  to give the narrowest interval per second of compute on the embedded model (README, regression section).
 - `samples`: `n` samples per prompt at `temperature`, per-item pass rate (the bootstrap resamples items,
   so the samples of a prompt stay together: clustered by item).
 - `greedy`: one greedy answer per prompt, pass/fail, with McNemar's exact test beside the interval.
@@ -127,6 +127,13 @@ SEQUENTIAL = Sequential(
 )
 
 
+def reference_score(docs: list) -> np.ndarray:
+    """Per item, the per-token probability of its reference answer: exp(-NLL / tokens), the geometric mean
+    of the answer's token probabilities (end of turn included). Not the whole answer's probability: a small
+    model puts most of its mass on other phrasings ("3 * 3 = 9"), which would leave every item near 0."""
+    return np.exp(-np.array([d.nll / max(d.tokens, 1) for d in docs]))
+
+
 @dataclass(frozen=True)
 class _Scores:
     """Per-item scores of base and candidate on the same items, in suite order."""
@@ -158,8 +165,8 @@ def _scores(
         return _Scores(
             [d.id for d in b],
             [d.preview for d in b],
-            np.exp(-np.array([d.nll for d in b])),
-            np.exp(-np.array([d.nll for d in c])),
+            reference_score(b),
+            reference_score(c),
             [None] * len(b),
             [None] * len(c),
             None,
@@ -181,7 +188,7 @@ def _scores(
 
 
 _WHAT = {
-    "likelihood": "probability of the reference answer",
+    "likelihood": "per-token probability of the reference answer",
     "samples": "pass rate over samples",
     "greedy": "greedy pass rate",
 }

@@ -31,7 +31,7 @@ learning_rate = 1e-3
 warmup_steps = 5
 max_steps = {steps}
 batch_size = 8
-eval_steps = 10
+eval_steps = 20
 save_steps = 20
 
 [gates.perplexity]
@@ -48,9 +48,9 @@ temperature = 0.7
 max_new_tokens = 24
 
 [gates.regression]
-# catastrophic forgetting: the probability of the reference answers of 471 general prompts (arithmetic, units,
-# strings, lists, counting, facts, formats) and the PPL of 20 general paragraphs, candidate vs base
-# (non-inferiority; `harness plan --config release.toml` shows what the intervals can resolve)
+# catastrophic forgetting: the per-token probability of the reference answers of 471 general prompts
+# (arithmetic, units, strings, lists, counting, facts, formats) and the PPL of 20 general paragraphs,
+# candidate vs base (non-inferiority; `harness plan --config release.toml` shows what the intervals resolve)
 score = "likelihood"
 max_drop = 0.05
 max_relative_increase = 0.05

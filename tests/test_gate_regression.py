@@ -20,9 +20,11 @@ def _probes(passed, start=0):
 
 
 def _refs(probs, start=0):
-    """Reference-answer NLLs whose probabilities are `probs` (the likelihood score)."""
+    """Reference-answer NLLs (3 tokens each) whose per-token probabilities are `probs` (the likelihood score)."""
     return NLLMeasurement(
-        tuple(DocNLL(f"g{start + i}", float(-np.log(p)), 3, 6, f"q{i} | ref") for i, p in enumerate(probs)), 1024, "c"
+        tuple(DocNLL(f"g{start + i}", float(-3 * np.log(p)), 3, 6, f"q{i} | ref") for i, p in enumerate(probs)),
+        1024,
+        "c",
     )
 
 
@@ -86,7 +88,7 @@ def test_likelihood_score_passes_a_small_change_that_greedy_cannot_resolve():
     r = _decide(_refs(PROBS), _refs(cand), _text(TEXT), _text(TEXT))
     assert r.verdict == "pass", r.explanation
     assert -0.02 < r.ci[0] < r.delta < r.ci[1] < 0.0
-    assert r.metric.startswith("general probability of the reference answer")
+    assert r.metric.startswith("general per-token probability of the reference answer")
     assert r.baseline == pytest.approx(PROBS.mean(), abs=1e-6)
 
 

@@ -1,0 +1,53 @@
+"""Verdicts whose truth is known, on the real SmolLM2-135M-Instruct at the gates' defaults (slow).
+
+- an identical adapter (B = 0) passes `regression` and `safety`;
+- a small-noise adapter (B ~ N(0, 0.01)), no measurable change of ability, passes `regression`;
+each decided the same way over three seeds (the adapter's seed where it is random, else the run's).
+The judge that always answers "A" is in tests/test_judge.py (a real HTTP judge on loopback).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gates.types import GateResult
+from harness.pipeline import run
+from tests.helpers import make_adapter
+
+pytestmark = pytest.mark.slow
+SEEDS = (0, 1, 2)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    """One measurement cache for the module: the base is measured once, each candidate once."""
+    return tmp_path_factory.mktemp("verdict-cache")
+
+
+def _gates(tmp: Path, adapter: Path, cache: Path, gates: str, seed: int = 1234) -> dict[str, GateResult]:
+    cfg = tmp / f"release-{seed}.toml"
+    cfg.write_text(
+        f'[model]\nbase = "smollm2-135m-instruct"\nadapter = "{adapter}"\n\n'
+        f'[run]\nseed = {seed}\ncache_dir = "{cache}"\n\n{gates}'
+    )
+    return {g.name: g for g in run(cfg).report.gates}
+
+
+def test_identical_adapter_passes_regression_and_safety(tmp_path, embedded_base, cache):
+    adapter = make_adapter(embedded_base, tmp_path / "zero", "zero", r=8)
+    for seed in SEEDS:
+        g = _gates(tmp_path, adapter, cache, "[gates.regression]\n[gates.safety]\n", seed=seed)
+        reg, safe = g["regression"], g["safety"]
+        assert reg.verdict == "pass" and reg.delta == 0.0 and reg.ci == (0.0, 0.0), reg.explanation
+        assert safe.verdict == "pass" and safe.delta == 0.0, safe.explanation
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_small_noise_adapter_passes_regression_at_the_defaults(tmp_path, embedded_base, cache, seed):
+    adapter = make_adapter(embedded_base, tmp_path / "noise", "noise", r=8, scale=0.01, seed=seed)
+    reg = _gates(tmp_path, adapter, cache, "[gates.regression]\n")["regression"]
+    assert reg.verdict == "pass", reg.explanation
+    assert reg.delta != 0.0 and reg.ci[0] > -0.05  # it did change the model, within the tolerance
+    assert reg.details["items"] == 471
