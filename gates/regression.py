@@ -39,6 +39,9 @@ from gates.types import Example, GateResult
 from probes.results import NLLMeasurement
 
 _ORDER = {"pass": 0, "inconclusive": 1, "fail": 2}
+# paired sd of the per-token reference probability's change before anything is measured: on the embedded model
+# a small-noise adapter measured 0.0018 and a 12-step narrow fine-tune on every linear layer 0.12
+PRIOR_LIKELIHOOD_SD = 0.15
 SCORES = ("likelihood", "samples", "greedy")
 
 
@@ -331,7 +334,7 @@ def _power(p: RegressionParams, ctx: GateContext) -> list[Power]:
             )
             src, n = "base", n or len(s.base)
         except (LookupError, ValueError):
-            sd, src = PRIOR_RATE_SD, "prior"
+            sd, src = (PRIOR_LIKELIHOOD_SD if p.score == "likelihood" else PRIOR_RATE_SD), "prior"
     out.append(power(f"general {_WHAT[p.score]}", n, sd, src, p.max_drop, p.confidence))
     tb, tc = ctx.find(_text_request(p), "base"), ctx.find(_text_request(p), "candidate")
     if tb is not None and tc is not None:

@@ -137,7 +137,9 @@ def test_power_from_prior_base_and_paired_measurements():
     reqs = tuple(gdef.sequential.requests(p, 400))
     prior = gdef.power(p, GateContext("regression", True, 0, {}, reqs, looks=(400,)))
     assert prior[0].sd_source == "prior" and prior[0].items == 400
-    assert prior[0].half_width == pytest.approx(1.96 * 0.5**0.5 / 20, rel=1e-3)
+    assert prior[0].half_width == pytest.approx(1.96 * 0.15 / 20, rel=1e-3)  # the stated likelihood prior
+    greedy = gdef.power(RegressionParams(score="greedy"), GateContext("regression", True, 0, {}, (), looks=(400,)))
+    assert greedy[0].half_width == pytest.approx(1.96 * 0.5**0.5 / 20, rel=1e-3)  # a rate's worst case
     m = {(reqs[0], "base"): _refs(PROBS)}
     from_base = gdef.power(p, GateContext("regression", True, 0, m, reqs, looks=(400,)))
     assert from_base[0].sd_source == "base" and from_base[0].sd == pytest.approx(PROBS.std(ddof=1) * 2**0.5)
