@@ -52,6 +52,11 @@ rng = np.random.default_rng(0)
 PROBS = rng.uniform(0.05, 0.95, 400)
 
 
+def test_defaults_are_greedy_with_sequential_looks():
+    p = RegressionParams()
+    assert (p.score, p.items, p.max_items) == ("greedy", 100, 400)
+
+
 def test_unchanged_candidate_passes_non_inferiority():
     r = _decide(_probes(BASE), _probes(BASE), _text(TEXT), _text(TEXT), score="greedy")
     assert r.verdict == "pass" and r.delta == 0.0
@@ -85,7 +90,7 @@ def test_small_noisy_greedy_drop_is_inconclusive():
 def test_likelihood_score_passes_a_small_change_that_greedy_cannot_resolve():
     """A 1-point average drop of the reference answer's probability, spread thinly: decided with room."""
     cand = np.clip(PROBS - 0.01 + rng.normal(0, 0.02, len(PROBS)), 1e-6, 1)
-    r = _decide(_refs(PROBS), _refs(cand), _text(TEXT), _text(TEXT))
+    r = _decide(_refs(PROBS), _refs(cand), _text(TEXT), _text(TEXT), score="likelihood", items=0)
     assert r.verdict == "pass", r.explanation
     assert -0.02 < r.ci[0] < r.delta < r.ci[1] < 0.0
     assert r.metric.startswith("general per-token probability of the reference answer")
@@ -94,7 +99,7 @@ def test_likelihood_score_passes_a_small_change_that_greedy_cannot_resolve():
 
 def test_likelihood_score_fails_forgetting_and_shows_the_worst_items():
     cand = PROBS * 0.5
-    r = _decide(_refs(PROBS), _refs(cand), _text(TEXT), _text(TEXT))
+    r = _decide(_refs(PROBS), _refs(cand), _text(TEXT), _text(TEXT), score="likelihood", items=0)
     assert r.verdict == "fail" and r.ci[1] < -0.05
     worst = int(np.argmax(PROBS))
     assert r.evidence[0].id == f"g{worst}" and r.evidence[0].base_score == pytest.approx(PROBS[worst], abs=1e-4)
@@ -120,12 +125,12 @@ def test_sequential_looks_measure_new_slices_and_spend_alpha():
     assert sum(1 - lv for lv in levels) == pytest.approx(0.05)
     assert levels[0] > 0.999 and levels[-1] < levels[0]  # O'Brien-Fleming: little alpha early
     gdef = get_gate("regression")
-    reqs = gdef.sequential.requests(RegressionParams(items=100, max_items=400), 200)
+    reqs = gdef.sequential.requests(RegressionParams(score="likelihood", items=100, max_items=400), 200)
     assert [r.opts["items"] for r in reqs[:-1]] == [(0, 100), (100, 200)]
     cand = np.clip(PROBS - 0.02, 1e-6, 1)
     b = [_refs(PROBS[a:z], a) for a, z in ((0, 100), (100, 200))]
     c = [_refs(cand[a:z], a) for a, z in ((0, 100), (100, 200))]
-    r = _decide(b, c, _text(TEXT), _text(TEXT), look=1, looks=looks, items=100, max_items=400)
+    r = _decide(b, c, _text(TEXT), _text(TEXT), look=1, looks=looks, score="likelihood", items=100, max_items=400)
     assert r.details["items"] == 200 and r.details["sequential"]["look"] == 2
     assert r.details["sequential"]["level"] == pytest.approx(levels[1])
     assert "Look 2 of 4" in r.explanation
@@ -133,7 +138,7 @@ def test_sequential_looks_measure_new_slices_and_spend_alpha():
 
 def test_power_from_prior_base_and_paired_measurements():
     gdef = get_gate("regression")
-    p = RegressionParams()
+    p = RegressionParams(score="likelihood", items=0, max_items=0)
     reqs = tuple(gdef.sequential.requests(p, 400))
     prior = gdef.power(p, GateContext("regression", True, 0, {}, reqs, looks=(400,)))
     assert prior[0].sd_source == "prior" and prior[0].items == 400

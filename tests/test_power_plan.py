@@ -15,7 +15,7 @@ def _cfg(tmp_path, base, adapter, data, regression: str):
         adapter=adapter,
         data=data,
         cache_dir=tmp_path / "cache",
-        extra="\n[gates.regression]\n" + regression,
+        extra='\n[gates.regression]\nscore = "likelihood"\n' + regression,
         min_relative_improvement=-0.5,
     )
 
