@@ -20,9 +20,7 @@ def _cfg(tmp_path, base, adapter, data, regression: str):
     )
 
 
-def test_plan_prints_power_from_the_prior_then_from_the_cache(
-    tmp_path, tiny_base, tiny_zero_adapter, text_data, capfd
-):
+def test_plan_prints_power_from_the_prior_then_from_the_cache(tmp_path, tiny_base, tiny_zero_adapter, text_data, capfd):
     cfg = _cfg(tmp_path, tiny_base, tiny_zero_adapter, text_data, "items = 100\nmax_items = 300\n")
     pl, table = plan_power(cfg)
     assert pl.looks["regression"][0] == (100, 200, 300)
