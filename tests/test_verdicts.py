@@ -49,5 +49,5 @@ def test_small_noise_adapter_passes_regression_at_the_defaults(tmp_path, embedde
     adapter = make_adapter(embedded_base, tmp_path / "noise", "noise", r=8, scale=0.01, seed=seed)
     reg = _gates(tmp_path, adapter, cache, "[gates.regression]\n")["regression"]
     assert reg.verdict == "pass", reg.explanation
-    assert reg.delta != 0.0 and reg.ci[0] > -0.05  # it did change the model, within the tolerance
-    assert reg.details["items"] == 471
+    assert reg.details["perplexity"]["relative_increase"] != 0.0  # it did change the model
+    assert reg.ci[0] > -0.05 and reg.details["items"] in (100, 200, 300, 400)  # decided within the budget
