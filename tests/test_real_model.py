@@ -96,7 +96,7 @@ def _regression(tmp_path, adapter, cache):
     cfg = tmp_path / "regression.toml"
     cfg.write_text(
         f'[model]\nbase = "smollm2-135m-instruct"\nadapter = "{adapter}"\n\n[run]\ncache_dir = "{cache}"\n'
-        "\n[gates.regression]\nmax_new_tokens = 48\n"
+        "\n[gates.regression]\nmax_new_tokens = 48\nitems = 60\nmax_items = 120\n"
     )
     (g,) = run(cfg).report.gates
     return g
