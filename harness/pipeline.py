@@ -499,12 +499,13 @@ def power_table(pl: Plan, measurements: dict) -> dict[str, list[Power]]:
     """Each statistical gate's resolvable margin, from the measurements at hand (none, the base's, or both).
     Sequential gates are judged at their largest look."""
     out = {}
+    planned = _power_requests(pl)
     for g in pl.cfg.gates:
         gdef = get_gate(g.name)
         if gdef.power is None:
             continue
         lk = pl.looks.get(g.name)
-        reqs = _power_requests(pl)[g.name]
+        reqs = planned[g.name]
         ctx = GateContext(
             name=g.name,
             required=g.required,
