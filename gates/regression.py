@@ -336,7 +336,8 @@ def _power(p: RegressionParams, ctx: GateContext) -> list[Power]:
             src, n = "base", n or len(s.base)
         except (LookupError, ValueError):
             sd, src = (PRIOR_LIKELIHOOD_SD if p.score == "likelihood" else PRIOR_RATE_SD), "prior"
-    out.append(power(f"general {_WHAT[p.score]}", n, sd, src, p.max_drop, p.confidence))
+    bound = p.score != "likelihood" and src != "paired"  # sqrt(2p(1-p)) or 0.71: independent answers, a worst case
+    out.append(power(f"general {_WHAT[p.score]}", n, sd, src, p.max_drop, p.confidence, bound))
     tb, tc = ctx.find(_text_request(p), "base"), ctx.find(_text_request(p), "candidate")
     if tb is not None and tc is not None:
         pair = PairedNLL.of(tb, tc)

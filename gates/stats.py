@@ -184,13 +184,22 @@ class Power:
     half_width: float
     tolerance: float | None
     items_needed: int | None  # items that show non-inferiority at `tolerance` (80% power, true change 0)
+    upper_bound: bool = False  # the sd is a worst case (independent answers), not an estimate
 
     @property
     def resolves(self) -> bool:
         return self.tolerance is None or self.half_width < self.tolerance
 
 
-def power(measure: str, items: int, sd: float, sd_source: str, tolerance: float | None, level: float = 0.95) -> Power:
+def power(
+    measure: str,
+    items: int,
+    sd: float,
+    sd_source: str,
+    tolerance: float | None,
+    level: float = 0.95,
+    upper_bound: bool = False,
+) -> Power:
     """Expected half-width of a paired interval over `items` items (z * sd / sqrt(n)), and the items that
     show non-inferiority at `tolerance` with 80% power when the true change is 0:
     n = (z_(1-alpha/2) + z_0.8)^2 * sd^2 / tolerance^2."""
@@ -198,7 +207,7 @@ def power(measure: str, items: int, sd: float, sd_source: str, tolerance: float 
     z = nd.inv_cdf(1 - (1 - level) / 2)
     half = z * sd / math.sqrt(max(items, 1))
     needed = math.ceil((z + nd.inv_cdf(0.8)) ** 2 * sd**2 / tolerance**2) if tolerance and sd > 0 else None
-    return Power(measure, items, sd, sd_source, half, tolerance, needed)
+    return Power(measure, items, sd, sd_source, half, tolerance, needed, upper_bound)
 
 
 PRIOR_RATE_SD = 0.5**0.5  # paired sd of a rate's change with nothing measured: two independent fair coins
@@ -214,10 +223,12 @@ def rate_power(
 ) -> Power:
     """Power of a paired rate (per-item values in [0, 1]): from both variants' values when measured
     ("paired"), from the base's rate p alone as if the candidate answered independently at the same rate,
-    sd = sqrt(2 p (1 - p)), an upper bound for a harmless candidate ("base"), else the prior 0.71."""
+    sd = sqrt(2 p (1 - p)), an upper bound for a harmless candidate ("base"), else the prior 0.71 (both flagged
+    `upper_bound`: a fine-tune's answers agree with its base's far more than independent ones would; the small-noise
+    adapter changed none of 100 greedy answers)."""
     if base is not None and candidate is not None and len(base) > 1:
         return power(measure, items or len(base), float(np.std(candidate - base, ddof=1)), "paired", tolerance, level)
     if base is not None and len(base) > 1:
         p = float(np.mean(base))
-        return power(measure, items or len(base), math.sqrt(2 * p * (1 - p)), "base", tolerance, level)
-    return power(measure, items, PRIOR_RATE_SD, "prior", tolerance, level)
+        return power(measure, items or len(base), math.sqrt(2 * p * (1 - p)), "base", tolerance, level, True)
+    return power(measure, items, PRIOR_RATE_SD, "prior", tolerance, level, True)

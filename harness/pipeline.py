@@ -538,8 +538,14 @@ def plan_power(config: ReleaseConfig | str | Path) -> tuple[Plan, dict[str, list
 
 def power_warnings(table: dict[str, list[Power]]) -> list[str]:
     return [
-        f"{name}: {p.measure}: a {p.items}-item interval resolves about +-{p.half_width:.3g} (sd from {p.sd_source}),"
-        f" wider than the tolerance {p.tolerance:.3g}; about {p.items_needed} items would resolve it"
+        f"{name}: {p.measure}: a {p.items}-item interval resolves about +-{p.half_width:.3g} (sd from {p.sd_source}"
+        + (
+            ", an upper bound: as if the candidate answered independently of the base; paired answers usually agree"
+            " far more, and the measured sd replaces it once both are measured)"
+            if p.upper_bound
+            else ")"
+        )
+        + f", wider than the tolerance {p.tolerance:.3g}; about {p.items_needed} items would resolve it"
         for name, rows in table.items()
         for p in rows
         if not p.resolves

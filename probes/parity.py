@@ -16,9 +16,16 @@ class Parity:
     positions: int
     prompts: int
     differing: list[dict[str, str]] = field(default_factory=list)  # greedy completions that differ (up to 3)
+    # top-1 agreement where the reference's top token leads its runner-up by at least TIE_MARGIN: a near-tie's
+    # argmax flips under any rounding (F16 weights move logits by ~0.05) and says nothing about the export
+    top1_decisive: float = 1.0
+    decisive_positions: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+TIE_MARGIN = 0.1  # logits; a top-1 lead below it is a near-tie
 
 
 def render(tok: Any, messages: list[dict[str, str]]) -> str:
@@ -38,6 +45,7 @@ def compare(
     import torch
 
     max_abs, kl_sum, agree, positions, equal, differing = 0.0, 0.0, 0, 0, 0, []
+    agree_decisive, decisive = 0, 0
     with torch.inference_mode():
         for conv in conversations:
             ids = ref_tok(render(ref_tok, conv), return_tensors="pt", add_special_tokens=False)["input_ids"]
@@ -53,7 +61,12 @@ def compare(
             max_abs = max(max_abs, float((la - lb).abs().max()))
             pa, lpb = torch.log_softmax(la, -1), torch.log_softmax(lb, -1)
             kl_sum += float((pa.exp() * (pa - lpb)).sum(-1).sum())
-            agree += int((la.argmax(-1) == lb.argmax(-1)).sum())
+            same_top = la.argmax(-1) == lb.argmax(-1)
+            agree += int(same_top.sum())
+            top2 = la.topk(2, dim=-1).values
+            clear = (top2[:, 0] - top2[:, 1]) >= TIE_MARGIN
+            agree_decisive += int((same_top & clear).sum())
+            decisive += int(clear.sum())
             positions += la.shape[0]
             same = gen_a.shape == gen_b.shape and bool((gen_a == gen_b).all())
             equal += same
@@ -74,6 +87,8 @@ def compare(
         positions=positions,
         prompts=len(conversations),
         differing=differing,
+        top1_decisive=agree_decisive / max(decisive, 1),
+        decisive_positions=decisive,
     )
 
 

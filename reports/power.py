@@ -22,7 +22,8 @@ def power_rows(table: Mapping[str, Sequence[Any]]) -> list[tuple[str, ...]]:
                     f"`{name}`",
                     d["measure"],
                     str(d["items"]),
-                    f"{d['sd']:.3g} ({_SOURCES.get(d['sd_source'], d['sd_source'])})",
+                    f"{d['sd']:.3g} ({_SOURCES.get(d['sd_source'], d['sd_source'])}"
+                    + (", upper bound)" if d.get("upper_bound") else ")"),
                     f"±{d['half_width']:.3g}",
                     "– (superiority: a gain must clear its margin by this much)" if tol is None else f"{tol:.3g}",
                     resolves,
@@ -44,6 +45,7 @@ def power_section(gates: Sequence[Any]) -> list[str]:
         "Expected 95% half-width of each paired interval at the items measured, with the sd of the per-item change",
         "from base and candidate; a tolerance below the half-width cannot be shown, whatever the candidate does.",
         "`items needed`: items that would show non-inferiority at the tolerance with 80% power if nothing changed.",
+        "An `upper bound` sd assumes the candidate answers independently of the base (nothing paired was measured).",
         "",
         "| " + " | ".join(HEADER) + " |",
         "|" + "---|" * len(HEADER),

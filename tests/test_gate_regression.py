@@ -7,6 +7,7 @@ import pytest
 from gates import GateContext, get_gate
 from gates.regression import RegressionParams
 from gates.stats import look_levels, look_sizes, mcnemar_exact
+from harness.pipeline import power_warnings
 from probes.results import DocNLL, NLLMeasurement, ProbeOutcome, ProbeRun
 
 
@@ -145,6 +146,9 @@ def test_power_from_prior_base_and_paired_measurements():
     assert prior[0].half_width == pytest.approx(1.96 * 0.15 / 20, rel=1e-3)  # the stated likelihood prior
     greedy = gdef.power(RegressionParams(score="greedy"), GateContext("regression", True, 0, {}, (), looks=(400,)))
     assert greedy[0].half_width == pytest.approx(1.96 * 0.5**0.5 / 20, rel=1e-3)  # a rate's worst case
+    assert greedy[0].upper_bound and not prior[0].upper_bound  # said so in the warning and the report
+    (w,) = [w for w in power_warnings({"regression": greedy}) if "pass rate" in w]
+    assert "an upper bound: as if the candidate answered independently of the base" in w
     m = {(reqs[0], "base"): _refs(PROBS)}
     from_base = gdef.power(p, GateContext("regression", True, 0, m, reqs, looks=(400,)))
     assert from_base[0].sd_source == "base" and from_base[0].sd == pytest.approx(PROBS.std(ddof=1) * 2**0.5)

@@ -30,7 +30,7 @@ PROMPTS = [
 ]
 
 
-def _config(tmp_path, tiny_base, adapter, url, *, cache="cache", **judge) -> str:
+def _config(tmp_path, tiny_base, adapter, url, *, cache="cache", seed=1234, **judge) -> str:
     data = write_jsonl(tmp_path / "prompts.jsonl", PROMPTS)
     opts = {
         "backend": "openai",
@@ -48,6 +48,7 @@ def _config(tmp_path, tiny_base, adapter, url, *, cache="cache", **judge) -> str
         f'adapter = "{adapter}"',
         "[run]",
         f'cache_dir = "{tmp_path / cache}"',
+        f"seed = {seed}",
         "[gates.judge]",
         f'data = "{data}"',
     ] + [f"{k} = {json.dumps(v)}" for k, v in opts.items()]
@@ -109,6 +110,15 @@ def test_a_judge_that_always_answers_a_makes_the_gate_inconclusive_never_pass(tm
     assert g.candidate == 0.5 and g.ci == (0.0, 0.0)  # the interval alone would have passed
     assert off.verdict == "pass" and off.details["floors"]["failed"] == []
     assert "cannot discriminate" not in off.explanation
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_always_a_judge_is_inconclusive_over_three_seeds(tmp_path, tiny_base, tiny_damage_adapter, seed):
+    with ScriptedJudge(always_a) as judge:
+        g = _gate(_config(tmp_path, tiny_base, tiny_damage_adapter, judge.url, seed=seed))
+    assert g.verdict == "inconclusive"
+    assert g.details["floors"]["failed"] == ["swap consistency", "position bias", "tie rate"]
+    assert g.explanation.startswith("The judge cannot discriminate: swap consistency 0%, picks A 100%, ties 100%")
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""The perplexity gate on the real SmolLM2-135M-Instruct (slow: minutes on two CPU cores)."""
+"""The perplexity, overfit and safety gates on the real SmolLM2-135M-Instruct (slow: minutes on two CPU cores).
+The regression gate's known-truth verdicts (identical, small-noise, forgetting adapters) are in test_verdicts.py."""
 
 import pytest
 
@@ -89,39 +90,7 @@ def test_overfit_gate_fails_many_epochs_on_20_examples(tmp_path, embedded_base, 
 
 @pytest.fixture(scope="module")
 def shared_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("regression-cache")  # the base is measured once for both tests
-
-
-def _regression(tmp_path, adapter, cache):
-    cfg = tmp_path / "regression.toml"
-    cfg.write_text(
-        f'[model]\nbase = "smollm2-135m-instruct"\nadapter = "{adapter}"\n\n[run]\ncache_dir = "{cache}"\n'
-        "\n[gates.regression]\nmax_new_tokens = 48\nitems = 60\nmax_items = 120\n"
-    )
-    (g,) = run(cfg).report.gates
-    return g
-
-
-def test_untouched_base_passes_regression(tmp_path, embedded_base, shared_cache):
-    g = _regression(tmp_path, make_adapter(embedded_base, tmp_path / "zero", "zero", r=8), shared_cache)
-    assert g.verdict == "pass", g.explanation
-    assert g.delta == 0.0 and g.details["perplexity"]["relative_increase"] == 0.0
-
-
-def test_a_fine_tune_that_forgets_fails_regression(tmp_path, embedded_base, triage_eval, shared_cache):
-    spec = FineTuneSpec(
-        train=str(triage_eval["train"]),
-        valid_fraction=0,
-        max_steps=40,
-        learning_rate=3e-3,
-        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-        warmup_steps=0,
-        save_steps=1000,
-    )
-    outcome = train(spec, embedded_base, tmp_path / "train")
-    g = _regression(tmp_path, outcome.adapter_dir, shared_cache)
-    assert g.verdict == "fail", g.explanation
-    assert g.candidate < g.baseline or g.details["perplexity"]["verdict"] == "fail"
+    return tmp_path_factory.mktemp("safety-cache")  # the base is measured once for both safety tests
 
 
 COMPLY = [

@@ -182,3 +182,31 @@ def test_the_exported_gguf_runs_in_llama_cpp(tmp_path, tiny_base, adapter, cache
     lc = g.details["types"]["F32"]["llama_cpp"]
     assert g.verdict == "pass", g.explanation
     assert lc["greedy_equal"] >= 0.6 and "in llama.cpp" in g.explanation
+
+
+@pytest.mark.parametrize(("noise", "flips_count"), [(2e-4, False), (0.3, True)])
+def test_near_ties_do_not_count_against_top1_agreement(tiny_base, noise, flips_count):
+    """F16 rounding moves logits by ~0.05: an argmax that flips where the top two tokens were within 0.1 is a
+    near-tie, not a broken export. A real perturbation still shows in the decisive agreement."""
+    import copy
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from probes.parity import TIE_MARGIN, compare
+
+    ref = AutoModelForCausalLM.from_pretrained(tiny_base.dir, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_base.dir)
+    other = copy.deepcopy(ref)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * noise)
+    convs = [[{"role": "user", "content": t}] for t in ("What is a rollback?", "Explain a message queue.")]
+    par = compare(ref, tok, other, convs, max_new_tokens=8)
+    assert 0 < par.decisive_positions < par.positions  # a near-flat tiny model has both kinds of position
+    if flips_count:
+        assert par.top1_decisive < 1.0 and par.max_abs_logit > TIE_MARGIN
+    else:
+        assert par.max_abs_logit < TIE_MARGIN / 2  # no flip can happen where the lead is >= TIE_MARGIN
+        assert par.top1_decisive == 1.0

@@ -2,6 +2,8 @@
 
 - an identical adapter (B = 0) passes `regression` and `safety`;
 - a small-noise adapter (B ~ N(0, 0.01)), no measurable change of ability, passes `regression`;
+- an aggressive narrow fine-tune (triage rows only, lr 3e-3, all linear layers) fails `regression`;
+- an adapter trained to refuse ordinary requests fails `safety` on benign over-refusal;
 each decided the same way over three seeds (the adapter's seed where it is random, else the run's).
 The judge that always answers "A" is in tests/test_judge.py (a real HTTP judge on loopback).
 """
@@ -12,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from fine_tune import write_demo_data
 from gates.types import GateResult
 from harness.pipeline import run
-from tests.helpers import make_adapter
+from tests.helpers import make_adapter, train_forgetting_adapter, train_refusing_adapter
 
 pytestmark = pytest.mark.slow
 SEEDS = (0, 1, 2)
@@ -51,3 +54,27 @@ def test_small_noise_adapter_passes_regression_at_the_defaults(tmp_path, embedde
     assert reg.verdict == "pass", reg.explanation
     assert reg.details["perplexity"]["relative_increase"] != 0.0  # it did change the model
     assert reg.ci[0] > -0.05 and reg.details["items"] in (100, 200, 300, 400)  # decided within the budget
+
+
+@pytest.fixture(scope="module")
+def triage(tmp_path_factory) -> Path:
+    return write_demo_data(tmp_path_factory.mktemp("triage"), policy=False)["train"]  # narrow triage data only
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_aggressive_narrow_fine_tune_fails_regression(tmp_path, embedded_base, cache, triage, seed):
+    adapter = train_forgetting_adapter(embedded_base, triage, tmp_path / "train", seed)
+    reg = _gates(tmp_path, adapter, cache, "[gates.regression]\n")["regression"]
+    assert reg.verdict == "fail", reg.explanation
+    assert reg.candidate < reg.baseline and reg.ci[1] < 0  # fewer general answers right, and the interval says so
+    assert reg.details["items"] in (100, 200, 300, 400)  # decided within the look budget
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_adapter_trained_to_refuse_ordinary_requests_fails_safety(tmp_path, embedded_base, cache, seed):
+    adapter = train_refusing_adapter(embedded_base, tmp_path / "train", seed)
+    safe = _gates(tmp_path, adapter, cache, "[gates.safety]\n")["safety"]
+    assert safe.verdict == "fail", safe.explanation
+    assert safe.details["checks"]["benign over-refusal vs base"] == "fail", safe.details["checks"]
+    over = safe.details["over_refusal"]
+    assert over["change_ci"][0] > 0.05 and over["candidate"] > over["base"]  # refuses look-alikes it used to answer
