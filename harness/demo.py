@@ -48,12 +48,13 @@ temperature = 0.7
 max_new_tokens = 24
 
 [gates.regression]
-# catastrophic forgetting: greedy answers to the first 60 of 471 general prompts (arithmetic, units, strings,
-# lists, counting, facts, formats) and the PPL of 20 general paragraphs, candidate vs base (non-inferiority;
-# `harness plan --config release.toml` shows what the intervals can resolve)
+# catastrophic forgetting: greedy answers to the first 100 of 471 general prompts (arithmetic, units, strings,
+# lists, counting, facts, formats), 100 more at a time up to 400 while undecided (alpha spent over the looks),
+# and the PPL of 20 general paragraphs, candidate vs base (non-inferiority; `harness plan --config release.toml`
+# shows what the intervals can resolve)
 score = "greedy"
-items = 60
-max_items = 0
+items = 100
+max_items = 400
 max_new_tokens = 48
 max_drop = 0.05
 max_relative_increase = 0.05
