@@ -34,21 +34,17 @@ def _files(root: Path) -> list[Path]:
 
 
 def greedy_outputs(model_dir: Path, conversations: list[list[dict[str, str]]], max_new_tokens: int) -> list[str]:
-    import torch
+    """The merged model's greedy answers as its own generation config ends them, special tokens kept."""
     from transformers import AutoModelForCausalLM
 
     from harness.models import load_tokenizer
-    from probes.parity import render
+    from harness.runtime import GenParams, HFRuntime
 
     tok = load_tokenizer(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="float32", use_safetensors=True).eval()
-    outs = []
-    with torch.inference_mode():
-        for conv in conversations:
-            ids = tok(render(tok, conv), return_tensors="pt", add_special_tokens=False)["input_ids"]
-            gen = model.generate(ids, do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id)
-            outs.append(tok.decode(gen[0, ids.shape[1] :], skip_special_tokens=False))
-    return outs
+    rt = HFRuntime(model, tok)
+    params = GenParams(max_new_tokens=max_new_tokens, eos="config")
+    return [rt.generate([conv], params, batch_size=1)[0][0].raw for conv in conversations]
 
 
 def make_bundle(

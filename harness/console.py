@@ -31,7 +31,7 @@ def status(message: str) -> Iterator[None]:
         yield
 
 
-def progress() -> Progress:
+def progress(disable: bool = False) -> Progress:
     """A progress bar with count, elapsed time and ETA (renders plainly when not on a terminal)."""
     return Progress(
         TextColumn("{task.description}"),
@@ -41,7 +41,7 @@ def progress() -> Progress:
         TextColumn("eta"),
         TimeRemainingColumn(),
         console=console,
-        disable=quiet(),  # off a terminal rich prints only the final state: fine for CI logs
+        disable=disable or quiet(),  # off a terminal rich prints only the final state: fine for CI logs
     )
 
 

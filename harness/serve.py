@@ -99,6 +99,7 @@ class Generator:
             resolve_base,
             tokenizer_dir,
         )
+        from harness.runtime import HFRuntime
 
         self.base = resolve_base(base, Path.cwd())
         self.adapter = check_adapter(adapter, self.base, key="--adapter") if adapter else None
@@ -106,75 +107,42 @@ class Generator:
         if self.adapter:
             self.model = attach_adapter(self.model, self.adapter)
         self.tok = load_tokenizer(tokenizer_dir(self.base, self.adapter), need_chat_template=True)
+        self.runtime = HFRuntime(self.model, self.tok)
         self.lock = threading.Lock()
 
     def chat(self, req: ChatRequest) -> tuple[list[dict[str, Any]], dict[str, int]]:
-        import torch
+        import random
 
-        from fine_tune.preflight import end_of_turn_ids
-        from probes.sampling import truncate_at_stop
+        from harness.runtime import GenParams
 
-        text = self.tok.apply_chat_template(req.messages, tokenize=False, add_generation_prompt=True)
-        enc = self.tok(text, return_tensors="pt", add_special_tokens=False).to(next(self.model.parameters()).device)
-        greedy = req.temperature == 0
-        eos = sorted(end_of_turn_ids(self.tok))
+        ids = self.runtime.encode(req.messages)
         choices, completion_tokens = [], 0
-        with torch.inference_mode():
-            for i in range(req.n):
-                if req.seed is not None:
-                    torch.manual_seed(req.seed + i)
-                out = self.model.generate(
-                    **enc,
-                    do_sample=not greedy,
-                    temperature=None if greedy else req.temperature,
-                    top_p=None if greedy else req.top_p,
-                    top_k=None,
-                    max_new_tokens=req.max_tokens,
-                    eos_token_id=eos,
-                    pad_token_id=self.tok.pad_token_id,
-                    output_logits=req.logprobs,
-                    stop_strings=list(req.stop) or None,
-                    tokenizer=self.tok if req.stop else None,
-                    return_dict_in_generate=True,
-                )
-                new = out.sequences[0, enc["input_ids"].shape[1] :]
-                ended = len(new) > 0 and int(new[-1]) in eos
-                raw = self.tok.decode(new, skip_special_tokens=True)
-                content = truncate_at_stop(raw, req.stop)
-                stopped = ended or len(content) < len(raw)
-                completion_tokens += len(new)
-                choice: dict[str, Any] = {
+        for i in range(req.n):  # one generation per choice, seeded seed + i: choice i does not depend on n
+            params = GenParams(
+                temperature=req.temperature,
+                top_p=req.top_p,
+                max_new_tokens=req.max_tokens,
+                seed=req.seed + i if req.seed is not None else random.randrange(2**31),
+                stop=tuple(req.stop),
+                logprobs=req.logprobs,
+                top_logprobs=req.top_logprobs,
+            )
+            (c,) = self.runtime.generate([ids], params, batch_size=1)[0]
+            completion_tokens += len(c.token_ids)
+            choices.append(
+                {
                     "index": i,
-                    "message": {"role": "assistant", "content": content},
-                    "finish_reason": "stop" if stopped else "length",
-                    "logprobs": None,
+                    "message": {"role": "assistant", "content": c.text},
+                    "finish_reason": c.finish_reason,
+                    "logprobs": {"content": c.logprobs} if req.logprobs else None,
                 }
-                if req.logprobs:
-                    choice["logprobs"] = {"content": self._logprobs(new, out.logits, req.top_logprobs, eos)}
-                choices.append(choice)
+            )
         usage = {
-            "prompt_tokens": int(enc["input_ids"].shape[1]),
+            "prompt_tokens": len(ids),
             "completion_tokens": completion_tokens,
-            "total_tokens": int(enc["input_ids"].shape[1]) + completion_tokens,
+            "total_tokens": len(ids) + completion_tokens,
         }
         return choices, usage
-
-    def _entry(self, i: int, logp: Any) -> dict[str, Any]:
-        s = self.tok.decode([i])
-        return {"token": s, "logprob": float(logp[i]), "bytes": list(s.encode("utf-8"))}
-
-    def _logprobs(self, new: Any, logits: tuple, top: int, eos: list[int]) -> list[dict[str, Any]]:
-        import torch
-
-        rows = []
-        for tok_id, step in zip(new.tolist(), logits, strict=False):
-            if tok_id in eos:
-                break
-            logp = torch.log_softmax(step[0].float(), dim=-1)
-            row = self._entry(tok_id, logp)
-            row["top_logprobs"] = [self._entry(int(i), logp) for i in torch.topk(logp, top).indices] if top else []
-            rows.append(row)
-        return rows
 
 
 def make_server(gen: Generator, name: str, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:

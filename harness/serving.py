@@ -32,31 +32,26 @@ def _probe(model_dir: Path, conversations: list[list[dict[str, str]]], max_new_t
     from transformers import AutoModelForCausalLM
 
     from harness.models import load_tokenizer, pick_device_dtype
-    from probes.parity import render
+    from harness.runtime import GenParams, HFRuntime
 
     t0 = time.perf_counter()
     dev, dt = pick_device_dtype("auto", "auto")
     tok = load_tokenizer(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dt, use_safetensors=True).to(dev).eval()
     load_s = time.perf_counter() - t0
+    rt = HFRuntime(model, tok)
+    # a fixed number of new tokens: latency measures the model, not how soon it decides to stop
+    params = GenParams(max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, eos="config")
     latencies, tokens = [], 0
-    with torch.inference_mode():
-        for i, conv in enumerate(conversations[:warmup] + conversations):
-            ids = tok(render(tok, conv), return_tensors="pt", add_special_tokens=False)["input_ids"].to(dev)
-            s = time.perf_counter()
-            # a fixed number of new tokens: latency measures the model, not how soon it decides to stop
-            out = model.generate(
-                ids,
-                do_sample=False,
-                max_new_tokens=max_new_tokens,
-                min_new_tokens=max_new_tokens,
-                pad_token_id=tok.pad_token_id,
-            )
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            if i >= warmup:
-                latencies.append(time.perf_counter() - s)
-                tokens += out.shape[1] - ids.shape[1]
+    for i, conv in enumerate(conversations[:warmup] + conversations):
+        ids = rt.encode(conv)
+        s = time.perf_counter()
+        (answer,) = rt.generate([ids], params, batch_size=1)[0]
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= warmup:
+            latencies.append(time.perf_counter() - s)
+            tokens += len(answer.token_ids)
     peak_gpu = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None
     return {
         "device": str(dev),

@@ -175,26 +175,15 @@ def llama_cpp_greedy(
 ) -> dict[str, Any]:
     """Greedy completions of the GGUF run by llama.cpp itself vs the merged model's, from the same token ids.
     llama.cpp runs in its own process: a crash there is reported, it cannot take the harness down."""
-    import torch
-
     from harness.export import template_eot_id
     from harness.fresh import run_module
-    from probes.parity import render
+    from harness.runtime import GenParams, HFRuntime
 
     eot = template_eot_id(tok)
-    prompts, wants = [], []
-    for conv in convs:
-        ids = tok(render(tok, conv), add_special_tokens=False)["input_ids"]
-        with torch.inference_mode():
-            gen = ref.generate(
-                torch.tensor([ids]),
-                do_sample=False,
-                max_new_tokens=max_new_tokens,
-                eos_token_id=[eot],
-                pad_token_id=tok.pad_token_id,
-            )
-        prompts.append(ids)
-        wants.append([t for t in gen[0, len(ids) :].tolist() if t != eot])
+    rt = HFRuntime(ref, tok)
+    prompts = [rt.encode(conv) for conv in convs]
+    params = GenParams(max_new_tokens=max_new_tokens, eos=(eot,))
+    wants = [[t for t in rt.generate([ids], params, batch_size=1)[0][0].token_ids if t != eot] for ids in prompts]
     run = run_module(
         "harness.llama_cpp_run",
         str(path),
@@ -229,11 +218,10 @@ def gguf_metadata(path: Path) -> dict[str, Any]:
 def measure_template(req: Any, base_dir: Path | None, base: BaseModel, adapter: AdapterInfo, cache: MeasurementCache):
     """The chat template at training time, in the adapter's tokenizer, the merge and the GGUF; rendered ids;
     the end-of-turn token as EOS; whether greedy generation stops."""
-    import torch
-
     from harness.export import load_gguf, template_eot_id
     from harness.hashing import sha256_bytes
     from harness.models import load_tokenizer, tokenizer_dir
+    from harness.runtime import GenParams, HFRuntime
     from probes.parity import render
     from probes.training_log import TRAINING_MANIFEST
 
@@ -272,14 +260,11 @@ def measure_template(req: Any, base_dir: Path | None, base: BaseModel, adapter: 
         gen_eos = gen_cfg.get("eos_token_id")
         gen_eos = gen_eos if isinstance(gen_eos, list) else [gen_eos]
         merged, _ = _load_merged(merged_dir)
-        stopped = 0
-        with torch.inference_mode():
-            for conv in convs:
-                ids = mtok(render(mtok, conv), return_tensors="pt", add_special_tokens=False)["input_ids"]
-                out = merged.generate(
-                    ids, max_new_tokens=o["max_new_tokens"], do_sample=False, pad_token_id=mtok.pad_token_id
-                )  # the merged model's own generation config decides when to stop
-                stopped += int(out[0, -1]) in gen_eos and out.shape[1] - ids.shape[1] <= o["max_new_tokens"]
+        rt = HFRuntime(merged, mtok)
+        # the merged model's own generation config decides when to stop
+        params = GenParams(max_new_tokens=o["max_new_tokens"], eos="config")
+        answers = [rt.generate([conv], params, batch_size=1)[0][0] for conv in convs]
+        stopped = sum(bool(a.token_ids) and a.token_ids[-1] in gen_eos for a in answers)
         return {
             "hashes": hashes,
             "rendered_differ": ids_differ,

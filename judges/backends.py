@@ -177,29 +177,18 @@ class HFBackend:
     def ask(self, prompt: str, *, options: tuple[str, ...] | None, max_tokens: int, seed: int) -> Reply:
         import torch
 
+        from harness.runtime import GenParams, HFRuntime
+
         with self._lock:
             model, tok = self._load()
-            text = tok.apply_chat_template(
-                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-            )
-            enc = tok(text, return_tensors="pt", add_special_tokens=False).to(next(model.parameters()).device)
-            with torch.inference_mode():
-                if options:
-                    logits = model(**enc).logits[0, -1].float()
-                    logp = torch.log_softmax(logits, dim=-1)
-                    ids = {o: tok.encode(o, add_special_tokens=False)[0] for o in options}
-                    top = {o: float(logp[i]) for o, i in ids.items()}
-                    probs = option_probs(top, options)
-                    best = max(probs, key=probs.__getitem__) if probs else ""
-                    return Reply(best, probs)
-                from fine_tune.preflight import end_of_turn_ids
-
-                torch.manual_seed(seed)
-                out = model.generate(
-                    **enc,
-                    do_sample=False,
-                    max_new_tokens=max_tokens,
-                    eos_token_id=sorted(end_of_turn_ids(tok)),
-                    pad_token_id=tok.pad_token_id,
-                )
-            return Reply(tok.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True))
+            rt = HFRuntime(model, tok)
+            conv = [{"role": "user", "content": prompt}]
+            if options:
+                logp = torch.log_softmax(rt.logits(rt.encode(conv))[-1], dim=-1)
+                ids = {o: tok.encode(o, add_special_tokens=False)[0] for o in options}
+                top = {o: float(logp[i]) for o, i in ids.items()}
+                probs = option_probs(top, options)
+                best = max(probs, key=probs.__getitem__) if probs else ""
+                return Reply(best, probs)
+            (answer,) = rt.generate([conv], GenParams(max_new_tokens=max_tokens, seed=seed), batch_size=1)[0]
+            return Reply(answer.text)

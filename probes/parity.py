@@ -41,44 +41,36 @@ def compare(
     max_new_tokens: int = 24,
     eos: list[int] | None = None,
 ) -> Parity:
-    """`other` is fed exactly the reference's token ids (tokenizer parity is checked separately)."""
+    """`other` is fed exactly the reference's token ids (tokenizer parity is checked separately). Both run as
+    `hf` runtimes: greedy completions through `generate`, distributions through `logits`."""
     import torch
 
+    from harness.runtime import GenParams, HFRuntime
+
+    ra, rb = HFRuntime(ref, ref_tok), HFRuntime(other, ref_tok)
+    params = GenParams(max_new_tokens=max_new_tokens, eos=tuple(eos) if eos else "config")
     max_abs, kl_sum, agree, positions, equal, differing = 0.0, 0.0, 0, 0, 0, []
     agree_decisive, decisive = 0, 0
-    with torch.inference_mode():
-        for conv in conversations:
-            ids = ref_tok(render(ref_tok, conv), return_tensors="pt", add_special_tokens=False)["input_ids"]
-            gen_a = ref.generate(
-                ids, do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=ref_tok.pad_token_id
-            )
-            gen_b = other.generate(
-                ids, do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=eos, pad_token_id=ref_tok.pad_token_id
-            )
-            full = gen_a  # score the prompt and the reference's own continuation
-            la = ref(full).logits[0].float()
-            lb = other(full).logits[0].float()
-            max_abs = max(max_abs, float((la - lb).abs().max()))
-            pa, lpb = torch.log_softmax(la, -1), torch.log_softmax(lb, -1)
-            kl_sum += float((pa.exp() * (pa - lpb)).sum(-1).sum())
-            same_top = la.argmax(-1) == lb.argmax(-1)
-            agree += int(same_top.sum())
-            top2 = la.topk(2, dim=-1).values
-            clear = (top2[:, 0] - top2[:, 1]) >= TIE_MARGIN
-            agree_decisive += int((same_top & clear).sum())
-            decisive += int(clear.sum())
-            positions += la.shape[0]
-            same = gen_a.shape == gen_b.shape and bool((gen_a == gen_b).all())
-            equal += same
-            if not same and len(differing) < 3:
-                n = ids.shape[1]
-                differing.append(
-                    {
-                        "prompt": conv[-1]["content"][:200],
-                        "reference": ref_tok.decode(gen_a[0, n:], skip_special_tokens=True),
-                        "other": ref_tok.decode(gen_b[0, n:], skip_special_tokens=True),
-                    }
-                )
+    for conv in conversations:
+        ids = ra.encode(conv)
+        (gen_a,) = ra.generate([ids], params, batch_size=1)[0]
+        (gen_b,) = rb.generate([ids], params, batch_size=1)[0]
+        full = ids + list(gen_a.token_ids)  # score the prompt and the reference's own continuation
+        la, lb = ra.logits(full), rb.logits(full)
+        max_abs = max(max_abs, float((la - lb).abs().max()))
+        pa, lpb = torch.log_softmax(la, -1), torch.log_softmax(lb, -1)
+        kl_sum += float((pa.exp() * (pa - lpb)).sum(-1).sum())
+        same_top = la.argmax(-1) == lb.argmax(-1)
+        agree += int(same_top.sum())
+        top2 = la.topk(2, dim=-1).values
+        clear = (top2[:, 0] - top2[:, 1]) >= TIE_MARGIN
+        agree_decisive += int((same_top & clear).sum())
+        decisive += int(clear.sum())
+        positions += la.shape[0]
+        same = gen_a.token_ids == gen_b.token_ids
+        equal += same
+        if not same and len(differing) < 3:
+            differing.append({"prompt": conv[-1]["content"][:200], "reference": gen_a.text, "other": gen_b.text})
     return Parity(
         max_abs_logit=max_abs,
         mean_kl=kl_sum / max(positions, 1),

@@ -1,0 +1,155 @@
+"""`hf`: an in-process transformers (+ peft) model as a runtime. The package's one `model.generate` call.
+
+Batched with left padding and the KV cache under `inference_mode`; device and dtype are the loaded model's.
+Stops are applied in one place: end-of-answer ids (`GenParams.eos`) and stop strings (ended by transformers,
+then cut from the text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from harness.runtime.base import Completion, GenParams, Identity, Prompt, truncate_at_stop
+
+
+class HFRuntime:
+    def __init__(self, model: Any, tokenizer: Any, *, identity: Identity | None = None, progress: bool = True):
+        self.model = model
+        self.tok = tokenizer
+        self._identity = identity or Identity("hf", getattr(model, "name_or_path", "model"))
+        self._progress = progress
+
+    # -- protocol ---------------------------------------------------------------------------------
+    def identity(self) -> Identity:
+        return self._identity
+
+    def close(self) -> None:
+        self.model = None
+
+    def logits(self, ids: Sequence[int]) -> Any:
+        import torch
+
+        with torch.inference_mode():
+            x = torch.tensor([list(ids)], device=self._device())
+            return self.model(x).logits[0].float()
+
+    def generate(
+        self, prompts: Sequence[Prompt], params: GenParams, *, batch_size: int = 16, description: str | None = None
+    ) -> list[list[Completion]]:
+        import torch
+
+        from harness.console import progress
+
+        ids = [self.encode(p) for p in prompts]
+        greedy = params.temperature == 0
+        per_prompt = 1 if greedy else params.n
+        per_batch = max(1, batch_size // per_prompt)
+        eos = self.eos_ids(params.eos)
+        out: list[list[Completion]] = []
+        show = self._progress and description is not None
+        with progress(disable=not show) as bar, torch.inference_mode():
+            task = bar.add_task(description or "generating", total=len(ids))
+            for b, start in enumerate(range(0, len(ids), per_batch)):
+                chunk = ids[start : start + per_batch]
+                torch.manual_seed(params.seed + b)
+                rows = self._generate(chunk, params, greedy, per_prompt, eos)
+                for i in range(len(chunk)):
+                    outs = rows[i * per_prompt : (i + 1) * per_prompt]
+                    out.append(outs * params.n if greedy else outs)
+                bar.advance(task, len(chunk))
+        return out
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def encode(self, prompt: Prompt) -> list[int]:
+        if prompt and isinstance(prompt[0], dict):
+            text = self.tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+            return self.tok(text, add_special_tokens=False)["input_ids"]
+        return list(prompt)  # token ids already
+
+    def eos_ids(self, eos: str | tuple[int, ...]) -> list[int]:
+        if eos == "turn":
+            from fine_tune.preflight import end_of_turn_ids
+
+            return sorted(end_of_turn_ids(self.tok))
+        if eos == "config":
+            cfg = self.model.generation_config.eos_token_id
+            return [] if cfg is None else sorted(cfg if isinstance(cfg, list) else [cfg])
+        return list(eos)
+
+    def _device(self) -> Any:
+        return next(self.model.parameters()).device
+
+    def _generate(
+        self, chunk: list[list[int]], params: GenParams, greedy: bool, per_prompt: int, eos: list[int]
+    ) -> list[Completion]:
+        import torch
+
+        pad = self.tok.pad_token_id
+        width = max(len(x) for x in chunk)
+        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in chunk], device=self._device())
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in chunk], device=self._device())
+        kw: dict[str, Any] = {}
+        if params.eos != "config":  # else the model's generation config decides, as a deployment would
+            kw["eos_token_id"] = eos
+        if params.min_new_tokens:
+            kw["min_new_tokens"] = params.min_new_tokens
+        if params.stop:
+            kw.update(stop_strings=list(params.stop), tokenizer=self.tok)
+        if params.logprobs:
+            kw.update(output_logits=True, return_dict_in_generate=True)
+        gen = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=mask,
+            do_sample=not greedy,
+            temperature=None if greedy else params.temperature,
+            top_p=None if greedy else params.top_p,
+            top_k=None,
+            max_new_tokens=params.max_new_tokens,
+            num_return_sequences=per_prompt,
+            pad_token_id=pad,
+            use_cache=True,
+            **kw,
+        )
+        seqs = gen.sequences if params.logprobs else gen
+        new = seqs[:, width:].tolist()
+        rows = []
+        for r, toks in enumerate(new):
+            toks = _trim(toks, eos, pad)
+            raw = self.tok.decode(toks, skip_special_tokens=False)
+            text = self.tok.decode(toks, skip_special_tokens=True)
+            cut = truncate_at_stop(text, params.stop)
+            ended = bool(toks) and toks[-1] in eos
+            lp = self._logprobs(toks, gen.logits, r, params.top_logprobs, eos) if params.logprobs else None
+            reason = "stop" if ended or len(cut) < len(text) else "length"
+            rows.append(Completion(cut, tuple(toks), reason, raw, lp))
+        return rows
+
+    def _logprobs(self, toks: list[int], logits: tuple, row: int, top: int, eos: list[int]) -> list[dict[str, Any]]:
+        import torch
+
+        def entry(i: int, logp: Any) -> dict[str, Any]:
+            s = self.tok.decode([i])
+            return {"token": s, "logprob": float(logp[i]), "bytes": list(s.encode("utf-8"))}
+
+        rows = []
+        for tok_id, step in zip(toks, logits, strict=False):
+            if tok_id in eos:
+                break
+            logp = torch.log_softmax(step[row].float(), dim=-1)
+            e = entry(tok_id, logp)
+            e["top_logprobs"] = [entry(int(i), logp) for i in torch.topk(logp, top).indices] if top else []
+            rows.append(e)
+        return rows
+
+
+def _trim(toks: list[int], eos: list[int], pad: int | None) -> list[int]:
+    """The generated ids up to and including the first end-of-answer id; a row that stopped early in a batch
+    is padded after that (or after its stop string), and the padding is not part of the answer."""
+    for i, t in enumerate(toks):
+        if t in eos:
+            return toks[: i + 1]
+    if pad is not None and pad not in eos:
+        while toks and toks[-1] == pad:
+            toks = toks[:-1]
+    return toks

@@ -1,0 +1,50 @@
+"""The `hf` runtime on the tiny model: the one generation loop every model call goes through."""
+
+import pytest
+
+from harness.models import load_base_model, load_tokenizer
+from harness.runtime import GenParams, HFRuntime
+
+PROMPTS = [
+    [{"role": "user", "content": "The payments API returned errors"}],
+    [{"role": "user", "content": "Latency on the search cluster rose above four seconds during the sale, why?"}],
+    [{"role": "user", "content": "hi"}],
+]
+
+
+@pytest.fixture(scope="module")
+def rt(tiny_base):
+    return HFRuntime(load_base_model(tiny_base), load_tokenizer(tiny_base.dir))
+
+
+def test_a_batch_gives_each_prompt_what_it_gets_alone_without_padding(rt):
+    p = GenParams(max_new_tokens=10)
+    batched = [outs[0] for outs in rt.generate(PROMPTS, p, batch_size=8)]
+    single = [rt.generate([c], p, batch_size=1)[0][0] for c in PROMPTS]
+    assert batched == single  # text, token ids and finish reason
+    eos = set(rt.eos_ids("turn"))
+    for c in batched:
+        assert 0 < len(c.token_ids) <= 10
+        assert c.finish_reason == ("stop" if c.token_ids[-1] in eos else "length")
+        assert not any(t in eos for t in c.token_ids[:-1])  # nothing after the end of the answer
+
+
+def test_fixed_length_and_ids_in_and_logprobs_out(rt):
+    ids = rt.encode(PROMPTS[0])
+    p = GenParams(max_new_tokens=6, min_new_tokens=6, eos="config", logprobs=True, top_logprobs=2)
+    (c,) = rt.generate([ids], p)[0]
+    assert len(c.token_ids) == 6 and c.finish_reason == "length"
+    assert len(c.logprobs) == 6 and all(len(e["top_logprobs"]) == 2 for e in c.logprobs)
+    # greedy: the chosen token is the most likely one, and its log-probability is what logits() says
+    logits = rt.logits(ids + list(c.token_ids[:1]))
+    first = c.logprobs[0]
+    assert first["top_logprobs"][0]["logprob"] == pytest.approx(first["logprob"])
+    assert int(logits[len(ids) - 1].argmax()) == c.token_ids[0]
+
+
+def test_stop_strings_end_the_answer_and_say_so(rt):
+    free = rt.generate(PROMPTS[:1], GenParams(max_new_tokens=12))[0][0]
+    assert len(free.text) > 2
+    stop = free.text[1:3]
+    (c,) = rt.generate(PROMPTS[:1], GenParams(max_new_tokens=12, stop=(stop,)))[0]
+    assert c.text == free.text[: free.text.find(stop)] and c.finish_reason == "stop"
