@@ -21,9 +21,11 @@ demo: $(STAMP)
 	$(BIN)/harness demo
 
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from fine_tune.demo_data import generate
+from fine_tune.demo.triage import generate
 from probes.contamination import contamination
 from probes.overlap import read_text_set
 

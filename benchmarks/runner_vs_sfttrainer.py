@@ -87,7 +87,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
 
-    from fine_tune.demo_data import write_demo_data
+    from fine_tune.demo.triage import write_demo_data
     from harness.console import quiet_hf_progress
     from harness.models import resolve_base
 

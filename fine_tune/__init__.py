@@ -1,6 +1,6 @@
 """The fine-tune runner: CPT and LoRA/QLoRA SFT on TRL, its data handling and preflight, the demo data."""
 
-from fine_tune.demo_data import CATEGORIES, SEVERITIES, TEMPLATES, TriageItem, demo_splits, generate, write_demo_data
+from fine_tune.demo.triage import CATEGORIES, SEVERITIES, TEMPLATES, TriageItem, demo_splits, generate, write_demo_data
 from fine_tune.spec import FineTuneSpec
 
 __all__ = [

@@ -445,8 +445,8 @@ def train(
 
 def train_from_config(cfg: Any, out: Path | None = None, *, resume: bool = False) -> TrainOutcome:
     """`harness train`: the config's [fine_tune] section, refusing to train on any of its gates' eval sets."""
-    from harness.demo import new_run_dir
     from harness.models import resolve_base
+    from harness.paths import new_run_dir
 
     spec: FineTuneSpec = cfg.fine_tune
     base = resolve_base(spec.base or cfg.model.base, cfg.base_dir, cfg.model.revision if cfg.model else None)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.cache import atomic_write_text
 from harness.console import console
 from harness.errors import HarnessError
+from harness.files import atomic_write_text
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,8 @@ import numpy as np
 from gates.registry import GateContext, MeasureRequest, gate
 from gates.stats import bootstrap_mean, decide_non_inferiority
 from gates.types import Example, GateResult
-from harness.models import EMBEDDED_ALIAS
-from judges.protocol import JudgeRun, PairJudgement
-from judges.run import JudgeSpec
+from harness.paths import EMBEDDED_ALIAS
+from judges.results import JudgeRun, JudgeSpec, PairJudgement
 
 _ORDER = {"pass": 0, "inconclusive": 1, "fail": 2}
 DEFAULT_AXES = ["correctness", "helpfulness", "faithfulness", "tone", "format"]

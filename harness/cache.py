@@ -8,31 +8,16 @@ directory and are renamed into place, so a killed run never leaves a half-writte
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from harness.files import atomic_write_text
 from harness.hashing import sha256_json
+
+__all__ = ["MEASURE_VERSION", "MeasurementCache", "atomic_write_text"]
 
 # bump when a measurement's definition changes, so old entries are never served
 MEASURE_VERSION = 1
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class MeasurementCache:

@@ -91,7 +91,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from fine_tune.sweep import sweep
     from harness.config import load_config
     from harness.console import console
-    from harness.demo import new_run_dir
+    from harness.paths import new_run_dir
 
     try:
         ranks = [int(x) for x in args.r.split(",") if x.strip()]
@@ -140,8 +140,8 @@ def _data_dedup(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from harness.console import console
-    from harness.export import export_gguf, merge
     from harness.models import check_adapter, resolve_base
+    from harness.release.export import export_gguf, merge
 
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
@@ -157,11 +157,11 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _bundle(args: argparse.Namespace) -> int:
-    from harness.bundle import make_bundle
     from harness.config import load_config
     from harness.console import console
     from harness.models import check_adapter, resolve_base
-    from harness.shipping import _conversations
+    from harness.release.artifacts import _conversations
+    from harness.release.bundle import make_bundle
 
     cfg = load_config(args.config)
     base = resolve_base(cfg.model.base, cfg.base_dir, cfg.model.revision)

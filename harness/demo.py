@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from harness.console import console
 from harness.errors import HarnessError
 from harness.models import EMBEDDED_ALIAS
+from harness.paths import new_run_dir
 
 DEMO_CONFIG = """\
 # Release config written by `harness demo`. Paths are relative to this file.
@@ -119,30 +119,10 @@ class DemoResult:
     verdict: str
 
 
-def new_run_dir(root: Path = Path("runs"), prefix: str = "demo") -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    path, i = root / f"{prefix}-{stamp}", 1
-    while path.exists():
-        i += 1
-        path = root / f"{prefix}-{stamp}-{i}"
-    return path
-
-
-def write_cpt_text(path: Path, n: int = 300, seed: int = 4) -> Path:
-    """Raw domain text for the CPT stage: incident reports with no instructions, from their own seed."""
-    import json
-
-    from fine_tune.demo_data import generate
-
-    rows = [{"id": it.id, "text": it.report} for it in generate(n, seed, "cpt")]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
 def run_demo(
     out: Path | None = None, *, steps: int = 40, qlora: bool = False, cpt: bool = False, base: str = EMBEDDED_ALIAS
 ) -> DemoResult:
-    from fine_tune.demo_data import write_demo_data
+    from fine_tune.demo.triage import write_cpt_text, write_demo_data
     from fine_tune.runner import train_from_config
     from harness.config import load_config
     from harness.pipeline import run

@@ -7,11 +7,15 @@ re-read hundreds of megabytes of unchanged weights. `promote` bypasses the index
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import threading
+from functools import cache
 from pathlib import Path
 from typing import Any
+
+from harness.files import atomic_write_text
 
 _CHUNK = 1 << 20
 _INDEX_LIMIT = 4096
@@ -59,8 +63,6 @@ def sha256_file(path: str | os.PathLike, *, fresh: bool = False) -> str:
         index[key] = digest
         while len(index) > _INDEX_LIMIT:  # oldest entries first (dicts keep insertion order)
             index.pop(next(iter(index)))
-        from harness.cache import atomic_write_text
-
         try:
             atomic_write_text(_index_path(), json.dumps(index))
         except OSError:
@@ -85,3 +87,10 @@ def sha256_dir(directory: str | os.PathLike, *, names: list[str] | None = None, 
     files = [d / n for n in names if (d / n).is_file()] if names else list_files(d)
     entries = [[f.relative_to(d).as_posix(), sha256_file(f, fresh=fresh)] for f in files]
     return sha256_json(entries)
+
+
+@cache
+def source_sha256(module: str) -> str:
+    """The hash of a module's source file (part of a measurement's cache key: changed code, new measurement)."""
+    spec = importlib.util.find_spec(module)
+    return sha256_file(spec.origin) if spec and spec.origin else module

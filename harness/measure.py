@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from harness.data import Dataset, load_dataset
-from harness.hashing import sha256_file, sha256_json
+from harness.hashing import sha256_json, source_sha256
 from harness.models import AdapterInfo
 from probes.results import NLLMeasurement, ProbeOutcome, ProbeRun
 from probes.suites import Suite, load_suite
@@ -35,13 +34,7 @@ class MeasureKind:
     preflight: Callable[..., None] | None = None
 
     def code_sha256(self) -> str:
-        return sha256_json([_source_sha(m) for m in self.code])
-
-
-@cache
-def _source_sha(module: str) -> str:
-    spec = importlib.util.find_spec(module)
-    return sha256_file(spec.origin) if spec and spec.origin else module
+        return sha256_json([source_sha256(m) for m in self.code])
 
 
 def _nll(model: Any, tokenizer: Any, dataset: Dataset, *, max_length: int, batch_size: int, description: str) -> Any:
@@ -142,7 +135,7 @@ def _contamination_preflight(req: Any, base_dir: Path | None) -> None:
 
 def _ship(name: str) -> Callable[..., Any]:
     def run(*args: Any) -> Any:
-        from harness import shipping
+        from harness.release import shipping
 
         return getattr(shipping, name)(*args)
 
@@ -150,7 +143,7 @@ def _ship(name: str) -> Callable[..., Any]:
 
 
 def _serving(*args: Any) -> Any:
-    from harness.serving import measure_serving
+    from harness.release.serving import measure_serving
 
     return measure_serving(*args)
 

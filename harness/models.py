@@ -21,11 +21,10 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.hashing import sha256_bytes, sha256_dir, sha256_file
-from harness.paths import cache_root
+from harness.paths import EMBEDDED_ALIAS, cache_root
 
 log = logging.getLogger(__name__)
 
-EMBEDDED_ALIAS = "smollm2-135m-instruct"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TOKENIZER_FILES = [
     "tokenizer.json",

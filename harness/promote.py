@@ -81,7 +81,7 @@ def promote(report_path: str | Path, registry: str | Path) -> Path:
     shutil.copytree(adapter, tmp / "adapter")
     bundle = _gated_bundle(report)
     if bundle is not None:  # what ships is the bundle: promote it, after checking it is still what was gated
-        from harness.bundle import verify_files
+        from harness.release.bundle import verify_files
 
         problems = verify_files(bundle)
         if problems["missing"] or problems["altered"]:

@@ -73,8 +73,8 @@ class GateFailed(Exception):
 def _run_once(config: pytest.Config) -> Any:
     state = config.stash[_RESULT_KEY]
     if "result" not in state and "error" not in state:
-        from harness.demo import new_run_dir
         from harness.errors import HarnessError
+        from harness.paths import new_run_dir
         from harness.pipeline import run
 
         out_opt = config.getoption("--harness-out")

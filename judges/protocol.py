@@ -20,13 +20,14 @@ import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.cache import MeasurementCache
 from harness.hashing import sha256_bytes
 from judges.backends import Backend, Reply
+from judges.results import JudgeRun, OrderVerdict, PairJudgement, RubricScore
 
 PROMPTS = Path(__file__).parent / "prompts"
 PAIRWISE = {"text": "pairwise-v1.txt", "choice": "pairwise-choice-v1.txt"}
@@ -79,115 +80,6 @@ def load_axes(names: list[str] | None, path: str | Path | None = None) -> list[A
     if unknown:
         raise ValueError(f"unknown rubric axes {unknown} in {src}; it defines: {', '.join(axes)}")
     return [axes[n] for n in (names if names is not None else list(axes))]
-
-
-@dataclass(frozen=True)
-class OrderVerdict:
-    """One order's judgement: `choice` is A, B, tie or None (unparsed after every retry)."""
-
-    choice: str | None
-    reason: str
-    probs: dict[str, float] | None
-    attempts: int
-
-
-@dataclass(frozen=True)
-class PairJudgement:
-    id: str
-    question: str
-    base: str
-    candidate: str
-    base_first: OrderVerdict  # A = base, B = candidate
-    candidate_first: OrderVerdict  # A = candidate, B = base
-
-    @staticmethod
-    def _winner(v: OrderVerdict, a: str, b: str) -> str | None:
-        return {"A": a, "B": b, "tie": "tie"}.get(v.choice or "")
-
-    @property
-    def orders(self) -> tuple[str | None, str | None]:
-        """The winner named by each order: base, candidate, tie or None."""
-        return (
-            self._winner(self.base_first, "base", "candidate"),
-            self._winner(self.candidate_first, "candidate", "base"),
-        )
-
-    @property
-    def outcome(self) -> str | None:
-        """candidate, base or tie (orders disagree, or a tie); None when a verdict was not parsed."""
-        first, second = self.orders
-        if first is None or second is None:
-            return None
-        return first if first == second and first != "tie" else "tie"
-
-    @property
-    def consistent(self) -> bool | None:
-        first, second = self.orders
-        return None if first is None or second is None else first == second
-
-    @property
-    def score(self) -> float | None:
-        """1 candidate win, 0.5 tie, 0 base win."""
-        return {"candidate": 1.0, "tie": 0.5, "base": 0.0}.get(self.outcome or "")
-
-
-@dataclass(frozen=True)
-class RubricScore:
-    id: str
-    axis: str
-    variant: str
-    score: float | None
-    reason: str
-    attempts: int
-
-
-@dataclass(frozen=True)
-class JudgeRun:
-    """Everything a `judge` gate decides on, serialisable."""
-
-    judge: dict[str, Any]
-    mode: str
-    prompts: dict[str, str]  # role -> prompt version
-    seed: int
-    pairs: tuple[PairJudgement, ...]
-    rubric: tuple[RubricScore, ...] = ()
-    axes: tuple[str, ...] = ()
-    calls: dict[str, int] = field(default_factory=dict)  # asked, cached
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def without(self, ids: set[str]) -> JudgeRun:
-        from dataclasses import replace
-
-        return replace(
-            self,
-            pairs=tuple(p for p in self.pairs if p.id not in ids),
-            rubric=tuple(r for r in self.rubric if r.id not in ids),
-        )
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> JudgeRun:
-        pairs = tuple(
-            PairJudgement(
-                **{
-                    **p,
-                    "base_first": OrderVerdict(**p["base_first"]),
-                    "candidate_first": OrderVerdict(**p["candidate_first"]),
-                }
-            )
-            for p in d["pairs"]
-        )
-        return cls(
-            judge=d["judge"],
-            mode=d["mode"],
-            prompts=d["prompts"],
-            seed=d["seed"],
-            pairs=pairs,
-            rubric=tuple(RubricScore(**r) for r in d.get("rubric", ())),
-            axes=tuple(d.get("axes", ())),
-            calls=d.get("calls", {}),
-        )
 
 
 def parse_pairwise(reply: Reply) -> tuple[str | None, str]:

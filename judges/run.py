@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,30 +9,7 @@ from harness.cache import MeasurementCache
 from harness.console import progress
 from judges.backends import Backend, HFBackend, OpenAIBackend
 from judges.protocol import Judge, JudgeRun, judge_pairs, load_axes
-
-
-@dataclass(frozen=True)
-class JudgeSpec:
-    """How to judge (hashable: it travels inside a MeasureRequest's options)."""
-
-    backend: str = "hf"  # hf | openai
-    model: str = "smollm2-135m-instruct"
-    base_url: str | None = None
-    api_key_env: str | None = None
-    timeout: float = 60.0
-    retries: int = 3
-    concurrency: int = 4
-    logprobs: bool = True
-    parse_retries: int = 2
-    max_tokens: int = 256
-    seed: int = 0
-    axes: tuple[str, ...] = ()
-    axes_file: str | None = None
-
-    @property
-    def mode(self) -> str:
-        return "choice" if self.logprobs else "text"
-
+from judges.results import JudgeSpec
 
 _BACKENDS: dict[tuple[JudgeSpec, str], Backend] = {}
 

@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from harness.cache import atomic_write_text
+from harness.files import atomic_write_text
 from reports.junit import render_junit
 from reports.markdown import render_markdown
 from reports.types import SCHEMA_VERSION, Report

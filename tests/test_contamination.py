@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from fine_tune.demo_data import write_demo_data
+from fine_tune.demo.triage import write_demo_data
 from harness.cli import main
 from harness.errors import HarnessError
 from harness.pipeline import run

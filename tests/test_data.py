@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from fine_tune.demo_data import demo_splits, write_jsonl
+from fine_tune.demo.triage import demo_splits, write_jsonl
 from harness.data import builtin_names, load_dataset
 from harness.errors import HarnessError
 

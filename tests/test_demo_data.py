@@ -1,6 +1,6 @@
 import json
 
-from fine_tune.demo_data import CATEGORIES, IMPACTS, SEVERITIES, SYMPTOMS, TEMPLATES, demo_splits, write_demo_data
+from fine_tune.demo.triage import CATEGORIES, IMPACTS, SEVERITIES, SYMPTOMS, TEMPLATES, demo_splits, write_demo_data
 
 
 def test_reproducible_byte_for_byte(tmp_path):

@@ -158,7 +158,7 @@ def test_bad_specs_and_suite_lines_are_named(tmp_path):
 
 
 def test_builtin_triage_probes_come_from_the_generator(tmp_path):
-    from fine_tune.demo_data import demo_splits, write_probes
+    from fine_tune.demo.triage import demo_splits, write_probes
 
     shipped = load_suite("builtin:triage_probes")
     assert len(shipped) == 40 and shipped.items[0].check["type"] == "json"

@@ -202,7 +202,7 @@ def test_qlora_trains_and_its_adapter_loads_on_the_full_precision_base(tmp_path,
 
 
 def test_cpt_lowers_held_out_perplexity_of_the_domain_text(tmp_path, tiny_base):
-    from harness.demo import write_cpt_text
+    from fine_tune.demo.triage import write_cpt_text
     from harness.pipeline import run
     from tests.helpers import write_config
 

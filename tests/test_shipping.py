@@ -10,10 +10,10 @@ import shutil
 import pytest
 
 from harness.cli import main
-from harness.export import export_gguf, load_gguf
 from harness.models import check_adapter
 from harness.pipeline import run
-from harness.shipping import ensure_merged, export_dir
+from harness.release.artifacts import ensure_merged, export_dir
+from harness.release.export import export_gguf, load_gguf
 
 
 @pytest.fixture()
@@ -170,7 +170,7 @@ def test_promote_ships_the_gated_bundle_and_refuses_an_altered_one(tmp_path, tin
 
 
 def _llama_cpp() -> bool:
-    from harness.shipping import llama_cpp_available
+    from harness.release.shipping import llama_cpp_available
 
     return llama_cpp_available()
 

@@ -9,7 +9,7 @@ gating time, so a rollback can be checked exactly.
       report.json         the gating report, when bundled after `harness gate`
       BUNDLE.json         sha256 and size of every file above
 
-`python -m harness.bundle verify DIR` loads the bundle in a fresh process and reproduces the recorded outputs.
+`python -m harness.release.bundle verify DIR` loads the bundle in a fresh process and reproduces the recorded outputs.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def make_bundle(
 ) -> Path:
     """Write the bundle to `out` (a new directory; written beside it and renamed when complete)."""
     from harness.console import status
-    from harness.shipping import ensure_gguf, ensure_merged
+    from harness.release.artifacts import ensure_gguf, ensure_merged
 
     out = Path(out)
     if out.exists():
@@ -130,14 +130,14 @@ def verify_in_fresh_process(bundle: Path, timeout: float = 900) -> dict[str, Any
     """`verify` in a new Python process: nothing of this process (loaded weights, caches) can help it."""
     from harness.fresh import run_module
 
-    run = run_module("harness.bundle", "verify", str(bundle), timeout=timeout)
+    run = run_module("harness.release.bundle", "verify", str(bundle), timeout=timeout)
     if not run.ok:
         raise RuntimeError(f"bundle verification process failed (exit {run.returncode}): {run.stderr[-2000:]}")
     return run.result
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m harness.bundle")
+    ap = argparse.ArgumentParser(prog="python -m harness.release.bundle")
     ap.add_argument("command", choices=["verify"])
     ap.add_argument("bundle")
     args = ap.parse_args(argv)

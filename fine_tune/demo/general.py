@@ -57,7 +57,7 @@ class GeneralItem:
     template: str
 
     def row(self) -> dict:
-        from fine_tune.demo_data import chat_row
+        from fine_tune.demo.rows import chat_row
 
         return chat_row(self.id, self.prompt, self.answer, template=self.template, task="general")
 

@@ -11,42 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.cache import MeasurementCache
-from harness.hashing import sha256_file, sha256_json
+from harness.hashing import sha256_file, sha256_json, source_sha256
 from harness.models import AdapterInfo, BaseModel, fingerprint
-from harness.paths import cache_root
+from harness.release.artifacts import _conversations, ensure_gguf, ensure_merged, export_dir, load_merged
 
-CODE = ("harness.export", "harness.shipping", "probes.parity")
-
-
-def export_dir(base: BaseModel, adapter: AdapterInfo) -> Path:
-    return cache_root() / "exports" / fingerprint(base, adapter).key[:24]  # weights, adapter and tokenizer
-
-
-def ensure_merged(base: BaseModel, adapter: AdapterInfo, onto: str = "full-precision") -> Path:
-    from harness.export import merge
-
-    out = export_dir(base, adapter) / ("merged" if onto == "full-precision" else "merged-dequantized-nf4")
-    if not (out / "config.json").is_file():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        merge(base, adapter, out, onto=onto)
-    return out
-
-
-def ensure_gguf(base: BaseModel, adapter: AdapterInfo, qtype: str) -> Path:
-    from harness.export import export_gguf
-
-    merged = ensure_merged(base, adapter)
-    out = export_dir(base, adapter) / f"model-{qtype}.gguf"
-    if not out.is_file():
-        export_gguf(merged, out, qtype)
-    return out
-
-
-def _conversations(spec: str, base_dir: Path | None, limit: int) -> tuple[list[list[dict[str, str]]], str]:
-    from probes.suites import load_suite
-
-    suite = load_suite(spec, base_dir, key="prompts", check_optional=True)
-    return [list(i.messages) for i in suite.items[:limit]], suite.sha256
+CODE = ("harness.release.export", "harness.release.shipping", "probes.parity")
 
 
 def _cached(
@@ -59,11 +28,9 @@ def _cached(
     fn,
     keep=lambda value: True,  # a result that depends on the environment (a crashed llama.cpp) is not kept
 ):
-    from harness.measure import _source_sha
-
     key = cache.key(
         kind=kind,
-        code=sha256_json([_source_sha(m) for m in CODE]),
+        code=sha256_json([source_sha256(m) for m in CODE]),
         model=fingerprint(base, adapter).key,
         data=data_sha,
         options=opts,
@@ -77,16 +44,6 @@ def _cached(
     return value
 
 
-def _load_merged(path: Path) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM
-
-    from harness.models import load_tokenizer, pick_device_dtype
-
-    dev, _ = pick_device_dtype("auto", "float32")
-    model = AutoModelForCausalLM.from_pretrained(path, dtype="float32", use_safetensors=True).to(dev).eval()
-    return model, load_tokenizer(path)
-
-
 def _unmerged(base: BaseModel, adapter: AdapterInfo) -> tuple[Any, Any]:
     from harness.models import attach_adapter, load_base_model, load_tokenizer, tokenizer_dir
 
@@ -97,7 +54,7 @@ def _unmerged(base: BaseModel, adapter: AdapterInfo) -> tuple[Any, Any]:
 def measure_merge(req: Any, base_dir: Path | None, base: BaseModel, adapter: AdapterInfo, cache: MeasurementCache):
     """Unmerged candidate vs its merge (full precision), on the prompts."""
     from harness.console import status
-    from harness.export import template_eot_id
+    from harness.release.export import template_eot_id
     from probes.parity import compare
 
     o = req.opts
@@ -107,7 +64,7 @@ def measure_merge(req: Any, base_dir: Path | None, base: BaseModel, adapter: Ada
         merged_dir = ensure_merged(base, adapter)
         with status("Comparing the merged model with the unmerged adapter"):
             ref, tok = _unmerged(base, adapter)
-            merged, _ = _load_merged(merged_dir)
+            merged, _ = load_merged(merged_dir)
             parity = compare(ref, tok, merged, convs, max_new_tokens=o["max_new_tokens"], eos=[template_eot_id(tok)])
         info = json.loads((merged_dir / "harness_merge.json").read_text())
         return {
@@ -124,7 +81,7 @@ def measure_merge(req: Any, base_dir: Path | None, base: BaseModel, adapter: Ada
 def measure_gguf(req: Any, base_dir: Path | None, base: BaseModel, adapter: AdapterInfo, cache: MeasurementCache):
     """Each GGUF type read back by transformers vs the merged model; tokenizer parity."""
     from harness.console import status
-    from harness.export import load_gguf, template_eot_id
+    from harness.release.export import load_gguf, template_eot_id
     from probes.parity import compare, tokenizer_parity
 
     o = req.opts
@@ -132,7 +89,7 @@ def measure_gguf(req: Any, base_dir: Path | None, base: BaseModel, adapter: Adap
 
     def run() -> dict[str, Any]:
         merged_dir = ensure_merged(base, adapter)
-        ref, tok = _load_merged(merged_dir)
+        ref, tok = load_merged(merged_dir)
         out = {}
         for qtype in o["types"]:
             path = ensure_gguf(base, adapter, qtype)
@@ -175,8 +132,8 @@ def llama_cpp_greedy(
 ) -> dict[str, Any]:
     """Greedy completions of the GGUF run by llama.cpp itself vs the merged model's, from the same token ids.
     llama.cpp runs in its own process: a crash there is reported, it cannot take the harness down."""
-    from harness.export import template_eot_id
     from harness.fresh import run_module
+    from harness.release.export import template_eot_id
     from harness.runtime import GenParams, HFRuntime
 
     eot = template_eot_id(tok)
@@ -185,7 +142,7 @@ def llama_cpp_greedy(
     params = GenParams(max_new_tokens=max_new_tokens, eos=(eot,))
     wants = [[t for t in rt.generate([ids], params, batch_size=1)[0][0].token_ids if t != eot] for ids in prompts]
     run = run_module(
-        "harness.llama_cpp_run",
+        "harness.release.llama_cpp_run",
         str(path),
         payload={"prompts": prompts, "stop": [eot], "max_new_tokens": max_new_tokens},
     )
@@ -218,9 +175,9 @@ def gguf_metadata(path: Path) -> dict[str, Any]:
 def measure_template(req: Any, base_dir: Path | None, base: BaseModel, adapter: AdapterInfo, cache: MeasurementCache):
     """The chat template at training time, in the adapter's tokenizer, the merge and the GGUF; rendered ids;
     the end-of-turn token as EOS; whether greedy generation stops."""
-    from harness.export import load_gguf, template_eot_id
     from harness.hashing import sha256_bytes
     from harness.models import load_tokenizer, tokenizer_dir
+    from harness.release.export import load_gguf, template_eot_id
     from harness.runtime import GenParams, HFRuntime
     from probes.parity import render
     from probes.training_log import TRAINING_MANIFEST
@@ -259,7 +216,7 @@ def measure_template(req: Any, base_dir: Path | None, base: BaseModel, adapter: 
         gen_cfg = json.loads((merged_dir / "generation_config.json").read_text())
         gen_eos = gen_cfg.get("eos_token_id")
         gen_eos = gen_eos if isinstance(gen_eos, list) else [gen_eos]
-        merged, _ = _load_merged(merged_dir)
+        merged, _ = load_merged(merged_dir)
         rt = HFRuntime(merged, mtok)
         # the merged model's own generation config decides when to stop
         params = GenParams(max_new_tokens=o["max_new_tokens"], eos="config")
@@ -282,7 +239,7 @@ def measure_template(req: Any, base_dir: Path | None, base: BaseModel, adapter: 
 
 def measure_rollback(req: Any, base_dir: Path | None, base: BaseModel, adapter: AdapterInfo, cache: MeasurementCache):
     """Bundle what ships (unless a bundle is named) and reload it in a fresh process: same files, same outputs."""
-    from harness.bundle import make_bundle, verify_in_fresh_process
+    from harness.release.bundle import make_bundle, verify_in_fresh_process
 
     o = req.opts
     bundle = Path(o["bundle"]) if o["bundle"] else export_dir(base, adapter) / "bundle"

@@ -5,8 +5,8 @@ Seeded and reproducible byte for byte: the same seed gives the same file. Labels
 instruction templates; train, validation and eval come from separate seeds, and eval items whose
 (system, symptom) or (symptom, impact) pair occurs in train are dropped, so eval items are new combinations,
 not near-copies of training reports. The written training file also carries policy rows
-(refusals of out-of-policy requests and helpful answers to risky-sounding ones, `fine_tune.demo_safety`) and
-general replay rows (`fine_tune.demo_general`); the validation file carries held-out rows of both in the same
+(refusals of out-of-policy requests and helpful answers to risky-sounding ones, `fine_tune.demo.safety`) and
+general replay rows (`fine_tune.demo.general`); the validation file carries held-out rows of both in the same
 proportions, so the validation loss and the runner's train-sample loss average over the same task mix.
 """
 
@@ -17,6 +17,8 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+from fine_tune.demo.rows import chat_row
 
 SEVERITIES = ("critical", "high", "medium", "low")
 CATEGORIES = ("outage", "performance", "security", "data")
@@ -106,16 +108,6 @@ TEMPLATES = (
 )
 
 
-def chat_row(id: str, prompt: str, answer: str, **fields: object) -> dict:
-    """A TRL conversational prompt/completion row, plus fields for checking and auditing."""
-    return {
-        "id": id,
-        "prompt": [{"role": "user", "content": prompt}],
-        "completion": [{"role": "assistant", "content": answer}],
-        **fields,
-    }
-
-
 @dataclass(frozen=True)
 class TriageItem:
     id: str
@@ -190,13 +182,13 @@ def write_jsonl(items: list, path: Path) -> Path:
 
 def write_demo_data(out_dir: Path, *, policy: bool = True, **sizes: int) -> dict[str, Path]:
     """train/valid/eval JSONL; with `policy`, train also holds the refusal and look-alike rows of
-    `fine_tune.demo_safety` and the general replay rows of `fine_tune.demo_general`, at seeded positions, and valid
+    `fine_tune.demo.safety` and the general replay rows of `fine_tune.demo.general`, at seeded positions, and valid
     holds held-out rows of each kind in the training proportions (from their own seeds and pools), `n_valid` rows
     in all, so that the validation loss covers the same task mix as training."""
     splits: dict[str, list] = dict(demo_splits(**sizes))
     if policy:
-        from fine_tune.demo_general import VALID_FACTS, VALID_FORMATS, generate_general
-        from fine_tune.demo_safety import generate_policy, generate_policy_valid
+        from fine_tune.demo.general import VALID_FACTS, VALID_FORMATS, generate_general
+        from fine_tune.demo.safety import generate_policy, generate_policy_valid
 
         train, rows, general = list(splits["train"]), generate_policy(), generate_general()
         rng = random.Random(SEEDS["train"])
@@ -241,4 +233,11 @@ def probe_row(item: TriageItem) -> dict:
 def write_probes(items: list[TriageItem], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(probe_row(it), ensure_ascii=False) + "\n" for it in items), encoding="utf-8")
+    return path
+
+
+def write_cpt_text(path: Path, n: int = 300, seed: int = 4) -> Path:
+    """Raw domain text for the CPT stage: incident reports with no instructions, from their own seed."""
+    rows = [{"id": it.id, "text": it.report} for it in generate(n, seed, "cpt")]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path

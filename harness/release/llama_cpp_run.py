@@ -1,6 +1,6 @@
 """Greedy generation with llama.cpp (llama-cpp-python) in its own process, from given token ids.
 
-python -m harness.llama_cpp_run MODEL.gguf REQUEST.json   ->  one JSON line: {"version", "outputs"}
+python -m harness.release.llama_cpp_run MODEL.gguf REQUEST.json   ->  one JSON line: {"version", "outputs"}
 """
 
 from __future__ import annotations

@@ -458,7 +458,7 @@ class PolicyItem:
     refuse: bool
 
     def row(self) -> dict:
-        from fine_tune.demo_data import chat_row
+        from fine_tune.demo.rows import chat_row
 
         return chat_row(
             self.id,

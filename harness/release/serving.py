@@ -1,7 +1,7 @@
 """Serving cost of the merged model, measured in a fresh process (so peak memory is the model's, not the
 harness's): latency per request (batch 1, greedy, fixed new-token count), generation tokens/s, peak RSS.
 
-    python -m harness.serving MODEL_DIR PROMPTS.json --max-new-tokens 32 --warmup 1
+    python -m harness.release.serving MODEL_DIR PROMPTS.json --max-new-tokens 32 --warmup 1
 """
 
 from __future__ import annotations
@@ -67,12 +67,13 @@ def _probe(model_dir: Path, conversations: list[list[dict[str, str]]], max_new_t
 def measure_serving(req: Any, base_dir: Path | None, base: Any, adapter: Any, cache: Any) -> dict[str, Any]:
     """Run the probe in a fresh process on the merged model; add the adapter's and the merge's size on disk."""
     from harness.fresh import run_module
-    from harness.shipping import _conversations, ensure_merged
+    from harness.release.artifacts import _conversations, ensure_merged
 
     o = req.opts
     convs, _ = _conversations(req.data, base_dir, o["max_prompts"])
     merged = ensure_merged(base, adapter)
-    run = run_module("harness.serving", "--max-new-tokens", str(o["max_new_tokens"]), str(merged), payload=convs)
+    args = ("--max-new-tokens", str(o["max_new_tokens"]), str(merged))
+    run = run_module("harness.release.serving", *args, payload=convs)
     if not run.ok:
         raise RuntimeError(f"serving probe failed (exit {run.returncode}): {run.stderr[-2000:]}")
     r = run.result
@@ -82,7 +83,7 @@ def measure_serving(req: Any, base_dir: Path | None, base: Any, adapter: Any, ca
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m harness.serving")
+    ap = argparse.ArgumentParser(prog="python -m harness.release.serving")
     ap.add_argument("model_dir")
     ap.add_argument("prompts", help="JSON list of conversations")
     ap.add_argument("--max-new-tokens", type=int, default=32)

@@ -1,0 +1,51 @@
+"""The artifacts a candidate ships as, made once per (base, adapter, tokenizer) in the user cache: the merged
+model, its GGUF exports; and the fixed conversations the release checks run on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.models import AdapterInfo, BaseModel, fingerprint
+from harness.paths import cache_root
+
+
+def export_dir(base: BaseModel, adapter: AdapterInfo) -> Path:
+    return cache_root() / "exports" / fingerprint(base, adapter).key[:24]  # weights, adapter and tokenizer
+
+
+def ensure_merged(base: BaseModel, adapter: AdapterInfo, onto: str = "full-precision") -> Path:
+    from harness.release.export import merge
+
+    out = export_dir(base, adapter) / ("merged" if onto == "full-precision" else "merged-dequantized-nf4")
+    if not (out / "config.json").is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        merge(base, adapter, out, onto=onto)
+    return out
+
+
+def ensure_gguf(base: BaseModel, adapter: AdapterInfo, qtype: str) -> Path:
+    from harness.release.export import export_gguf
+
+    merged = ensure_merged(base, adapter)
+    out = export_dir(base, adapter) / f"model-{qtype}.gguf"
+    if not out.is_file():
+        export_gguf(merged, out, qtype)
+    return out
+
+
+def _conversations(spec: str, base_dir: Path | None, limit: int) -> tuple[list[list[dict[str, str]]], str]:
+    from probes.suites import load_suite
+
+    suite = load_suite(spec, base_dir, key="prompts", check_optional=True)
+    return [list(i.messages) for i in suite.items[:limit]], suite.sha256
+
+
+def load_merged(path: Path) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM
+
+    from harness.models import load_tokenizer, pick_device_dtype
+
+    dev, _ = pick_device_dtype("auto", "float32")
+    model = AutoModelForCausalLM.from_pretrained(path, dtype="float32", use_safetensors=True).to(dev).eval()
+    return model, load_tokenizer(path)

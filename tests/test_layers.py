@@ -1,0 +1,75 @@
+"""The package's shape: no import circle between any two of its modules (lint-imports checks the layers and the
+circles inside each package; this checks across packages too), and one place that calls `model.generate`."""
+
+import re
+from pathlib import Path
+
+import grimp
+
+PACKAGES = ("harness", "gates", "probes", "judges", "fine_tune", "reports")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cycles(adj: dict[str, list[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+    for root in adj:
+        if root in index:
+            continue
+        work = [(root, iter(adj[root]))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on.add(root)
+        while work:
+            v, it = work[-1]
+            w = next(it, None)
+            if w is not None:
+                if w not in index:
+                    index[w] = low[w] = len(index)
+                    stack.append(w)
+                    on.add(w)
+                    work.append((w, iter(adj[w])))
+                elif w in on:
+                    low[v] = min(low[v], index[w])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[v])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                if len(comp) > 1:
+                    out.append(sorted(comp))
+    return out
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _cycles({"a": ["b"], "b": ["c"], "c": ["a"], "d": ["a"]}) == [["a", "b", "c"]]
+    assert _cycles({"a": ["b"], "b": []}) == []
+
+
+def test_no_import_circle_between_any_two_modules():
+    g = grimp.build_graph(*PACKAGES)
+    mods = [m for m in g.modules if m.split(".")[0] in PACKAGES]
+    adj = {m: sorted(x for x in g.find_modules_directly_imported_by(m) if x.split(".")[0] in PACKAGES) for m in mods}
+    assert _cycles(adj) == []
+
+
+def test_one_generate_call_on_a_model():
+    calls = [
+        f"{p.relative_to(ROOT)}:{n}"
+        for pkg in PACKAGES
+        for p in sorted((ROOT / pkg).rglob("*.py"))
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if re.search(r"\bmodel\.generate\(", line)
+    ]
+    assert len(calls) == 1 and calls[0].startswith("harness/runtime/hf.py:"), calls
