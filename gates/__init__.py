@@ -1,17 +1,19 @@
 """Pure release decisions: measurements -> GateResult; the gate catalogue and the release policy."""
 
-from gates import contamination as _contamination  # noqa: F401  (registers the gate)
-from gates import judge as _judge  # noqa: F401  (registers the gate)
-from gates import overfit as _overfit  # noqa: F401  (registers the gate)
-from gates import pass_at_k as _pass_at_k  # noqa: F401  (registers the gate)
-from gates import perplexity as _perplexity  # noqa: F401  (registers the gate)
-from gates import regression as _regression  # noqa: F401  (registers the gate)
-from gates import safety as _safety  # noqa: F401  (registers the gate)
-from gates import shipping as _shipping  # noqa: F401  (registers the gates)
+import importlib
+import pkgutil
+
 from gates.policy import blocking, release_verdict
 from gates.registry import GateContext, GateDef, MeasureRequest, gate, gate_names, get_gate
 from gates.stats import Decision, Interval, decide_non_inferiority, decide_superiority, paired_bootstrap
 from gates.types import VERDICTS, Example, GateResult, Verdict
+
+# every other module of this package is a gate module: importing it registers its gate(s), so a new gate is one
+# new file here and nothing else to edit
+_SUPPORT = {"policy", "registry", "stats", "types"}
+for _m in pkgutil.iter_modules(__path__):
+    if _m.name not in _SUPPORT:
+        importlib.import_module(f"{__name__}.{_m.name}")
 
 __all__ = [
     "VERDICTS",

@@ -57,32 +57,28 @@ def _probes(
     """Sample and check every item (or the first `limit`)."""
     from dataclasses import replace
 
+    from harness.runtime import GenParams, HFRuntime
     from probes.checkers import check
-    from probes.sampling import SamplingParams, sample
 
     if limit is not None:
         suite = replace(suite, items=suite.items[:limit])
 
-    params = SamplingParams(stop=tuple(stop), **sampling)
-    outputs = sample(
-        model,
-        tokenizer,
-        [list(i.messages) for i in suite.items],
-        params,
-        batch_size=batch_size,
-        description=description,
-    )
+    rt = HFRuntime(model, tokenizer)
+    params = GenParams(stop=tuple(stop), **sampling)
+    runs = rt.generate([list(i.messages) for i in suite.items], params, batch_size=batch_size, description=description)
+    eos = set(rt.eos_ids(params.eos))
     items = []
-    for item, outs in zip(suite.items, outputs, strict=True):
-        results = [check(item.check, o) for o in outs]
+    for item, outs in zip(suite.items, runs, strict=True):
+        results = [check(item.check, c.text) for c in outs]
         items.append(
             ProbeOutcome(
                 item.id,
                 item.preview(),
-                tuple(outs),
+                tuple(c.text for c in outs),
                 tuple(r.passed for r in results),
                 tuple(r.parsed for r in results),
                 tuple(r.detail for r in results),
+                tuple(len(c.token_ids) - (bool(c.token_ids) and c.token_ids[-1] in eos) for c in outs),
             )
         )
     return ProbeRun(tuple(items))
@@ -161,7 +157,7 @@ KINDS: dict[str, MeasureKind] = {
         dump=lambda m: m.to_dict(),
         runtime_options=frozenset({"batch_size"}),
         load_data=load_suite,
-        code=("probes.sampling", "probes.checkers", "probes.safety", "probes.sandbox"),
+        code=("harness.runtime.hf", "probes.checkers", "probes.safety", "probes.sandbox"),
     ),
     "answers": MeasureKind(  # like probes, but items need no check: the answers are for a judge
         run=_probes,
@@ -169,7 +165,7 @@ KINDS: dict[str, MeasureKind] = {
         dump=lambda m: m.to_dict(),
         runtime_options=frozenset({"batch_size"}),
         load_data=partial(load_suite, check_optional=True),
-        code=("probes.sampling", "probes.checkers"),
+        code=("harness.runtime.hf", "probes.checkers"),
     ),
     "judge": MeasureKind(
         run=_judge,

@@ -66,6 +66,7 @@ class ProbeOutcome:
     passed: tuple[bool, ...]
     parsed: tuple[bool, ...]
     details: tuple[str, ...]
+    tokens: tuple[int, ...] = ()  # generated tokens per output, the end-of-answer token excluded
 
     @property
     def n(self) -> int:
