@@ -107,7 +107,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from harness.demo import run_demo
+    from fine_tune.demo.run import run_demo
 
     run_demo(Path(args.out) if args.out else None, steps=args.steps, qlora=args.qlora, cpt=args.cpt)
     # the demo succeeded when it wrote its report, whatever the verdict; `harness gate` is what exits 1
@@ -115,7 +115,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _data_audit(args: argparse.Namespace) -> int:
-    from harness.audit import audit, audit_json, render_audit
+    from fine_tune.audit import audit, audit_json, render_audit
 
     a = audit(args.file, Path.cwd(), tokenizer=args.tokenizer, max_length=args.max_length)
     print("\n".join(render_audit(a)))
@@ -128,7 +128,7 @@ def _data_audit(args: argparse.Namespace) -> int:
 
 
 def _data_dedup(args: argparse.Namespace) -> int:
-    from harness.audit import dedup
+    from fine_tune.audit import dedup
 
     stats = dedup(args.input, args.output, near=not args.exact_only)
     print(
@@ -175,7 +175,7 @@ def _bundle(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from harness.serve import serve
+    from harness.release.serve import serve
 
     serve(args.model, args.adapter, host=args.host, port=args.port, name=args.name)
     return EXIT_PASS

@@ -349,7 +349,7 @@ def _audits(cfg: ReleaseConfig, train: tuple[str, ...], base: BaseModel, adapter
     """The dataset audit of each training set, for the report (a failed audit is noted, never fatal)."""
     import json
 
-    from harness.audit import audit
+    from fine_tune.audit import audit
     from probes.training_log import TRAINING_MANIFEST
 
     max_length = cfg.fine_tune.max_length if cfg.fine_tune else None

@@ -130,7 +130,7 @@ def dataset_section(audits: list[dict] | None) -> list[str]:
     """The training data as the trainer saw it (dataset audit), when the release checks contamination."""
     if not audits:
         return []
-    from harness.audit import Audit, render_audit
+    from fine_tune.audit import Audit, render_audit
 
     out = ["", "## Dataset: the training data audited"]
     for a in audits:
