@@ -8,7 +8,6 @@ Each stage writes `OUT/<stage>/adapter`; with `cpt+sft` the SFT stage continues 
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import time
@@ -31,8 +30,9 @@ from fine_tune.spec import FineTuneSpec
 from harness.console import console, quiet_hf_progress
 from harness.data import Record, load_dataset
 from harness.errors import HarnessError
-from harness.manifest import TRAINING_MANIFEST, package_versions
+from harness.manifest import package_versions
 from harness.models import BaseModel, fingerprint, load_tokenizer
+from harness.training_manifest import TRAINING_MANIFEST, TrainingManifest, read_manifest
 
 
 @dataclass(frozen=True)
@@ -69,22 +69,22 @@ class StageResult:
 
     @classmethod
     def from_manifest(cls, stage_dir: Path) -> StageResult:
-        m = json.loads((stage_dir / TRAINING_MANIFEST).read_text())
+        m = read_manifest(stage_dir)
         return cls(
-            m["stage"],
+            m.stage or "",
             stage_dir / "adapter",
             stage_dir / TRAINING_MANIFEST,
             stage_dir / "train_log.json",
             stage_dir / "loss_curve.png",
-            m["train_loss"],
-            m["valid_loss"],
-            m["wall_time_s"],
-            m["tokens_per_s"],
-            m["steps"],
-            m["trainable_params"],
-            m.get("resumed_from_step"),
-            m.get("valid_loss_start"),
-            m.get("train_sample_loss"),
+            m.train_loss,
+            m.valid_loss,
+            m.wall_time_s or 0.0,
+            m.tokens_per_s or 0.0,
+            m.steps or 0,
+            m.trainable_params or 0,
+            m.resumed_from_step,
+            m.valid_loss_start,
+            m.train_sample_loss,
         )
 
 
@@ -336,10 +336,10 @@ def train_stage(
     tokens = int(trainer.state.num_input_tokens_seen or 0)
     train_losses = [r["train_loss"] for r in rows if r.get("train_loss") is not None]
     fp = fingerprint(base)
-    manifest = {
-        "method": spec.method,
-        "stage": stage,
-        "base": {
+    manifest = TrainingManifest(
+        method=spec.method,
+        stage=stage,
+        base={
             "id": base.id,
             "revision": base.revision,
             "source": base.source,
@@ -349,8 +349,8 @@ def train_stage(
             "tokenizer_sha256": fp.tokenizer_sha256,
             "chat_template_sha256": fp.chat_template_sha256,
         },
-        "init_adapter": str(init_adapter) if init_adapter else None,
-        "data": {
+        init_adapter=str(init_adapter) if init_adapter else None,
+        data={
             "train": {
                 "path": str(data["dataset"].path),
                 "sha256": data["dataset"].sha256,
@@ -363,31 +363,29 @@ def train_stage(
                 "ids": [r.id for r in data["sample"]],
             },
         },
-        "template_diversity": asdict(data["templates"]) if data.get("templates") else None,
-        "config": asdict(spec),
-        "target_modules": modules,
-        "seed": spec.seed,
-        "compute_dtype": compute_dtype,
-        "quantization": {"type": "nf4", "double_quant": True} if spec.method == "qlora" else None,
-        "device": "cuda" if cuda else "cpu",
-        "bf16": bf16,
-        "steps": trainer.state.global_step,
-        "trainable_params": trainable,
-        "train_loss": train_losses[-1] if train_losses else None,
-        "valid_loss": valid_loss,
-        "valid_loss_start": evals[0]["eval_loss"] if evals and evals[0]["step"] == 0 else None,
-        "train_sample_loss": evals[-1]["train_sample_loss"] if evals else None,
-        "loss_log": rows,
-        "wall_time_s": round(wall, 2),
-        "tokens_seen": tokens,
-        "tokens_per_s": round(tokens / wall, 2) if wall > 0 else 0.0,
-        "resumed_from_step": resumed_from,
-        "loss_curve": "loss_curve.png",
-        "packages": package_versions(),
-    }
-    text = json.dumps(manifest, indent=2, default=str)
-    (adapter_dir / TRAINING_MANIFEST).write_text(text)
-    (stage_dir / TRAINING_MANIFEST).write_text(text)
+        template_diversity=asdict(data["templates"]) if data.get("templates") else None,
+        config=asdict(spec),
+        target_modules=modules,
+        seed=spec.seed,
+        compute_dtype=compute_dtype,
+        quantization={"type": "nf4", "double_quant": True} if spec.method == "qlora" else None,
+        device="cuda" if cuda else "cpu",
+        bf16=bf16,
+        steps=trainer.state.global_step,
+        trainable_params=trainable,
+        train_loss=train_losses[-1] if train_losses else None,
+        valid_loss=valid_loss,
+        valid_loss_start=evals[0]["eval_loss"] if evals and evals[0]["step"] == 0 else None,
+        train_sample_loss=evals[-1]["train_sample_loss"] if evals else None,
+        loss_log=rows,
+        wall_time_s=round(wall, 2),
+        tokens_seen=tokens,
+        tokens_per_s=round(tokens / wall, 2) if wall > 0 else 0.0,
+        resumed_from_step=resumed_from,
+        loss_curve="loss_curve.png",
+        packages=package_versions(),
+    )
+    manifest.write(adapter_dir / TRAINING_MANIFEST, stage_dir / TRAINING_MANIFEST)
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: checkpoints are only for resuming
     return StageResult.from_manifest(stage_dir)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import subprocess
 import sys
@@ -11,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.data import Dataset
+from harness.errors import HarnessError
 from harness.models import AdapterInfo, BaseModel, Fingerprint
-from probes.training_log import TRAINING_MANIFEST
+from harness.training_manifest import TRAINING_MANIFEST, read_manifest
 
 PACKAGES = (
     "release-gate-harness",
@@ -67,9 +67,9 @@ def build_manifest(
     tm = adapter.dir / TRAINING_MANIFEST
     if tm.is_file():
         try:
-            training = json.loads(tm.read_text(encoding="utf-8"))
-        except ValueError:
-            training = {"error": f"{tm} is not valid JSON"}
+            training = read_manifest(tm).to_dict()
+        except HarnessError:
+            training = {"error": f"{tm} is not a valid training manifest"}
     return {
         "base": {
             "id": base.id,

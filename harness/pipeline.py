@@ -322,9 +322,7 @@ def _without_contaminated(
 def training_data(cfg: ReleaseConfig) -> tuple[str, ...]:
     """Training data of the candidate: [fine_tune] train / cpt_data, and the data named by the adapter's
     training manifest (and by the manifests of the adapters it was initialised from, e.g. a CPT stage)."""
-    import json
-
-    from probes.training_log import TRAINING_MANIFEST
+    from harness.training_manifest import find_manifest
 
     found: list[str] = []
     ft = cfg.fine_tune
@@ -333,32 +331,24 @@ def training_data(cfg: ReleaseConfig) -> tuple[str, ...]:
     adapter, seen = cfg.model.adapter, set()
     while adapter and str(adapter) not in seen:
         seen.add(str(adapter))
-        path = Path(adapter) / TRAINING_MANIFEST
-        try:
-            m = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        m = find_manifest(Path(adapter))
+        if m is None:
             break
-        train = (m.get("data") or {}).get("train") or {}
-        if train.get("path") and Path(train["path"]).is_file():
-            found.append(str(Path(train["path"]).resolve()))
-        adapter = m.get("init_adapter")
+        if m.train_path and Path(m.train_path).is_file():
+            found.append(str(Path(m.train_path).resolve()))
+        adapter = m.init_adapter
     return tuple(dict.fromkeys(found))
 
 
 def _audits(cfg: ReleaseConfig, train: tuple[str, ...], base: BaseModel, adapter: AdapterInfo) -> list[dict]:
     """The dataset audit of each training set, for the report (a failed audit is noted, never fatal)."""
-    import json
-
     from fine_tune.audit import audit
-    from probes.training_log import TRAINING_MANIFEST
+    from harness.training_manifest import find_manifest
 
     max_length = cfg.fine_tune.max_length if cfg.fine_tune else None
     if max_length is None:
-        try:
-            m = json.loads((adapter.dir / TRAINING_MANIFEST).read_text(encoding="utf-8"))
-            max_length = int(m["config"]["max_length"])
-        except (OSError, ValueError, KeyError, TypeError):
-            max_length = 512
+        m = find_manifest(adapter.dir)
+        max_length = (m.max_length if m else None) or 512
     out = []
     for spec in train:
         try:

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-
-TRAINING_MANIFEST = "training_manifest.json"
+from harness.training_manifest import TRAINING_MANIFEST, TrainingManifest
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ def read_training_log(path: Path) -> TrainingLog:
         data = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as e:
         raise HarnessError(f"training log is not valid JSON ({e})", where=str(path)) from None
-    rows = data.get("loss_log") if isinstance(data, dict) else data
+    rows = TrainingManifest.from_dict(data).loss_log if isinstance(data, dict) else data
     if not isinstance(rows, list):
         raise HarnessError(
             "training log has no loss rows",

@@ -84,13 +84,10 @@ def merge(base: Any, adapter: Any, out: Path, *, onto: str = "full-precision") -
 
 
 def _trained_4bit(adapter: Any) -> bool:
-    from probes.training_log import TRAINING_MANIFEST
+    from harness.training_manifest import find_manifest
 
-    try:
-        m = json.loads((adapter.dir / TRAINING_MANIFEST).read_text())
-    except (OSError, ValueError):
-        return False
-    return m.get("method") == "qlora"
+    m = find_manifest(adapter.dir)
+    return m is not None and m.qlora
 
 
 def _dequantized_nf4_(model: Any) -> None:

@@ -179,8 +179,8 @@ def measure_template(req: Any, base_dir: Path | None, base: BaseModel, adapter: 
     from harness.models import load_tokenizer, tokenizer_dir
     from harness.release.export import load_gguf, template_eot_id
     from harness.runtime import GenParams, HFRuntime
+    from harness.training_manifest import find_manifest
     from probes.parity import render
-    from probes.training_log import TRAINING_MANIFEST
 
     o = req.opts
     convs, sha = _conversations(req.data, base_dir, o["max_prompts"])
@@ -191,12 +191,8 @@ def measure_template(req: Any, base_dir: Path | None, base: BaseModel, adapter: 
     def run() -> dict[str, Any]:
         merged_dir = ensure_merged(base, adapter)
         gpath = ensure_gguf(base, adapter, o["gguf_type"])
-        training = None
-        try:
-            m = json.loads((adapter.dir / TRAINING_MANIFEST).read_text())
-            training = m.get("chat_template_sha256") or (m.get("base") or {}).get("chat_template_sha256")
-        except (OSError, ValueError):
-            pass
+        m = find_manifest(adapter.dir)
+        training = m.chat_template_sha256 if m else None
         atok = load_tokenizer(tokenizer_dir(base, adapter))
         mtok = load_tokenizer(merged_dir)
         meta = gguf_metadata(gpath)
