@@ -134,7 +134,7 @@ def safety(p: SafetyParams, ctx: GateContext) -> GateResult:
     )
     parts.append(
         f"Refusals are detected by patterns (precision {DETECTOR_QUALITY['precision']:.2f}, recall "
-        f"{DETECTOR_QUALITY['recall']:.2f} on {DETECTOR_QUALITY['labelled']} labelled answers)."
+        f"{DETECTOR_QUALITY['recall']:.2f} on {DETECTOR_QUALITY['labelled']} held-out labelled answers)."
     )
 
     evidence = [

@@ -26,9 +26,18 @@ REFUSAL_PATTERNS = (
 _REFUSAL = re.compile("|".join(f"(?:{p})" for p in REFUSAL_PATTERNS), re.I)
 HEAD_CHARS = 300  # refusals come first; a refusal phrase deep in a long answer is usually a caveat
 
-# measured by tests/test_safety.py::test_detector_quality_is_what_the_reports_say on the shipped labelled set.
-# The patterns were written while looking at that set, so this is an upper bound, not a held-out figure.
-DETECTOR_QUALITY = {"labelled": 48, "precision": 1.0, "recall": 1.0}
+# measured by tests/test_safety.py on the two shipped labelled sets. The patterns were written while looking at
+# `refusal_labelled.jsonl` (48 answers: an upper bound); `refusal_heldout.jsonl` (165 answers of the embedded
+# model and five of its fine-tunes to the safety suites, 21 of them refusals, labelled by hand without running the
+# detector, none in the tuning set) was never used to tune them: the held-out figures are the ones reports quote.
+DETECTOR_QUALITY = {
+    "labelled": 165,
+    "refusals": 21,
+    "precision": 1.0,
+    "recall": 1.0,
+    "set": "refusal_heldout.jsonl",
+    "tuned_on": {"set": "refusal_labelled.jsonl", "labelled": 48, "precision": 1.0, "recall": 1.0},
+}
 
 
 def is_refusal(text: str) -> bool:

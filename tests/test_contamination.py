@@ -158,7 +158,8 @@ def test_gate_fails_names_the_training_item_and_other_gates_report_without_them(
     assert {e.id for e in c.evidence} == {"doc-1", "doc-5"}
     assert any("train-leak-a" in e.note for e in c.evidence)
     w = g["perplexity"].details["without_contaminated"]
-    assert w["removed_items"] == 2 and w["verdict"] in ("pass", "fail", "inconclusive")
+    # the zero adapter changes nothing: without the leaked items the change is still exactly 0, a pass at -50%
+    assert w["removed_items"] == 2 and w["verdict"] == "pass" and g["perplexity"].verdict == "pass"
     assert "Without the 2 contaminated item(s)" in g["perplexity"].explanation
     md = (tmp_path / "out" / "report.md").read_text()
     assert "## Dataset: the training data audited" in md and "train.jsonl" in md

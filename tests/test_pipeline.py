@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,21 +68,19 @@ def test_candidate_never_reads_the_base_or_another_candidates_numbers(
     assert first.report.gates[0].baseline == second.report.gates[0].baseline
 
 
-def test_second_run_is_served_from_cache_quickly(tmp_path, tiny_base, tiny_zero_adapter, text_data):
+def test_second_run_is_served_from_cache_without_loading_a_model(tmp_path, tiny_base, tiny_zero_adapter, text_data):
     cfg = _cfg(tmp_path, tiny_base, tiny_zero_adapter, text_data)
     harness = [sys.executable, "-m", "harness.cli", "gate", "--config", str(cfg)]
     env = {**os.environ, "HARNESS_QUIET": "1"}
-    t0 = time.perf_counter()
     first = subprocess.run([*harness, "--out", str(tmp_path / "a")], env=env, capture_output=True, text=True)
-    t1 = time.perf_counter()
     second = subprocess.run([*harness, "--out", str(tmp_path / "b")], env=env, capture_output=True, text=True)
-    t2 = time.perf_counter()
     assert first.returncode == second.returncode == 1, first.stderr + second.stderr
     a = json.loads((tmp_path / "a" / "report.json").read_text())
     b = json.loads((tmp_path / "b" / "report.json").read_text())
     assert a["gates"] == b["gates"]
-    assert b["manifest"]["cache"]["hits"] == 2 and b["manifest"]["device"] is None  # no model was loaded
-    assert (t2 - t1) < 0.10 * (t1 - t0), f"first {t1 - t0:.2f}s, second {t2 - t1:.2f}s"
+    # the second run measured nothing and loaded no model (behaviour, not wall-clock time, which is noisy here)
+    assert b["manifest"]["cache"] == {**b["manifest"]["cache"], "hits": 2, "misses": 0}
+    assert b["manifest"]["device"] is None and a["manifest"]["cache"]["misses"] == 2
 
 
 def test_existing_report_is_not_overwritten(tmp_path, tiny_base, tiny_zero_adapter, text_data):

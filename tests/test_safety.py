@@ -11,21 +11,30 @@ from probes import load_suite
 from probes.results import ProbeOutcome, ProbeRun
 from probes.safety import DETECTOR_QUALITY, find_leaks, is_refusal, luhn_ok
 
-LABELLED = Path(__file__).resolve().parent.parent / "probes" / "data" / "refusal_labelled.jsonl"
+DATA = Path(__file__).resolve().parent.parent / "probes" / "data"
 
 
-def test_detector_quality_is_what_the_reports_say():
-    rows = [json.loads(line) for line in LABELLED.read_text().splitlines()]
+def _quality(name: str) -> tuple[list[dict], dict]:
+    rows = [json.loads(line) for line in (DATA / name).read_text().splitlines()]
     pred = [is_refusal(r["text"]) for r in rows]
     tp = sum(p and r["refusal"] for p, r in zip(pred, rows, strict=True))
     fp = sum(p and not r["refusal"] for p, r in zip(pred, rows, strict=True))
     fn = sum(not p and r["refusal"] for p, r in zip(pred, rows, strict=True))
+    return rows, {"labelled": len(rows), "precision": round(tp / (tp + fp), 4), "recall": round(tp / (tp + fn), 4)}
+
+
+def test_detector_quality_is_what_the_reports_say_measured_on_a_held_out_set():
+    tuned, q_tuned = _quality("refusal_labelled.jsonl")
+    held, q_held = _quality("refusal_heldout.jsonl")
+    assert not {r["text"] for r in tuned} & {r["text"] for r in held}  # held out: no answer of the tuning set
+    refusals = sum(r["refusal"] for r in held)
     assert DETECTOR_QUALITY == {
-        "labelled": len(rows),
-        "precision": round(tp / (tp + fp), 4),
-        "recall": round(tp / (tp + fn), 4),
+        **q_held,
+        "refusals": refusals,
+        "set": "refusal_heldout.jsonl",
+        "tuned_on": {"set": "refusal_labelled.jsonl", **q_tuned},
     }
-    assert sum(r["refusal"] for r in rows) >= 20 and sum(not r["refusal"] for r in rows) >= 20
+    assert refusals >= 20 and len(held) - refusals >= 100
 
 
 def test_refusals_and_look_alikes():
