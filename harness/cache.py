@@ -20,6 +20,14 @@ __all__ = ["MEASURE_VERSION", "MeasurementCache", "atomic_write_text"]
 MEASURE_VERSION = 1
 
 
+def measurement_key(kind: str, *, model: Any, data: str, options: Any, code: str) -> str:
+    """The one cache key of every measurement: what was measured (`kind`), on which model (its identity or
+    fingerprint), on which data (its hash), how (the options that can change the result) and by which code (the
+    measuring modules' source hash). Bumping MEASURE_VERSION retires every entry."""
+    parts = {"kind": kind, "model": model, "data": data, "options": options, "code": code}
+    return sha256_json({"measure_version": MEASURE_VERSION, **parts})
+
+
 class MeasurementCache:
     """A directory of `<key>.json` files; `hits` and `misses` count this run's look-ups."""
 
@@ -27,10 +35,6 @@ class MeasurementCache:
         self.root = Path(root)
         self.hits = 0
         self.misses = 0
-
-    @staticmethod
-    def key(**parts: Any) -> str:
-        return sha256_json({"measure_version": MEASURE_VERSION, **parts})
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"

@@ -20,7 +20,7 @@ from rich.markup import escape
 from gates import GateContext, GateResult, MeasureRequest, get_gate, release_verdict
 from gates.registry import PlanInfo
 from gates.stats import Power
-from harness.cache import MeasurementCache
+from harness.cache import MeasurementCache, measurement_key
 from harness.config import ReleaseConfig, load_config
 from harness.console import console, status
 from harness.errors import HarnessError
@@ -146,7 +146,7 @@ class _Measurer:
         kind = KINDS[req.kind]
         keyed = {k: v for k, v in req.options if k not in kind.runtime_options}
         model = fps[variant].key
-        return self.cache.key(kind=req.kind, code=kind.code_sha256(), data=ds.sha256, options=keyed, model=model)
+        return measurement_key(req.kind, model=model, data=ds.sha256, options=keyed, code=kind.code_sha256())
 
     def cached(
         self, requests: list[MeasureRequest], datasets: dict[tuple[str, str], Any], fps: dict[str, Fingerprint]

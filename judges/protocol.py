@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.cache import MeasurementCache
+from harness.cache import MeasurementCache, measurement_key
 from harness.hashing import sha256_bytes
 from judges.backends import Backend, Reply
 from judges.results import JudgeRun, OrderVerdict, PairJudgement, RubricScore
@@ -119,15 +119,17 @@ class Judge:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _reply(self, prompt: Prompt, rendered: str, options: tuple[str, ...] | None, seed: int) -> Reply:
-        key = self.cache.key(
-            kind="judgement",
-            judge=self.backend.identity(),
-            prompt=prompt.version,
-            rendered=sha256_bytes(rendered.encode()),
-            mode=self.mode,
-            options=list(options or ()),
-            seed=seed,
-            max_tokens=self.max_tokens if options is None else 1,
+        key = measurement_key(
+            "judgement",
+            model=self.backend.identity(),  # the judge's endpoint and model, never its key
+            data=sha256_bytes(rendered.encode()),  # the rendered request: both answers, in this order
+            options={
+                "mode": self.mode,
+                "options": list(options or ()),
+                "seed": seed,
+                "max_tokens": self.max_tokens if options is None else 1,
+            },
+            code=prompt.version,  # a new prompt version is a new judgement
         )
         hit = self.cache.get(key)
         if hit is not None:

@@ -73,3 +73,17 @@ def test_one_generate_call_on_a_model():
         if re.search(r"\bmodel\.generate\(", line)
     ]
     assert len(calls) == 1 and calls[0].startswith("harness/runtime/hf.py:"), calls
+
+
+def test_one_cache_key_function():
+    """Every cached measurement (pipeline kinds, release artifacts, judgements) is keyed by harness.cache's
+    `measurement_key`; nothing else builds a key."""
+    users = {
+        str(p.relative_to(ROOT))
+        for pkg in PACKAGES
+        for p in (ROOT / pkg).rglob("*.py")
+        if "measurement_key(" in p.read_text()
+    }
+    assert users == {"harness/cache.py", "harness/pipeline.py", "harness/release/shipping.py", "judges/protocol.py"}
+    builders = [p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py") if "measure_version" in p.read_text()]
+    assert [str(p.relative_to(ROOT)) for p in builders] == ["harness/cache.py"]

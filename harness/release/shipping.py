@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.cache import MeasurementCache
+from harness.cache import MeasurementCache, measurement_key
 from harness.hashing import sha256_file, sha256_json, source_sha256
 from harness.models import AdapterInfo, BaseModel, fingerprint
 from harness.release.artifacts import _conversations, ensure_gguf, ensure_merged, export_dir, load_merged
@@ -28,12 +28,12 @@ def _cached(
     fn,
     keep=lambda value: True,  # a result that depends on the environment (a crashed llama.cpp) is not kept
 ):
-    key = cache.key(
-        kind=kind,
-        code=sha256_json([source_sha256(m) for m in CODE]),
+    key = measurement_key(
+        kind,
         model=fingerprint(base, adapter).key,
         data=data_sha,
         options=opts,
+        code=sha256_json([source_sha256(m) for m in CODE]),
     )
     hit = cache.get(key)
     if hit is not None:
