@@ -31,7 +31,7 @@ learning_rate = 1e-3
 warmup_steps = 5
 max_steps = {steps}
 batch_size = 8
-eval_steps = 20
+eval_steps = 40
 save_steps = 20
 
 [gates.perplexity]
@@ -75,14 +75,14 @@ max_new_tokens = 32
 max_contaminated = 0.0
 
 [gates.judge]
-# blind pairwise A/B (both orders) on 12 general prompts, plus a rubric axis: did general helpfulness survive?
+# blind pairwise A/B (both orders) on 8 general prompts, plus a rubric axis: did general helpfulness survive?
 # The judge here is the embedded 135M model (a plumbing check: it cannot discriminate, so the gate comes out
 # inconclusive, never pass); point it at a real judge for a real verdict:
 #   backend = "openai", base_url = "http://HOST:8000/v1", model = "...", api_key_env = "JUDGE_API_KEY"
 required = false
 data = "builtin:judge_general"
 axes = ["helpfulness"]
-max_prompts = 12
+max_prompts = 8
 max_new_tokens = 48
 min_win_rate = 0.4
 
