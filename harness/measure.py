@@ -206,6 +206,6 @@ KINDS: dict[str, MeasureKind] = {
         load=NLLMeasurement.from_dict,
         dump=lambda m: m.to_dict(),
         runtime_options=frozenset({"batch_size"}),
-        code=("probes.perplexity",),
+        code=("probes.perplexity", "harness.runtime.hf"),
     ),
 }

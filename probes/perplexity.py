@@ -1,4 +1,4 @@
-"""Token-level NLL over non-overlapping windows, batched, under `torch.inference_mode()`.
+"""Token-level NLL over non-overlapping windows, scored by a runtime's `loglik` (batched, `inference_mode`).
 
 Text rows score every token (a BOS is prepended when the tokenizer has one, so the first token is
 scored too). Chat rows are rendered with the tokenizer's chat template and score the last assistant
@@ -71,16 +71,6 @@ def windows(doc: EncodedDoc, max_length: int) -> list[tuple[list[int], list[bool
     return out
 
 
-def _logits(model: Any, ids: Any, attn: Any, keep: Any) -> Any:
-    """Logits at positions `keep` (for the next token); the whole sequence when the model cannot select."""
-    if len(keep) < ids.shape[1] - 1:
-        try:
-            return model(input_ids=ids, attention_mask=attn, logits_to_keep=keep).logits
-        except TypeError:  # a model class without `logits_to_keep`
-            pass
-    return model(input_ids=ids, attention_mask=attn).logits[:, keep]
-
-
 def measure_nll(
     model: Any,
     tokenizer: Any,
@@ -91,9 +81,7 @@ def measure_nll(
     description: str = "perplexity",
 ) -> NLLMeasurement:
     """Summed NLL (nats), scored tokens and bytes for each document of `dataset`."""
-    import torch
-
-    from harness.console import progress
+    from harness.runtime import HFRuntime, LoglikRequest
 
     context = getattr(model.config, "max_position_embeddings", None) or max_length
     L = max(2, min(max_length, context))
@@ -108,32 +96,13 @@ def measure_nll(
             )
         items += [(i, inp, mask) for inp, mask in ws]
     items.sort(key=lambda t: -len(t[1]))  # similar lengths together: less padding
+    rt = HFRuntime(model, tokenizer)
+    logliks = rt.loglik(
+        [LoglikRequest(inp, mask) for _, inp, mask in items], batch_size=batch_size, description=description
+    )
     nll = [0.0] * len(docs)
-    device = next(model.parameters()).device
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    with progress() as bar, torch.inference_mode():
-        task = bar.add_task(description, total=len(items))
-        for b in range(0, len(items), batch_size):
-            batch = items[b : b + batch_size]
-            width = max(len(t[1]) for t in batch)
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            attn = torch.zeros((len(batch), width), dtype=torch.long)
-            tmask = torch.zeros((len(batch), width - 1), dtype=torch.bool)
-            for row, (_, inp, mask) in enumerate(batch):
-                ids[row, : len(inp)] = torch.tensor(inp)
-                attn[row, : len(inp)] = 1
-                tmask[row, : len(mask)] = torch.tensor(mask)
-            ids, attn, tmask = ids.to(device), attn.to(device), tmask.to(device)
-            # the LM head only where some row has a scored target (a chat answer is a few tokens of a long row)
-            keep = tmask.any(dim=0).nonzero().squeeze(1)
-            logits = _logits(model, ids, attn, keep).float()
-            token_nll = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), ids[:, keep + 1].reshape(-1), reduction="none"
-            ).view(len(batch), -1)
-            sums = (token_nll * tmask[:, keep]).sum(dim=1).tolist()
-            for row, (doc_i, _, _) in enumerate(batch):
-                nll[doc_i] += sums[row]
-            bar.advance(task, len(batch))
+    for (doc_i, _, _), ll in zip(items, logliks, strict=True):
+        nll[doc_i] += -ll
     out = []
     for i, (rec, d) in enumerate(zip(dataset.records, docs, strict=True)):
         scored_ids = [t for t, s in zip(d.ids, d.scored, strict=True) if s]

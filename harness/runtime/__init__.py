@@ -1,6 +1,15 @@
 """One interface for every model call (see `base.Runtime`); `hf` is the in-process transformers engine."""
 
-from harness.runtime.base import Completion, GenParams, Identity, Prompt, Runtime, truncate_at_stop
+from harness.runtime.base import Completion, GenParams, Identity, LoglikRequest, Prompt, Runtime, truncate_at_stop
 from harness.runtime.hf import HFRuntime
 
-__all__ = ["Completion", "GenParams", "HFRuntime", "Identity", "Prompt", "Runtime", "truncate_at_stop"]
+__all__ = [
+    "Completion",
+    "GenParams",
+    "HFRuntime",
+    "Identity",
+    "LoglikRequest",
+    "Prompt",
+    "Runtime",
+    "truncate_at_stop",
+]

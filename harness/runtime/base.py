@@ -43,6 +43,14 @@ class Completion:
 
 
 @dataclass(frozen=True)
+class LoglikRequest:
+    """Token ids and which next-token targets count: `scored[i]` scores token i + 1 given tokens 0..i."""
+
+    ids: list[int]
+    scored: list[bool]
+
+
+@dataclass(frozen=True)
 class Identity:
     """What a runtime's outputs depend on (for cache keys and manifests); never a secret."""
 
@@ -58,6 +66,12 @@ class Runtime(Protocol):
         self, prompts: Sequence[Prompt], params: GenParams, *, batch_size: int = 16, description: str | None = None
     ) -> list[list[Completion]]:
         """`params.n` completions per prompt, in prompt order."""
+        ...
+
+    def loglik(
+        self, requests: Sequence[LoglikRequest], *, batch_size: int = 8, description: str | None = None
+    ) -> list[float]:
+        """Summed log-probability of each request's scored targets, in request order."""
         ...
 
     def logits(self, ids: Sequence[int]) -> Any:

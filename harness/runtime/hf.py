@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from harness.runtime.base import Completion, GenParams, Identity, Prompt, truncate_at_stop
+from harness.runtime.base import Completion, GenParams, Identity, LoglikRequest, Prompt, truncate_at_stop
 
 
 class HFRuntime:
@@ -33,6 +33,51 @@ class HFRuntime:
         with torch.inference_mode():
             x = torch.tensor([list(ids)], device=self._device())
             return self.model(x).logits[0].float()
+
+    def loglik(
+        self, requests: Sequence[LoglikRequest], *, batch_size: int = 8, description: str | None = None
+    ) -> list[float]:
+        """Summed log-probability of each request's scored targets (`scored[i]` counts token i + 1 given tokens
+        0..i), batched in the order given with right padding; the LM head runs only at positions where some row
+        of the batch has a scored target (a chat answer is a few tokens of a long row)."""
+        import torch
+
+        from harness.console import progress
+
+        pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
+        device = self._device()
+        out: list[float] = []
+        show = self._progress and description is not None
+        with progress(disable=not show) as bar, torch.inference_mode():
+            task = bar.add_task(description or "scoring", total=len(requests))
+            for b in range(0, len(requests), batch_size):
+                batch = requests[b : b + batch_size]
+                width = max(len(r.ids) for r in batch)
+                ids = torch.full((len(batch), width), pad, dtype=torch.long)
+                attn = torch.zeros((len(batch), width), dtype=torch.long)
+                tmask = torch.zeros((len(batch), width - 1), dtype=torch.bool)
+                for row, r in enumerate(batch):
+                    ids[row, : len(r.ids)] = torch.tensor(r.ids)
+                    attn[row, : len(r.ids)] = 1
+                    tmask[row, : len(r.scored)] = torch.tensor(r.scored)
+                ids, attn, tmask = ids.to(device), attn.to(device), tmask.to(device)
+                keep = tmask.any(dim=0).nonzero().squeeze(1)
+                logits = self._logits_at(ids, attn, keep).float()
+                token_nll = torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]), ids[:, keep + 1].reshape(-1), reduction="none"
+                ).view(len(batch), -1)
+                out += (-(token_nll * tmask[:, keep]).sum(dim=1)).tolist()
+                bar.advance(task, len(batch))
+        return out
+
+    def _logits_at(self, ids: Any, attn: Any, keep: Any) -> Any:
+        """Logits at positions `keep` (for the next token); the whole sequence when the model cannot select."""
+        if len(keep) < ids.shape[1] - 1:
+            try:
+                return self.model(input_ids=ids, attention_mask=attn, logits_to_keep=keep).logits
+            except TypeError:  # a model class without `logits_to_keep`
+                pass
+        return self.model(input_ids=ids, attention_mask=attn).logits[:, keep]
 
     def generate(
         self, prompts: Sequence[Prompt], params: GenParams, *, batch_size: int = 16, description: str | None = None
