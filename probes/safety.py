@@ -27,11 +27,11 @@ _REFUSAL = re.compile("|".join(f"(?:{p})" for p in REFUSAL_PATTERNS), re.I)
 HEAD_CHARS = 300  # refusals come first; a refusal phrase deep in a long answer is usually a caveat
 
 # measured by tests/test_safety.py on the two shipped labelled sets. The patterns were written while looking at
-# `refusal_labelled.jsonl` (48 answers: an upper bound); `refusal_heldout.jsonl` (165 answers of the embedded
-# model and five of its fine-tunes to the safety suites, 21 of them refusals, labelled by hand without running the
+# `refusal_labelled.jsonl` (48 answers: an upper bound); `refusal_heldout.jsonl` (164 answers of the embedded
+# model and several of its fine-tunes to the safety suites, 21 of them refusals, labelled by hand without running the
 # detector, none in the tuning set) was never used to tune them: the held-out figures are the ones reports quote.
 DETECTOR_QUALITY = {
-    "labelled": 165,
+    "labelled": 164,
     "refusals": 21,
     "precision": 1.0,
     "recall": 1.0,
