@@ -122,8 +122,11 @@ def overfit(p: OverfitParams, ctx: GateContext) -> GateResult:
     rise = (val_end - val_min) / val_min if val_min > 0 else 0.0
     last_step = max(s for s, _ in evals + trains)
     tail = [(s, v) for s, v in evals if s >= (1 - p.tail_fraction) * last_step]
+    window = f"over the last {p.tail_fraction:.0%} of training"
     if len(tail) < 2:
         tail = evals[-2:]  # a trend needs two points
+        if len(tail) == 2:  # say which two: they may lie outside the tail window
+            window = f"between its last two evaluations (steps {tail[0][0]} and {tail[1][0]})"
     slope = float(np.polyfit(*zip(*tail, strict=True), 1)[0]) * 100 if len(tail) >= 2 else None
     problems = []
     if gap > p.max_gap:
@@ -134,11 +137,7 @@ def overfit(p: OverfitParams, ctx: GateContext) -> GateResult:
             f"the validation loss rose {rise:.1%} above its minimum {val_min:.3f} at step {min_step} "
             f"(max_val_rise {p.max_val_rise:.0%})"
         )
-    trend = (
-        f"; over the last {p.tail_fraction:.0%} of training it moved {slope:+.3f} per 100 steps"
-        if slope is not None
-        else ""
-    )
+    trend = f"; {window} it moved {slope:+.3f} per 100 steps" if slope is not None else ""
     head = f"{compared}. Validation loss minimum {val_min:.3f} at step {min_step}{trend}."
     if problems:
         explanation = (

@@ -115,3 +115,11 @@ def test_reads_train_sample_and_per_task_columns_and_round_trips(tmp_path):
     assert TrainingLog.from_dict(json.loads(json.dumps(log.to_dict()))) == log  # the measurement cache's form
     old = TrainingLog.from_dict({"source": "x", "points": [{"step": 1, "train_loss": 0.5, "eval_loss": None}]})
     assert old.points == (LossPoint(1, 0.5, None),)  # cached before the train-sample columns existed
+
+
+def test_a_trend_from_two_evaluations_says_which_two():
+    """Evaluations at steps 0 and 40 only: no two lie in the last 30%, so the trend is the last two, and the
+    report names them rather than calling it the last 30% of training."""
+    r = _decide(_curve([(10, 1.0), (20, 0.6), (30, 0.45), (40, 0.4)], [(0, 1.5), (40, 0.5)]))
+    assert "between its last two evaluations (steps 0 and 40) it moved -2.500 per 100 steps" in r.explanation
+    assert "over the last 30%" not in r.explanation
