@@ -160,7 +160,7 @@ def _bundle(args: argparse.Namespace) -> int:
     from harness.config import load_config
     from harness.console import console
     from harness.models import check_adapter, resolve_base
-    from harness.release.artifacts import _conversations
+    from harness.release.artifacts import load_conversations
     from harness.release.bundle import make_bundle
 
     cfg = load_config(args.config)
@@ -168,7 +168,7 @@ def _bundle(args: argparse.Namespace) -> int:
     if cfg.model.adapter is None:
         raise HarnessError("no adapter to bundle", where=f"{args.config} [model] adapter", fix="set adapter = ...")
     adapter = check_adapter(cfg.model.adapter, base)
-    convs, _ = _conversations(args.prompts, cfg.base_dir, args.max_prompts)
+    convs, _ = load_conversations(args.prompts, cfg.base_dir, args.max_prompts)
     out = make_bundle(base, adapter, Path(args.out), convs, gguf_types=tuple(args.gguf or ["F16"]), report=args.report)
     console.print(f"bundle -> {out} (check it: [gates.rollback] bundle = {str(out)!r})")
     return EXIT_PASS

@@ -66,7 +66,6 @@ def _probes(
     rt = HFRuntime(model, tokenizer)
     params = GenParams(stop=tuple(stop), **sampling)
     runs = rt.generate([list(i.messages) for i in suite.items], params, batch_size=batch_size, description=description)
-    eos = set(rt.eos_ids(params.eos))
     items = []
     for item, outs in zip(suite.items, runs, strict=True):
         results = [check(item.check, c.text) for c in outs]
@@ -78,7 +77,7 @@ def _probes(
                 tuple(r.passed for r in results),
                 tuple(r.parsed for r in results),
                 tuple(r.detail for r in results),
-                tuple(len(c.token_ids) - (bool(c.token_ids) and c.token_ids[-1] in eos) for c in outs),
+                tuple(c.length for c in outs),
             )
         )
     return ProbeRun(tuple(items))

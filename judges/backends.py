@@ -190,5 +190,4 @@ class HFBackend:
                 probs = option_probs(top, options)
                 best = max(probs, key=probs.__getitem__) if probs else ""
                 return Reply(best, probs)
-            (answer,) = rt.generate([conv], GenParams(max_new_tokens=max_tokens, seed=seed), batch_size=1)[0]
-            return Reply(answer.text)
+            return Reply(rt.generate_one(conv, GenParams(max_new_tokens=max_tokens, seed=seed)).text)

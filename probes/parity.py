@@ -53,8 +53,7 @@ def compare(
     agree_decisive, decisive = 0, 0
     for conv in conversations:
         ids = ra.encode(conv)
-        (gen_a,) = ra.generate([ids], params, batch_size=1)[0]
-        (gen_b,) = rb.generate([ids], params, batch_size=1)[0]
+        gen_a, gen_b = ra.generate_one(ids, params), rb.generate_one(ids, params)
         full = ids + list(gen_a.token_ids)  # score the prompt and the reference's own continuation
         la, lb = ra.logits(full), rb.logits(full)
         max_abs = max(max_abs, float((la - lb).abs().max()))

@@ -26,6 +26,7 @@ def test_a_batch_gives_each_prompt_what_it_gets_alone_without_padding(rt):
     for c in batched:
         assert 0 < len(c.token_ids) <= 10
         assert c.finish_reason == ("stop" if c.token_ids[-1] in eos else "length")
+        assert c.length == len(c.token_ids) - (c.token_ids[-1] in eos)  # the answer, its end-of-turn excluded
         assert not any(t in eos for t in c.token_ids[:-1])  # nothing after the end of the answer
 
 

@@ -34,7 +34,8 @@ def ensure_gguf(base: BaseModel, adapter: AdapterInfo, qtype: str) -> Path:
     return out
 
 
-def _conversations(spec: str, base_dir: Path | None, limit: int) -> tuple[list[list[dict[str, str]]], str]:
+def load_conversations(spec: str, base_dir: Path | None, limit: int) -> tuple[list[list[dict[str, str]]], str]:
+    """The first `limit` conversations of a prompt suite and the suite's hash (the release checks' data)."""
     from probes.suites import load_suite
 
     suite = load_suite(spec, base_dir, key="prompts", check_optional=True)

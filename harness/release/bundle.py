@@ -44,7 +44,7 @@ def greedy_outputs(model_dir: Path, conversations: list[list[dict[str, str]]], m
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="float32", use_safetensors=True).eval()
     rt = HFRuntime(model, tok)
     params = GenParams(max_new_tokens=max_new_tokens, eos="config")
-    return [rt.generate([conv], params, batch_size=1)[0][0].raw for conv in conversations]
+    return [rt.generate_one(conv, params).raw for conv in conversations]
 
 
 def make_bundle(

@@ -127,7 +127,7 @@ class Generator:
                 logprobs=req.logprobs,
                 top_logprobs=req.top_logprobs,
             )
-            (c,) = self.runtime.generate([ids], params, batch_size=1)[0]
+            c = self.runtime.generate_one(ids, params)
             completion_tokens += len(c.token_ids)
             choices.append(
                 {

@@ -46,7 +46,7 @@ def _probe(model_dir: Path, conversations: list[list[dict[str, str]]], max_new_t
     for i, conv in enumerate(conversations[:warmup] + conversations):
         ids = rt.encode(conv)
         s = time.perf_counter()
-        (answer,) = rt.generate([ids], params, batch_size=1)[0]
+        answer = rt.generate_one(ids, params)
         if dev.type == "cuda":
             torch.cuda.synchronize()
         if i >= warmup:
@@ -67,10 +67,10 @@ def _probe(model_dir: Path, conversations: list[list[dict[str, str]]], max_new_t
 def measure_serving(req: Any, base_dir: Path | None, base: Any, adapter: Any, cache: Any) -> dict[str, Any]:
     """Run the probe in a fresh process on the merged model; add the adapter's and the merge's size on disk."""
     from harness.fresh import run_module
-    from harness.release.artifacts import _conversations, ensure_merged
+    from harness.release.artifacts import ensure_merged, load_conversations
 
     o = req.opts
-    convs, _ = _conversations(req.data, base_dir, o["max_prompts"])
+    convs, _ = load_conversations(req.data, base_dir, o["max_prompts"])
     merged = ensure_merged(base, adapter)
     args = ("--max-new-tokens", str(o["max_new_tokens"]), str(merged))
     run = run_module("harness.release.serving", *args, payload=convs)

@@ -13,9 +13,9 @@ from typing import Any
 from harness.cache import MeasurementCache, measurement_key
 from harness.hashing import sha256_file, sha256_json, source_sha256
 from harness.models import AdapterInfo, BaseModel, fingerprint
-from harness.release.artifacts import _conversations, ensure_gguf, ensure_merged, export_dir, load_merged
+from harness.release.artifacts import ensure_gguf, ensure_merged, export_dir, load_conversations, load_merged
 
-CODE = ("harness.release.export", "harness.release.shipping", "probes.parity")
+CODE = ("harness.release.export", "harness.release.shipping", "probes.parity", "harness.runtime.hf")
 
 
 def _cached(
@@ -58,7 +58,7 @@ def measure_merge(req: Any, base_dir: Path | None, base: BaseModel, adapter: Ada
     from probes.parity import compare
 
     o = req.opts
-    convs, sha = _conversations(req.data, base_dir, o["max_prompts"])
+    convs, sha = load_conversations(req.data, base_dir, o["max_prompts"])
 
     def run() -> dict[str, Any]:
         merged_dir = ensure_merged(base, adapter)
@@ -85,7 +85,7 @@ def measure_gguf(req: Any, base_dir: Path | None, base: BaseModel, adapter: Adap
     from probes.parity import compare, tokenizer_parity
 
     o = req.opts
-    convs, sha = _conversations(req.data, base_dir, o["max_prompts"])
+    convs, sha = load_conversations(req.data, base_dir, o["max_prompts"])
 
     def run() -> dict[str, Any]:
         merged_dir = ensure_merged(base, adapter)
@@ -140,7 +140,7 @@ def llama_cpp_greedy(
     rt = HFRuntime(ref, tok)
     prompts = [rt.encode(conv) for conv in convs]
     params = GenParams(max_new_tokens=max_new_tokens, eos=(eot,))
-    wants = [[t for t in rt.generate([ids], params, batch_size=1)[0][0].token_ids if t != eot] for ids in prompts]
+    wants = [[t for t in rt.generate_one(ids, params).token_ids if t != eot] for ids in prompts]
     run = run_module(
         "harness.release.llama_cpp_run",
         str(path),
@@ -183,7 +183,7 @@ def measure_template(req: Any, base_dir: Path | None, base: BaseModel, adapter: 
     from probes.parity import render
 
     o = req.opts
-    convs, sha = _conversations(req.data, base_dir, o["max_prompts"])
+    convs, sha = load_conversations(req.data, base_dir, o["max_prompts"])
 
     def h(t: str | None) -> str | None:
         return sha256_bytes(t.encode()) if t else None
@@ -216,7 +216,7 @@ def measure_template(req: Any, base_dir: Path | None, base: BaseModel, adapter: 
         rt = HFRuntime(merged, mtok)
         # the merged model's own generation config decides when to stop
         params = GenParams(max_new_tokens=o["max_new_tokens"], eos="config")
-        answers = [rt.generate([conv], params, batch_size=1)[0][0] for conv in convs]
+        answers = [rt.generate_one(conv, params) for conv in convs]
         stopped = sum(bool(a.token_ids) and a.token_ids[-1] in gen_eos for a in answers)
         return {
             "hashes": hashes,
@@ -240,6 +240,6 @@ def measure_rollback(req: Any, base_dir: Path | None, base: BaseModel, adapter: 
     o = req.opts
     bundle = Path(o["bundle"]) if o["bundle"] else export_dir(base, adapter) / "bundle"
     if not bundle.exists():  # bundle what was gated, then check it like any other bundle
-        convs, _ = _conversations(req.data, base_dir, o["max_prompts"])
+        convs, _ = load_conversations(req.data, base_dir, o["max_prompts"])
         make_bundle(base, adapter, bundle, convs, gguf_types=tuple(o["gguf_types"]), max_new_tokens=o["max_new_tokens"])
     return verify_in_fresh_process(bundle)

@@ -39,6 +39,7 @@ class Completion:
     token_ids: tuple[int, ...]  # the generated ids, the final end-of-answer id included, padding excluded
     finish_reason: Literal["stop", "length"]
     raw: str = ""  # decoded with special tokens, before any stop-string cut
+    length: int = 0  # generated tokens, the end-of-answer id excluded (the answer's length)
     logprobs: list[dict[str, Any]] | None = field(default=None, compare=False)  # per token (OpenAI shape)
 
 
@@ -72,6 +73,10 @@ class Runtime(Protocol):
         self, requests: Sequence[LoglikRequest], *, batch_size: int = 8, description: str | None = None
     ) -> list[float]:
         """Summed log-probability of each request's scored targets, in request order."""
+        ...
+
+    def generate_one(self, prompt: Prompt, params: GenParams) -> Completion:
+        """The first completion of one prompt, generated alone (no batch, no padding)."""
         ...
 
     def logits(self, ids: Sequence[int]) -> Any:

@@ -105,6 +105,9 @@ class HFRuntime:
                 bar.advance(task, len(chunk))
         return out
 
+    def generate_one(self, prompt: Prompt, params: GenParams) -> Completion:
+        return self.generate([prompt], params, batch_size=1)[0][0]
+
     # -- helpers ----------------------------------------------------------------------------------
     def encode(self, prompt: Prompt) -> list[int]:
         if prompt and isinstance(prompt[0], dict):
@@ -167,7 +170,7 @@ class HFRuntime:
             ended = bool(toks) and toks[-1] in eos
             lp = self._logprobs(toks, gen.logits, r, params.top_logprobs, eos) if params.logprobs else None
             reason = "stop" if ended or len(cut) < len(text) else "length"
-            rows.append(Completion(cut, tuple(toks), reason, raw, lp))
+            rows.append(Completion(cut, tuple(toks), reason, raw, len(toks) - ended, lp))
         return rows
 
     def _logprobs(self, toks: list[int], logits: tuple, row: int, top: int, eos: list[int]) -> list[dict[str, Any]]:
