@@ -39,7 +39,6 @@ def main() -> None:
     from gates.regression import reference_score
     from gates.stats import bootstrap_mean
     from harness.data import load_dataset
-    from harness.measure import _probes
     from harness.models import (
         EMBEDDED_ALIAS,
         attach_adapter,
@@ -48,7 +47,9 @@ def main() -> None:
         load_tokenizer,
         resolve_base,
     )
+    from harness.runtime import GenParams, HFRuntime
     from probes.perplexity import measure_nll
+    from probes.sampling import run_suite
     from probes.suites import load_suite
     from tests.helpers import make_adapter
 
@@ -76,12 +77,13 @@ def main() -> None:
     modes = {
         "likelihood": lambda m: reference_score(measure_nll(m, tok, data, batch_size=16).docs),
         "greedy": lambda m: np.array(
-            [i.c / i.n for i in _probes(m, tok, suite_greedy, description="greedy", batch_size=16, n=1,
-                                        temperature=0.0, top_p=1.0, max_new_tokens=48, seed=args.seed).items]
+            [i.c / i.n for i in run_suite(HFRuntime(m, tok), suite_greedy, GenParams(n=1, max_new_tokens=48,
+                                          seed=args.seed), description="greedy", batch_size=16).items]
         ),
         "samples": lambda m: np.array(
-            [i.c / i.n for i in _probes(m, tok, suite_few, description="samples", batch_size=16, n=args.n,
-                                        temperature=0.7, top_p=1.0, max_new_tokens=48, seed=args.seed).items]
+            [i.c / i.n for i in run_suite(HFRuntime(m, tok), suite_few, GenParams(n=args.n, temperature=0.7,
+                                          max_new_tokens=48, seed=args.seed), description="samples",
+                                          batch_size=16).items]
         ),
     }  # fmt: skip
     print(f"candidate: base + LoRA noise std {args.noise} (seed {args.seed}); suite builtin:general", flush=True)

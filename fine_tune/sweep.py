@@ -28,16 +28,13 @@ class SweepRow:
 
 
 def _ppl(base: Any, adapter: Path | None, data: Any) -> float:
-    from harness.models import attach_adapter, check_adapter, load_base_model, load_tokenizer
-    from probes.perplexity import measure_nll
+    from harness.models import check_adapter
+    from harness.runtime.load import Runtimes
+    from probes.perplexity import nll
 
-    model = load_base_model(base)
-    if adapter is not None:
-        model = attach_adapter(model, check_adapter(adapter, base))
-    tok = load_tokenizer(adapter if adapter and (adapter / "tokenizer_config.json").is_file() else base.dir)
-    return measure_nll(
-        model, tok, data, description=f"PPL {adapter.parent.parent.name if adapter else 'base'}"
-    ).perplexity
+    info = check_adapter(adapter, base) if adapter is not None else None
+    rt = Runtimes(base, info).get("candidate" if info else "base")
+    return nll(rt, data, description=f"PPL {adapter.parent.parent.name if adapter else 'base'}").perplexity
 
 
 def render_table(rows: list[SweepRow], base_ppl: float, data_name: str) -> str:

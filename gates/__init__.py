@@ -6,7 +6,7 @@ import pkgutil
 from gates.policy import blocking, release_verdict
 from gates.registry import GateContext, GateDef, MeasureRequest, gate, gate_names, get_gate
 from gates.stats import Decision, Interval, decide_non_inferiority, decide_superiority, paired_bootstrap
-from gates.types import VERDICTS, Example, GateResult, Verdict
+from gates.types import VERDICTS, Example, GateResult, Table, Verdict
 
 # every other module of this package is a gate module: importing it registers its gate(s), so a new gate is one
 # new file here and nothing else to edit
@@ -24,6 +24,7 @@ __all__ = [
     "GateResult",
     "Interval",
     "MeasureRequest",
+    "Table",
     "Verdict",
     "blocking",
     "decide_non_inferiority",

@@ -54,13 +54,16 @@ def _plan(p: ContaminationParams, info: PlanInfo) -> list[MeasureRequest]:
     if p.include_config_data:
         evals += [d for d in info.data if d not in evals]
         train += [t for t in info.train if t not in train]
-    return [_request(p, tuple(dict.fromkeys(evals)), tuple(dict.fromkeys(train)))]
+    out = [_request(p, tuple(dict.fromkeys(evals)), tuple(dict.fromkeys(train)))]
+    if info.train:  # the candidate's training data as the trainer saw it, for the report's dataset section
+        out.append(MeasureRequest("audit", "", (("train", info.train),), variants=("data",)))
+    return out
 
 
 @gate("contamination", params=ContaminationParams, requests=_requests, plan=_plan)
 def contamination(p: ContaminationParams, ctx: GateContext) -> GateResult:
     """Share of contaminated items in every eval set <= max_contaminated (default 0)."""
-    (req,) = ctx.requests
+    req = next(r for r in ctx.requests if r.kind == "contamination")
     run: ContaminationRun = ctx.get(req, "data")
     worst = max(run.evals, key=lambda e: e.share)
     bad = [e for e in run.evals if e.share > p.max_contaminated]
@@ -113,6 +116,7 @@ def contamination(p: ContaminationParams, ctx: GateContext) -> GateResult:
         ci=None,
         explanation=head + tail,
         evidence=evidence,
+        excluded_items={e.spec: tuple(e.contaminated_ids) for e in run.evals if e.contaminated_ids},
         details={
             "train": list(run.train),
             "sets": {

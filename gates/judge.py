@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
 from gates.registry import GateContext, MeasureRequest, gate
 from gates.stats import bootstrap_mean, decide_non_inferiority
-from gates.types import Example, GateResult
+from gates.types import Example, GateResult, Table
 from harness.paths import EMBEDDED_ALIAS
 from judges.results import JudgeRun, JudgeSpec, PairJudgement
 
@@ -130,6 +131,65 @@ def _requests(p: JudgeParams) -> list[MeasureRequest]:
     )
     judged = MeasureRequest("judge", p.data, (("source", answers), ("spec", p.spec())), variants=("pair",))
     return [answers, judged]
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{x:.0%}"
+
+
+def _num(x: float | None) -> str:
+    return "–" if x is None else f"{x:.4g}"
+
+
+def _tables(d: dict[str, Any]) -> tuple[Table, ...]:
+    """Can the judge be trusted (swap consistency, ties, biases), and the rubric, for the report."""
+    q, j = d.get("quality"), d.get("judge")
+    if not q or not j:
+        return ()
+    who = f"`{j.get('model')}` ({j.get('backend')}{', ' + j['base_url'] if j.get('base_url') else ''})"
+    quality = Table(
+        "Judge quality",
+        (
+            "judge",
+            "mode",
+            "prompts",
+            "judged",
+            "swap consistency",
+            "tie rate",
+            "picks A",
+            "longer answer wins",
+            "parse failures",
+        ),
+        (
+            (
+                who,
+                f"{d.get('mode')} (temperature 0, seed {d.get('seed')})",
+                ", ".join(f"`{v}`" for v in d.get("prompts", {}).values()),
+                str(q.get("judged")),
+                _pct(q.get("swap_consistency")),
+                _pct(q.get("tie_rate")),
+                _pct(q.get("position_a_rate")),
+                _pct(q.get("longer_answer_win_rate")),
+                str(d.get("parse_failures", 0)),
+            ),
+        ),
+    )
+    rubric = d.get("rubric") or {}
+    if not rubric:
+        return (quality,)
+    rows = []
+    for axis, r in rubric.items():
+        ci = r.get("change_ci")
+        rows.append(
+            (
+                axis,
+                _num(r.get("base")),
+                _num(r.get("candidate")),
+                f"[{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "–",
+                r.get("verdict", "not scored"),
+            )
+        )
+    return quality, Table("Rubric (1-5)", ("axis", "base", "candidate", "change CI", "verdict"), tuple(rows))
 
 
 def sign_test(wins: int, losses: int) -> float:
@@ -252,6 +312,7 @@ def judge(p: JudgeParams, ctx: GateContext) -> GateResult:
                 for q in failed[: p.evidence]
             ),
             details=details,
+            tables=_tables(details),
         )
     parsed = [q for q in pairs if q.outcome is not None]
     scores = np.array([q.score for q in parsed])
@@ -354,6 +415,7 @@ def judge(p: JudgeParams, ctx: GateContext) -> GateResult:
         ci=(round(iv.lower - 0.5, 6), round(iv.upper - 0.5, 6)),
         explanation=" ".join(parts) + plumbing,
         evidence=evidence,
+        tables=_tables({**details, "rubric": axes}),
         details={
             **details,
             "wins": wins,

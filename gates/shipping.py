@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gates.registry import GateContext, MeasureRequest, gate
-from gates.types import Example, GateResult
+from gates.types import Example, GateResult, Table
 
 PROMPTS = "builtin:judge_general"
 # thresholds per GGUF type: (mean KL at most, top-1 agreement at least, at positions whose top token leads by
@@ -19,6 +19,11 @@ GGUF_LIMITS = {"F32": (1e-6, 0.999), "F16": (1e-4, 0.99), "Q8_0": (2e-2, 0.9)}
 
 def _req(kind: str, data: str, **opts: Any) -> MeasureRequest:
     return MeasureRequest(kind, data, tuple(sorted(opts.items())), variants=("data",))
+
+
+def _ships(*rows: tuple[str, str]) -> tuple[Table, ...]:
+    """Rows of the report's "what ships" table (files, sizes, hashes, bundle)."""
+    return (Table("What ships", ("", ""), tuple(rows), section="ships"),) if rows else ()
 
 
 def _fmt(x: float) -> str:
@@ -104,6 +109,7 @@ def merge_parity(p: MergeParityParams, ctx: GateContext) -> GateResult:
         explanation=text,
         evidence=_differing(par, "greedy completion differs (reference: unmerged; other: merged)"),
         details={**m, "checks": checks},
+        tables=_ships(("merged model", f"`{m['merged_dir']}` ({m['dtype']}, onto {m['merge'].get('merged_onto')})")),
     )
 
 
@@ -197,6 +203,12 @@ def gguf_parity(p: GGUFParityParams, ctx: GateContext) -> GateResult:
         explanation=text,
         evidence=tuple(evidence[:5]),
         details={**m, "checks": checks},
+        tables=_ships(
+            *(
+                (f"GGUF {qtype}", f"`{r['path']}` ({r['bytes'] / 1e6:.1f} MB, sha256 `{r['sha256'][:16]}…`)")
+                for qtype, r in m["types"].items()
+            )
+        ),
     )
 
 
@@ -333,6 +345,7 @@ def rollback(p: RollbackParams, ctx: GateContext) -> GateResult:
             for i, d in enumerate(m["differing"])
         ),
         details=m,
+        tables=_ships(("release bundle", f"`{m['bundle']}` ({m['reproduced']}/{m['recorded']} outputs reproduced)")),
     )
 
 
@@ -392,4 +405,11 @@ def serving(p: ServingParams, ctx: GateContext) -> GateResult:
         threshold=p.max_p95_latency_s,
         explanation=text,
         details={**m, "p50_s": p50, "p95_s": p95, "tokens_per_s": tps, "peak_memory_mb": peak, "checks": checks},
+        tables=_ships(
+            (
+                "serving (merged)",
+                f"p50 {p50:.3f} s, p95 {p95:.3f} s, {tps:.1f} tokens/s, peak {peak:.0f} MB, adapter "
+                f"{m['adapter_mb']:.1f} MB",
+            )
+        ),
     )

@@ -23,6 +23,21 @@ class Example:
 
 
 @dataclass(frozen=True)
+class Table:
+    """A table the report shows for a gate, rendered as it is. `section` "gate" puts it under the gate's own
+    heading; "ships" adds its rows to the report's "what ships" table (files, sizes, hashes, bundle)."""
+
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    section: Literal["gate", "ships"] = "gate"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Table:
+        return cls(d["title"], tuple(d["columns"]), tuple(tuple(r) for r in d["rows"]), d.get("section", "gate"))
+
+
+@dataclass(frozen=True)
 class GateResult:
     """The decision of one gate. `ci` is (lower, upper) of `delta` where the gate is statistical."""
 
@@ -38,6 +53,10 @@ class GateResult:
     required: bool = True
     evidence: tuple[Example, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
+    tables: tuple[Table, ...] = ()  # what the report shows for this gate beyond the row, evidence and explanation
+    # items this gate found unfit to measure on (data spec -> item ids, e.g. contaminated ones): every other gate
+    # that read them is decided again without them, and both verdicts are shown
+    excluded_items: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -52,6 +71,7 @@ class GateResult:
         d = asdict(self)
         d["ci"] = list(self.ci) if self.ci is not None else None
         d["evidence"] = [asdict(e) for e in self.evidence]
+        d["excluded_items"] = {k: list(v) for k, v in self.excluded_items.items()}
         return d
 
     @classmethod
@@ -59,6 +79,8 @@ class GateResult:
         d = dict(d)
         d["ci"] = tuple(d["ci"]) if d.get("ci") is not None else None
         d["evidence"] = tuple(Example(**e) for e in d.get("evidence", ()))
+        d["tables"] = tuple(Table.from_dict(t) for t in d.get("tables", ()))
+        d["excluded_items"] = {k: tuple(v) for k, v in d.get("excluded_items", {}).items()}
         return cls(**d)
 
     @classmethod

@@ -1,115 +1,164 @@
-"""Measurement kinds: how each `MeasureRequest.kind` is computed on a loaded model and (de)serialised."""
+"""The measurement registry: each `MeasureRequest.kind`, with one calling convention.
+
+A kind's `run(call: MeasureCall) -> result` gets everything it may use in `call`: the request, the variant it
+measures, the data set loaded by the kind's `load_data`, the runtimes of the release (`call.runtime()` is the
+variant's own), and, for a comparison of two variants (`pair`), the source measurement of each. It returns a
+typed result that its `dump` / `load` (de)serialise. The pipeline caches every kind the same way, under
+`harness.cache.measurement_key` (model identity, data hash, options, the measuring code's hash).
+
+Variants: `base` and `candidate` measure one runtime each; `data` runs once per release (about the data, or
+what ships: the merge, the GGUFs); `pair` runs once both variants of its source request are measured.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from harness.data import Dataset, load_dataset
+from gates.registry import MeasureRequest
+from harness.cache import MeasurementCache
+from harness.data import load_dataset
 from harness.hashing import sha256_json, source_sha256
-from harness.models import AdapterInfo
-from probes.results import NLLMeasurement, ProbeOutcome, ProbeRun
-from probes.suites import Suite, load_suite
+from harness.models import AdapterInfo, BaseModel
+from probes.results import NLLMeasurement, ProbeRun
+from probes.suites import load_suite
 from probes.training_log import TrainingLog, read_training_log
 
 
 @dataclass(frozen=True)
-class MeasureKind:
-    """How one kind of measurement runs. With `needs_model`, `run(model, tokenizer, dataset, **options)`;
-    without, `run(adapter, data, **options)` (cheap reads such as a training log, never cached)."""
+class MeasureEnv:
+    """The release being measured: its models and files, shared by every measurement of a run."""
 
-    run: Callable[..., Any]
-    load: Callable[[dict[str, Any]], Any]
-    dump: Callable[[Any], dict[str, Any]]
+    base: BaseModel
+    adapter: AdapterInfo
+    runtimes: Any  # harness.runtime.load.Runtimes: variant -> runtime, opened on first use
+    cache: MeasurementCache  # for the resumable parts of a long measurement (each judgement)
+    base_dir: Path | None = None
+    max_length: int = 512  # the training's max_length (the data audit's truncation check)
+
+
+@dataclass(frozen=True)
+class MeasureCall:
+    """One measurement to make: what a kind's `run` reads."""
+
+    request: MeasureRequest
+    variant: str  # base | candidate | data | pair
+    env: MeasureEnv
+    data: Any = None  # what the kind's `load_data` read for `request.data` (None for kinds that read none)
+    options: Mapping[str, Any] = field(default_factory=dict)  # the request's options, a look's slice taken out
+    inputs: Mapping[str, Any] = field(default_factory=dict)  # pair: the source measurement of each variant
+    description: str = ""
+
+    def runtime(self, variant: str | None = None, *, dtype: str | None = None) -> Any:
+        """The runtime of `variant` (default: the one measured)."""
+        return self.env.runtimes.get(variant or self.variant, dtype=dtype)
+
+
+@dataclass(frozen=True)
+class MeasureKind:
+    """How one kind of measurement runs and is stored."""
+
+    run: Callable[[MeasureCall], Any]
+    load: Callable[[Any], Any]
+    dump: Callable[[Any], Any]
+    load_data: Callable[..., Any] | None = load_dataset  # (spec, base_dir, key=...) -> data; None: reads none
     runtime_options: frozenset[str] = frozenset()  # options that cannot change the result (not in the cache key)
-    needs_model: bool = True
-    load_data: Callable[..., Any] = load_dataset  # (spec, base_dir, key=...) -> the data `run` reads
     code: tuple[str, ...] = ()  # modules whose source is part of the cache key (a changed checker re-measures)
-    # pair kinds compare two variants' measurements: run(request, data, base, candidate, cache, base_dir); they
-    # cache their own parts. `preflight(request, base_dir)` runs before any model loads (e.g. endpoint checks).
-    pair: bool = False
-    preflight: Callable[..., None] | None = None
+    cached: bool = True  # False: cheap reads of files that may change under the same name (a training log)
+    keep: Callable[[Any], bool] = lambda value: True  # a result that depends on the environment is not kept
+    preflight: Callable[[MeasureRequest, Path | None], None] | None = None  # before any model loads
+    manifest_key: str | None = None  # the result is also recorded in the run manifest under this key
+    # what else the result depends on, for the cache key (a judge model's identity: its weights or endpoint)
+    identity: Callable[[MeasureRequest, Path | None], Any] | None = None
 
     def code_sha256(self) -> str:
         return sha256_json([source_sha256(m) for m in self.code])
 
 
-def _nll(model: Any, tokenizer: Any, dataset: Dataset, *, max_length: int, batch_size: int, description: str) -> Any:
-    from probes.perplexity import measure_nll
-
-    return measure_nll(model, tokenizer, dataset, max_length=max_length, batch_size=batch_size, description=description)
+def _dump(m: Any) -> Any:
+    return m.to_dict()
 
 
-def _probes(
-    model: Any,
-    tokenizer: Any,
-    suite: Suite,
-    *,
-    description: str,
-    batch_size: int,
-    stop: tuple = (),
-    limit: int | None = None,
-    **sampling: Any,
-) -> ProbeRun:
-    """Sample and check every item (or the first `limit`)."""
-    from dataclasses import replace
-
-    from harness.runtime import GenParams, HFRuntime
-    from probes.checkers import check
-
-    if limit is not None:
-        suite = replace(suite, items=suite.items[:limit])
-
-    rt = HFRuntime(model, tokenizer)
-    params = GenParams(stop=tuple(stop), **sampling)
-    runs = rt.generate([list(i.messages) for i in suite.items], params, batch_size=batch_size, description=description)
-    items = []
-    for item, outs in zip(suite.items, runs, strict=True):
-        results = [check(item.check, c.text) for c in outs]
-        items.append(
-            ProbeOutcome(
-                item.id,
-                item.preview(),
-                tuple(c.text for c in outs),
-                tuple(r.passed for r in results),
-                tuple(r.parsed for r in results),
-                tuple(r.detail for r in results),
-                tuple(c.length for c in outs),
-            )
-        )
-    return ProbeRun(tuple(items))
+def _same(d: Any) -> Any:
+    return d
 
 
-def _training_log(adapter: AdapterInfo, data: str, **_: Any) -> TrainingLog:
-    return read_training_log(Path(data) if data else adapter.dir)
+# -- model measurements ------------------------------------------------------------------------------------
 
 
-def _judge(req: Any, suite: Suite, base: ProbeRun, candidate: ProbeRun, cache: Any, base_dir: Path | None) -> Any:
+def _nll(call: MeasureCall) -> NLLMeasurement:
+    from probes.perplexity import nll
+
+    o = call.options
+    return nll(
+        call.runtime(), call.data, max_length=o["max_length"], batch_size=o["batch_size"], description=call.description
+    )
+
+
+def _probes(call: MeasureCall) -> ProbeRun:
+    from harness.runtime import GenParams
+    from probes.sampling import run_suite
+
+    o = dict(call.options)
+    batch_size, limit, stop = o.pop("batch_size"), o.pop("limit", None), tuple(o.pop("stop", ()))
+    params = GenParams(stop=stop, **o)
+    return run_suite(
+        call.runtime(), call.data, params, batch_size=batch_size, description=call.description, limit=limit
+    )
+
+
+def _training_log(call: MeasureCall) -> TrainingLog:
+    data = call.request.data
+    return read_training_log(Path(data) if data else call.env.adapter.dir)
+
+
+# -- comparisons of two variants ---------------------------------------------------------------------------
+
+
+def _judge(call: MeasureCall) -> Any:
     from judges.run import run_judge
 
-    return run_judge(req.opts["spec"], suite, base, candidate, cache, base_dir)
+    env = call.env
+    return run_judge(
+        call.options["spec"], call.data, call.inputs["base"], call.inputs["candidate"], env.cache, env.base_dir
+    )
 
 
-def _judge_preflight(req: Any, base_dir: Path | None) -> None:
+def _judge_preflight(req: MeasureRequest, base_dir: Path | None) -> None:
     from judges.run import preflight
 
     preflight(req.opts["spec"], base_dir)
 
 
-def _contamination(req: Any, base_dir: Path | None, *_: Any) -> Any:
+def _judge_identity(req: MeasureRequest, base_dir: Path | None) -> Any:
+    from judges.run import get_backend
+
+    return get_backend(req.opts["spec"], base_dir).identity()
+
+
+def _load_judge_run(d: dict[str, Any]) -> Any:
+    from judges.protocol import JudgeRun
+
+    return JudgeRun.from_dict(d)
+
+
+# -- about the data ----------------------------------------------------------------------------------------
+
+
+def _contamination(call: MeasureCall) -> Any:
     from probes.contamination import contamination
     from probes.overlap import read_text_set
 
-    o = req.opts
+    o, base_dir = call.options, call.env.base_dir
     evals = [read_text_set(s, base_dir, key="[gates.contamination] data") for s in o["evals"]]
     train = [read_text_set(s, base_dir, key="[gates.contamination] train") for s in o["train"]]
     return contamination(evals, train, n=o["n"], fuzzy_cutoff=o["fuzzy_cutoff"])
 
 
-def _contamination_preflight(req: Any, base_dir: Path | None) -> None:
+def _contamination_preflight(req: MeasureRequest, base_dir: Path | None) -> None:
     from harness.errors import HarnessError
 
     o = req.opts
@@ -128,32 +177,62 @@ def _contamination_preflight(req: Any, base_dir: Path | None) -> None:
         )
 
 
-def _ship(name: str) -> Callable[..., Any]:
-    def run(*args: Any) -> Any:
+def _audit(call: MeasureCall) -> list[dict[str, Any]]:
+    """The dataset audit of each training set, for the report (a failed audit is noted, never fatal)."""
+    import logging
+
+    from fine_tune.audit import audit
+    from harness.models import tokenizer_dir
+
+    env, out = call.env, []
+    for spec in call.options["train"]:
+        try:
+            a = audit(
+                spec,
+                env.base_dir,
+                tokenizer=env.base.id,
+                tok_dir=tokenizer_dir(env.base, env.adapter),
+                max_length=env.max_length,
+            )
+            out.append(a.to_dict())
+        except Exception as e:  # the audit informs; it does not decide
+            logging.getLogger(__name__).debug("audit failed", exc_info=True)
+            out.append({"name": spec, "error": f"{type(e).__name__}: {e}"})
+    return out
+
+
+# -- what ships ----------------------------------------------------------------------------------------------
+
+
+def _ship(name: str) -> Callable[[MeasureCall], Any]:
+    def run(call: MeasureCall) -> Any:
         from harness.release import shipping
 
-        return getattr(shipping, name)(*args)
+        return getattr(shipping, name)(call)
 
     return run
 
 
-def _serving(*args: Any) -> Any:
+def _serving(call: MeasureCall) -> Any:
     from harness.release.serving import measure_serving
 
-    return measure_serving(*args)
+    return measure_serving(call)
 
 
-def _load_judge_run(d: dict[str, Any]) -> Any:
-    from judges.protocol import JudgeRun
+_SHIP_CODE = ("harness.release.export", "harness.release.shipping", "probes.parity", "harness.runtime.hf")
+_prompts = partial(load_suite, check_optional=True)
 
-    return JudgeRun.from_dict(d)
+
+def _gguf_kept(v: dict[str, Any]) -> bool:
+    """A llama.cpp run that crashed says something about this machine, not the export: measure it again."""
+    return not any("error" in t.get("llama_cpp", {}) for t in v["types"].values())
 
 
 KINDS: dict[str, MeasureKind] = {
     "probes": MeasureKind(
         run=_probes,
         load=ProbeRun.from_dict,
-        dump=lambda m: m.to_dict(),
+        dump=_dump,
         runtime_options=frozenset({"batch_size"}),
         load_data=load_suite,
         code=("harness.runtime.hf", "probes.checkers", "probes.safety", "probes.sandbox"),
@@ -161,50 +240,49 @@ KINDS: dict[str, MeasureKind] = {
     "answers": MeasureKind(  # like probes, but items need no check: the answers are for a judge
         run=_probes,
         load=ProbeRun.from_dict,
-        dump=lambda m: m.to_dict(),
+        dump=_dump,
         runtime_options=frozenset({"batch_size"}),
-        load_data=partial(load_suite, check_optional=True),
+        load_data=_prompts,
         code=("harness.runtime.hf", "probes.checkers"),
-    ),
-    "judge": MeasureKind(
-        run=_judge,
-        load=_load_judge_run,
-        dump=lambda m: m.to_dict(),
-        needs_model=False,
-        pair=True,
-        preflight=_judge_preflight,
-        code=("judges.protocol", "judges.backends"),
-    ),
-    "contamination": MeasureKind(  # about the data, not a model: measured once ("data" variant), not cached
-        run=_contamination,
-        load=lambda d: d,
-        dump=lambda m: m.to_dict(),
-        needs_model=False,
-        preflight=_contamination_preflight,
-    ),
-    **{
-        kind: MeasureKind(  # what ships (merge, GGUF, template): once per run, artifacts and numbers cached
-            run=fn,
-            load=lambda d: d,
-            dump=lambda m: m,
-            needs_model=False,
-        )
-        for kind, fn in (
-            ("merge_parity", _ship("measure_merge")),
-            ("gguf_parity", _ship("measure_gguf")),
-            ("template_drift", _ship("measure_template")),
-            ("rollback", _ship("measure_rollback")),
-            ("serving", _serving),
-        )
-    },
-    "training_log": MeasureKind(
-        run=_training_log, load=TrainingLog.from_dict, dump=lambda m: m.to_dict(), needs_model=False
     ),
     "nll": MeasureKind(
         run=_nll,
         load=NLLMeasurement.from_dict,
-        dump=lambda m: m.to_dict(),
+        dump=_dump,
         runtime_options=frozenset({"batch_size"}),
         code=("probes.perplexity", "harness.runtime.hf"),
     ),
+    "judge": MeasureKind(  # base vs candidate answers (the `source` request), judged pairwise
+        run=_judge,
+        load=_load_judge_run,
+        dump=_dump,
+        load_data=_prompts,
+        preflight=_judge_preflight,
+        identity=_judge_identity,
+        code=("judges.protocol", "judges.backends", "judges.run"),
+    ),
+    "training_log": MeasureKind(
+        run=_training_log, load=TrainingLog.from_dict, dump=_dump, load_data=None, cached=False
+    ),
+    "contamination": MeasureKind(  # about the data, not a model: cheap, never cached
+        run=_contamination,
+        load=_same,
+        dump=_dump,
+        load_data=None,
+        cached=False,
+        preflight=_contamination_preflight,
+    ),
+    "audit": MeasureKind(
+        run=_audit, load=_same, dump=_same, load_data=None, cached=False, manifest_key="dataset_audit"
+    ),
+    **{
+        kind: MeasureKind(run=fn, load=_same, dump=_same, load_data=_prompts, code=_SHIP_CODE, **how)
+        for kind, fn, how in (
+            ("merge_parity", _ship("measure_merge"), {}),
+            ("gguf_parity", _ship("measure_gguf"), {"keep": _gguf_kept}),
+            ("template_drift", _ship("measure_template"), {}),
+            ("rollback", _ship("measure_rollback"), {"cached": False}),  # the bundle on disk is what is checked
+            ("serving", _serving, {"cached": False}),  # this machine's latency, now
+        )
+    },
 }

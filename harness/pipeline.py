@@ -25,16 +25,13 @@ from harness.config import ReleaseConfig, load_config
 from harness.console import console, status
 from harness.errors import HarnessError
 from harness.manifest import build_manifest
-from harness.measure import KINDS
+from harness.measure import KINDS, MeasureCall, MeasureEnv
 from harness.models import (
     AdapterInfo,
     BaseModel,
     Fingerprint,
-    attach_adapter,
     check_adapter,
     fingerprint,
-    load_base_model,
-    load_tokenizer,
     read_chat_template,
     resolve_base,
     tokenizer_dir,
@@ -92,127 +89,111 @@ def _slice(ds: Any, bounds: tuple[int, int]) -> Any:
 
 
 class _Measurer:
-    """Runs the measurements a plan needs for one variant at a time, loading models only on a cache miss."""
+    """Makes the measurements a plan needs, each through `KINDS[kind].run(MeasureCall)` and the one cache; the
+    release's variants are runtimes opened on the first cache miss that needs them."""
 
-    def __init__(self, cfg: ReleaseConfig, base: BaseModel, adapter: AdapterInfo, cache: MeasurementCache):
-        self.cfg, self.base, self.adapter, self.cache = cfg, base, adapter, cache
-        self.model: Any = None
-        self.device: str | None = None
-        self._attached = False
-        self._tokenizers: dict[str, Any] = {}
+    def __init__(self, pl: Plan, cache: MeasurementCache):
+        from harness.release.artifacts import locator
+        from harness.runtime.load import Runtimes
 
-    def _model_for(self, variant: str) -> tuple[Any, Any]:
-        spec = self.cfg.model
-        if self.model is None:
-            with status(f"Loading base model {self.base.id}"):
-                self.model = load_base_model(
-                    self.base, device=spec.device, dtype=spec.dtype, trust_remote_code=spec.trust_remote_code
-                )
-            self.device = str(next(self.model.parameters()).device)
-        if variant == "candidate" and not self._attached:
-            with status(f"Attaching adapter {self.adapter.dir.name}"):
-                self.model = attach_adapter(self.model, self.adapter)
-            self._attached = True
-        if variant not in self._tokenizers:
-            tdir = tokenizer_dir(self.base, self.adapter if variant == "candidate" else None)
-            self._tokenizers[variant] = load_tokenizer(tdir, trust_remote_code=spec.trust_remote_code)
-        return self.model, self._tokenizers[variant]
+        cfg, spec = pl.cfg, pl.cfg.model
+        self.cfg, self.plan, self.cache = cfg, pl, cache
+        self.runtimes = Runtimes(
+            pl.base,
+            pl.adapter,
+            device=spec.device,
+            dtype=spec.dtype,
+            trust_remote_code=spec.trust_remote_code,
+            locate=locator(pl.base, pl.adapter),
+            status=status,
+            fingerprints=pl.fps,
+        )
+        self.env = MeasureEnv(
+            pl.base, pl.adapter, self.runtimes, cache, cfg.base_dir, max_length=_training_max_length(cfg)
+        )
 
-    def _one(
-        self, req: MeasureRequest, variant: str, datasets: dict[tuple[str, str], Any], fps: dict[str, Fingerprint]
-    ) -> Any:
-        kind = KINDS[req.kind]
-        if not kind.needs_model:
-            return kind.run(self.adapter, req.data, **req.opts)
-        ds = datasets[(req.kind, req.data)]
-        key = self._key(req, variant, ds, fps)
-        hit = self.cache.get(key)
-        if hit is not None:
-            return kind.load(hit)
-        model, tok = self._model_for(variant)
-        opts = req.opts
-        if "items" in opts:  # a sequential look measures a slice of the items
-            ds = _slice(ds, opts.pop("items"))
-        desc = f"{req.kind} {variant} on {ds.name}"
-        if variant == "base" and self._attached:  # a later look: the adapter is attached, switch it off
-            with model.disable_adapter():
-                value = kind.run(model, tok, ds, description=desc, **opts)
-        else:
-            value = kind.run(model, tok, ds, description=desc, **opts)
-        self.cache.put(key, kind.dump(value))
-        return value
+    @property
+    def device(self) -> str | None:
+        return self.runtimes.device
 
-    def _key(self, req: MeasureRequest, variant: str, ds: Any, fps: dict[str, Fingerprint]) -> str:
+    def _model_key(self, variant: str) -> Any:
+        fps = self.plan.fps
+        if variant == "pair":
+            return {v: fps[v].key for v in VARIANTS}
+        return fps["candidate" if variant == "data" else variant].key  # what ships is made from both
+
+    def _data(self, req: MeasureRequest) -> Any:
+        return self.plan.datasets.get((req.kind, req.data))
+
+    def _key(self, req: MeasureRequest, variant: str) -> str:
         kind = KINDS[req.kind]
         keyed = {k: v for k, v in req.options if k not in kind.runtime_options}
-        model = fps[variant].key
-        return measurement_key(req.kind, model=model, data=ds.sha256, options=keyed, code=kind.code_sha256())
+        if kind.identity is not None:
+            keyed["identity"] = kind.identity(req, self.cfg.base_dir)
+        ds = self._data(req)
+        data = ds.sha256 if ds is not None else ""
+        return measurement_key(
+            req.kind, model=self._model_key(variant), data=data, options=keyed, code=kind.code_sha256()
+        )
 
-    def cached(
-        self, requests: list[MeasureRequest], datasets: dict[tuple[str, str], Any], fps: dict[str, Fingerprint]
-    ) -> dict[tuple[MeasureRequest, str], Any]:
-        """The model measurements the cache already holds (no model is loaded, nothing is counted)."""
+    def _one(self, req: MeasureRequest, variant: str, results: dict) -> Any:
+        kind = KINDS[req.kind]
+        key = self._key(req, variant) if kind.cached else None
+        hit = self.cache.get(key) if key else None
+        if hit is not None:
+            return kind.load(hit)
+        opts, ds = req.opts, self._data(req)
+        if "items" in opts:  # a sequential look measures a slice of the items
+            ds = _slice(ds, opts.pop("items"))
+        inputs = {}
+        if variant == "pair":
+            src = opts["source"]
+            inputs = {v: results[(src, v)] for v in VARIANTS}
+        where = f" on {ds.name}" if ds is not None else ""
+        call = MeasureCall(req, variant, self.env, ds, opts, inputs, description=f"{req.kind} {variant}{where}")
+        value = kind.run(call)
+        if key and kind.keep(value):
+            self.cache.put(key, kind.dump(value))
+        return value
+
+    def cached(self, requests: list[MeasureRequest]) -> dict[tuple[MeasureRequest, str], Any]:
+        """The base/candidate measurements the cache already holds (no model is loaded, nothing is counted)."""
         out = {}
         for req in requests:
             kind = KINDS[req.kind]
-            if not kind.needs_model:
-                continue
             for variant in VARIANTS:
-                if variant in req.variants:
-                    hit = self.cache.peek(self._key(req, variant, datasets[(req.kind, req.data)], fps))
+                if variant in req.variants and kind.cached:
+                    hit = self.cache.peek(self._key(req, variant))
                     if hit is not None:
                         out[(req, variant)] = kind.load(hit)
         return out
 
     def measure(
-        self, requests: list[MeasureRequest], datasets: dict[tuple[str, str], Any], fps: dict[str, Fingerprint]
+        self, requests: list[MeasureRequest], done: dict | None = None
     ) -> tuple[dict[tuple[MeasureRequest, str], Any], dict[tuple[MeasureRequest, str], BaseException]]:
+        """Data measurements first (before any model loads), then each variant's (base first: the candidate
+        wraps the same loaded model), then comparisons of two variants once both exist. `done` holds what
+        earlier looks measured."""
         results: dict[tuple[MeasureRequest, str], Any] = {}
         errors: dict[tuple[MeasureRequest, str], BaseException] = {}
-        for req in requests:  # about the data alone (e.g. contamination): once, before any model loads
-            if "data" not in req.variants:
-                continue
-            try:
-                results[(req, "data")] = KINDS[req.kind].run(
-                    req, self.cfg.base_dir, self.base, self.adapter, self.cache
-                )
-            except HarnessError:
-                raise
-            except Exception as e:
-                log.debug("measurement failed", exc_info=True)
-                errors[(req, "data")] = e
-        for variant in VARIANTS:  # base first: the candidate wraps the same loaded model
+        known = {**(done or {})}
+        for variant in ("data", *VARIANTS, "pair"):
             for req in requests:
                 if variant not in req.variants:
                     continue
+                if variant == "pair" and any((req.opts["source"], v) not in {**known, **results} for v in VARIANTS):
+                    continue  # the gate reports the failed source measurement
                 try:
-                    results[(req, variant)] = self._one(req, variant, datasets, fps)
+                    results[(req, variant)] = self._one(req, variant, {**known, **results})
                 except HarnessError:
                     raise  # bad input: exit 2 with the place and the fix
                 except Exception as e:  # a crashed measurement becomes an `error` verdict, never a pass
                     log.debug("measurement failed", exc_info=True)
                     errors[(req, variant)] = e
-        for req in requests:  # comparisons of two variants' measurements (e.g. a judge), once both exist
-            if "pair" not in req.variants:
-                continue
-            src = req.opts["source"]
-            if any((src, v) in errors for v in VARIANTS):
-                continue  # the gate reports the failed source measurement
-            try:
-                results[(req, "pair")] = KINDS[req.kind].run(
-                    req,
-                    datasets[(src.kind, src.data)],
-                    results[(src, "base")],
-                    results[(src, "candidate")],
-                    self.cache,
-                    self.cfg.base_dir,
-                )
-            except HarnessError:
-                raise
-            except Exception as e:
-                log.debug("measurement failed", exc_info=True)
-                errors[(req, "pair")] = e
         return results, errors
+
+    def close(self) -> None:
+        self.runtimes.close()
 
 
 def _ctx(cfg: ReleaseConfig, g: Any, plan: dict, measurements: dict, looks: dict, sizes: dict) -> GateContext:
@@ -272,20 +253,22 @@ def _without_contaminated(
     looks: dict,
     sizes: dict,
 ) -> list[GateResult]:
-    """Each gate that measured on contaminated items is decided again without them; both numbers are shown."""
+    """Each gate that measured on items another gate excluded (contaminated ones) is decided again without them;
+    both numbers are shown."""
     dirty: dict[str, set[str]] = {}
+    excluders = set()
     for g in decided:
-        if g.name == "contamination" and g.verdict in ("pass", "fail"):
-            for spec, s in g.details.get("sets", {}).items():
-                if s.get("ids"):
-                    dirty[spec] = set(s["ids"])
+        if g.verdict in ("pass", "fail") and g.excluded_items:
+            excluders.add(g.name)
+            for spec, ids in g.excluded_items.items():
+                dirty.setdefault(spec, set()).update(ids)
     if not dirty:
         return decided
     by_name = {g.name: g for g in cfg.gates}
     out = []
     for g in decided:
         hit = {r.data for r in plan.get(g.name, []) if r.data in dirty}
-        if g.name == "contamination" or g.verdict == "error" or not hit:
+        if g.name in excluders or g.verdict == "error" or not hit:
             out.append(g)
             continue
         clean = {
@@ -340,31 +323,19 @@ def training_data(cfg: ReleaseConfig) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def _audits(cfg: ReleaseConfig, train: tuple[str, ...], base: BaseModel, adapter: AdapterInfo) -> list[dict]:
-    """The dataset audit of each training set, for the report (a failed audit is noted, never fatal)."""
-    from fine_tune.audit import audit
+def _training_max_length(cfg: ReleaseConfig) -> int:
+    """The candidate's training max_length: [fine_tune], else its training manifest, else 512."""
     from harness.training_manifest import find_manifest
 
-    max_length = cfg.fine_tune.max_length if cfg.fine_tune else None
-    if max_length is None:
-        m = find_manifest(adapter.dir)
-        max_length = (m.max_length if m else None) or 512
-    out = []
-    for spec in train:
-        try:
-            a = audit(
-                spec, cfg.base_dir, tokenizer=base.id, tok_dir=tokenizer_dir(base, adapter), max_length=max_length
-            )
-            out.append(a.to_dict())
-        except Exception as e:  # the audit informs; it does not decide
-            log.debug("audit failed", exc_info=True)
-            out.append({"name": spec, "error": f"{type(e).__name__}: {e}"})
-    return out
+    if cfg.fine_tune and cfg.fine_tune.max_length:
+        return cfg.fine_tune.max_length
+    m = find_manifest(Path(cfg.model.adapter)) if cfg.model.adapter else None
+    return (m.max_length if m else None) or 512
 
 
 def _check_chat_templates(datasets, base: BaseModel, adapter: AdapterInfo) -> None:
     """Chat rows need a chat template in each variant's tokenizer: refuse before any model loads."""
-    chat = [d for d in datasets if d.needs_chat_template]
+    chat = [d for d in datasets if getattr(d, "needs_chat_template", False)]
     if not chat:
         return
     for tdir in {tokenizer_dir(base), tokenizer_dir(base, adapter)}:
@@ -433,6 +404,8 @@ def make_plan(cfg: ReleaseConfig, *, preflight: bool = True) -> Plan:
     datasets: dict[tuple[str, str], Any] = {}
 
     def load(kind: str, data: str, gate_name: str) -> Any:
+        if KINDS[kind].load_data is None:
+            return None
         if (kind, data) not in datasets:
             key = _data_key(by_name[gate_name], data)
             datasets[(kind, data)] = KINDS[kind].load_data(data, cfg.base_dir, key=key)
@@ -452,7 +425,9 @@ def make_plan(cfg: ReleaseConfig, *, preflight: bool = True) -> Plan:
         else:
             plan[g.name] = gdef.requests(g.params)
     info = PlanInfo(
-        data=tuple(dict.fromkeys(r.data for rs in plan.values() for r in rs if KINDS[r.kind].needs_model)),
+        data=tuple(
+            dict.fromkeys(r.data for rs in plan.values() for r in rs if set(r.variants) & set(VARIANTS) and r.data)
+        ),
         train=training_data(cfg),
     )
     for g in cfg.gates:
@@ -461,8 +436,7 @@ def make_plan(cfg: ReleaseConfig, *, preflight: bool = True) -> Plan:
     plan = {g.name: plan[g.name] for g in cfg.gates}
     for name, rs in plan.items():
         for r in rs:
-            if KINDS[r.kind].needs_model:
-                load(r.kind, r.data, name)
+            load(r.kind, r.data, name)
 
     base = resolve_base(cfg.model.base, cfg.base_dir, cfg.model.revision)
     adapter = check_adapter(cfg.model.adapter, base)
@@ -522,8 +496,7 @@ def plan_power(config: ReleaseConfig | str | Path) -> tuple[Plan, dict[str, list
     cfg = config if isinstance(config, ReleaseConfig) else load_config(config)
     pl = make_plan(cfg, preflight=False)
     cache = MeasurementCache(Path(cfg.run.cache_dir) if cfg.run.cache_dir else cache_root() / "measurements")
-    measurer = _Measurer(cfg, pl.base, pl.adapter, cache)
-    return pl, power_table(pl, measurer.cached(_flat(_power_requests(pl)), pl.datasets, pl.fps))
+    return pl, power_table(pl, _Measurer(pl, cache).cached(_flat(_power_requests(pl))))
 
 
 def power_warnings(table: dict[str, list[Power]]) -> list[str]:
@@ -553,18 +526,18 @@ def run(config: ReleaseConfig | str | Path, out: str | Path | None = None, *, ov
     timings["plan"] = time.perf_counter() - t0
 
     cache = MeasurementCache(Path(cfg.run.cache_dir) if cfg.run.cache_dir else cache_root() / "measurements")
-    measurer = _Measurer(cfg, base, adapter, cache)
-    before = power_table(pl, measurer.cached(_flat(_power_requests(pl)), datasets, fps))
+    measurer = _Measurer(pl, cache)
+    before = power_table(pl, measurer.cached(_flat(_power_requests(pl))))
     warnings = power_warnings(before)
     for w in warnings:
         console.print(f"[yellow]warning[/]: tolerance below the resolvable margin: {escape(w)}", soft_wrap=True)
     t1 = time.perf_counter()
-    results, errors = measurer.measure(pl.all_requests(), datasets, fps)
+    results, errors = measurer.measure(pl.all_requests())
     gate_results = _decide(cfg, pl.requests, results, errors, pl.looks, pl.sizes)
     while moved := pl.next_looks(gate_results):  # sequential gates that could not decide look at more items
         log.info("undecided, looking again on more items: %s", ", ".join(moved))
         new = [r for r in pl.all_requests() if not any((r, v) in results for v in r.variants)]
-        more, more_errors = measurer.measure(new, datasets, fps)
+        more, more_errors = measurer.measure(new, results)
         results.update(more)
         errors.update(more_errors)
         gate_results = _decide(cfg, pl.requests, results, errors, pl.looks, pl.sizes)
@@ -577,7 +550,7 @@ def run(config: ReleaseConfig | str | Path, out: str | Path | None = None, *, ov
         for g in gate_results
     ]
 
-    audits = _audits(cfg, pl.info.train, base, adapter) if any(g.name == "contamination" for g in cfg.gates) else []
+    measurer.close()
     timings["total"] = time.perf_counter() - t0
     manifest = build_manifest(
         config_path=cfg.path,
@@ -593,8 +566,9 @@ def run(config: ReleaseConfig | str | Path, out: str | Path | None = None, *, ov
         cache={"dir": str(cache.root), "hits": cache.hits, "misses": cache.misses},
         timings=timings,
     )
-    if audits:
-        manifest["dataset_audit"] = audits
+    for (req, _), value in results.items():  # measurements the manifest records (the training data's audit)
+        if KINDS[req.kind].manifest_key:
+            manifest[KINDS[req.kind].manifest_key] = KINDS[req.kind].dump(value)
     report = Report(
         verdict=release_verdict(gate_results),
         gates=tuple(gate_results),

@@ -17,9 +17,9 @@ class PromotionRefused(HarnessError):
 
 
 def _gated_bundle(report) -> Path | None:
-    """The bundle the rollback gate checked, when it passed and still exists."""
+    """The release bundle a passing gate checked (the rollback gate), when it still exists."""
     for g in report.gates:
-        if g.name == "rollback" and g.verdict == "pass" and g.details.get("bundle"):
+        if g.verdict == "pass" and g.details.get("bundle"):
             path = Path(g.details["bundle"])
             return path if path.is_dir() else None
     return None

@@ -150,8 +150,7 @@ class HFBackend:
     def __init__(self, model: str, *, base_dir: Any = None, device: str = "auto", dtype: str = "auto"):
         self.spec, self.base_dir, self.device, self.dtype = model, base_dir, device, dtype
         self.logprobs = True
-        self._model: Any = None
-        self._tok: Any = None
+        self._runtime: Any = None
         self._lock = threading.Lock()
         from harness.models import fingerprint, resolve_base
 
@@ -164,24 +163,23 @@ class HFBackend:
     def check(self) -> None:
         pass  # resolving the model in __init__ already refused a missing one
 
-    def _load(self) -> tuple[Any, Any]:
-        if self._model is None:
+    def _load(self) -> Any:
+        if self._runtime is None:
             from harness.console import status
-            from harness.models import load_base_model, load_tokenizer, tokenizer_dir
+            from harness.runtime.load import open_model
 
             with status(f"Loading judge model {self.spec}"):
-                self._model = load_base_model(self.base, device=self.device, dtype=self.dtype)
-                self._tok = load_tokenizer(tokenizer_dir(self.base), need_chat_template=True)
-        return self._model, self._tok
+                self._runtime = open_model(self.spec, self.base_dir, device=self.device, dtype=self.dtype)
+        return self._runtime
 
     def ask(self, prompt: str, *, options: tuple[str, ...] | None, max_tokens: int, seed: int) -> Reply:
         import torch
 
-        from harness.runtime import GenParams, HFRuntime
+        from harness.runtime import GenParams
 
         with self._lock:
-            model, tok = self._load()
-            rt = HFRuntime(model, tok)
+            rt = self._load()
+            tok = rt.tok
             conv = [{"role": "user", "content": prompt}]
             if options:
                 logp = torch.log_softmax(rt.logits(rt.encode(conv))[-1], dim=-1)

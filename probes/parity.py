@@ -32,30 +32,43 @@ def render(tok: Any, messages: list[dict[str, str]]) -> str:
     return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
-def compare(
-    ref: Any,
-    ref_tok: Any,
-    other: Any,
-    conversations: list[list[dict[str, str]]],
-    *,
-    max_new_tokens: int = 24,
-    eos: list[int] | None = None,
-) -> Parity:
-    """`other` is fed exactly the reference's token ids (tokenizer parity is checked separately). Both run as
-    `hf` runtimes: greedy completions through `generate`, distributions through `logits`."""
+@dataclass(frozen=True)
+class Reference:
+    """The reference build's greedy answer and next-token logits on each prompt, computed once and compared
+    with any number of other builds."""
+
+    prompts: list[list[int]]  # prompt ids (the reference tokenizer's)
+    answers: list[Any]  # harness.runtime.Completion, greedy
+    logits: list[Any]  # [prompt + answer tokens, vocab] float32
+    previews: list[str]
+
+
+def reference(ref: Any, conversations: list[list[dict[str, str]]], *, max_new_tokens: int = 24, eos=None) -> Reference:
+    """Run the reference runtime once: its greedy answers (ended at `eos`, else the model's own config) and
+    its logits over the prompt and its own continuation."""
+    from harness.runtime import GenParams
+
+    params = GenParams(max_new_tokens=max_new_tokens, eos=tuple(eos) if eos else "config")
+    prompts = [ref.encode(conv) for conv in conversations]
+    answers = [ref.generate_one(ids, params) for ids in prompts]
+    logits = [ref.logits(ids + list(a.token_ids)) for ids, a in zip(prompts, answers, strict=True)]
+    previews = [conv[-1]["content"][:200] for conv in conversations]
+    return Reference(prompts, answers, logits, previews)
+
+
+def compare(ref: Reference, other: Any, *, max_new_tokens: int = 24, eos=None) -> Parity:
+    """`other` (a runtime) is fed exactly the reference's token ids (tokenizer parity is checked separately):
+    greedy completions through `generate`, distributions through `logits`."""
     import torch
 
-    from harness.runtime import GenParams, HFRuntime
+    from harness.runtime import GenParams
 
-    ra, rb = HFRuntime(ref, ref_tok), HFRuntime(other, ref_tok)
     params = GenParams(max_new_tokens=max_new_tokens, eos=tuple(eos) if eos else "config")
     max_abs, kl_sum, agree, positions, equal, differing = 0.0, 0.0, 0, 0, 0, []
     agree_decisive, decisive = 0, 0
-    for conv in conversations:
-        ids = ra.encode(conv)
-        gen_a, gen_b = ra.generate_one(ids, params), rb.generate_one(ids, params)
-        full = ids + list(gen_a.token_ids)  # score the prompt and the reference's own continuation
-        la, lb = ra.logits(full), rb.logits(full)
+    for ids, gen_a, la, preview in zip(ref.prompts, ref.answers, ref.logits, ref.previews, strict=True):
+        gen_b = other.generate_one(ids, params)
+        lb = other.logits(ids + list(gen_a.token_ids))  # the prompt and the reference's own continuation
         max_abs = max(max_abs, float((la - lb).abs().max()))
         pa, lpb = torch.log_softmax(la, -1), torch.log_softmax(lb, -1)
         kl_sum += float((pa.exp() * (pa - lpb)).sum(-1).sum())
@@ -69,14 +82,14 @@ def compare(
         same = gen_a.token_ids == gen_b.token_ids
         equal += same
         if not same and len(differing) < 3:
-            differing.append({"prompt": conv[-1]["content"][:200], "reference": gen_a.text, "other": gen_b.text})
+            differing.append({"prompt": preview, "reference": gen_a.text, "other": gen_b.text})
     return Parity(
         max_abs_logit=max_abs,
         mean_kl=kl_sum / max(positions, 1),
         top1=agree / max(positions, 1),
-        greedy_equal=equal / max(len(conversations), 1),
+        greedy_equal=equal / max(len(ref.prompts), 1),
         positions=positions,
-        prompts=len(conversations),
+        prompts=len(ref.prompts),
         differing=differing,
         top1_decisive=agree_decisive / max(decisive, 1),
         decisive_positions=decisive,

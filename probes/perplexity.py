@@ -80,10 +80,28 @@ def measure_nll(
     batch_size: int = 8,
     description: str = "perplexity",
 ) -> NLLMeasurement:
-    """Summed NLL (nats), scored tokens and bytes for each document of `dataset`."""
-    from harness.runtime import HFRuntime, LoglikRequest
+    """`nll` of a loaded transformers model and its tokenizer."""
+    from harness.runtime import HFRuntime
 
-    context = getattr(model.config, "max_position_embeddings", None) or max_length
+    return nll(
+        HFRuntime(model, tokenizer), dataset, max_length=max_length, batch_size=batch_size, description=description
+    )
+
+
+def nll(
+    rt: Any,
+    dataset: Dataset,
+    *,
+    max_length: int = 1024,
+    batch_size: int = 8,
+    description: str = "perplexity",
+) -> NLLMeasurement:
+    """Summed NLL (nats), scored tokens and bytes for each document of `dataset`, through runtime `rt`'s
+    `loglik` (windows of at most `max_length` tokens, capped at the model's context)."""
+    from harness.runtime import LoglikRequest
+
+    tokenizer = rt.tok
+    context = rt.context_length() or max_length
     L = max(2, min(max_length, context))
     docs = [encode_record(r, tokenizer, str(dataset.path)) for r in dataset.records]
     items = []  # (doc index, input ids, target mask)
@@ -96,7 +114,6 @@ def measure_nll(
             )
         items += [(i, inp, mask) for inp, mask in ws]
     items.sort(key=lambda t: -len(t[1]))  # similar lengths together: less padding
-    rt = HFRuntime(model, tokenizer)
     logliks = rt.loglik(
         [LoglikRequest(inp, mask) for _, inp, mask in items], batch_size=batch_size, description=description
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 from harness.runtime.base import truncate_at_stop
 
-__all__ = ["SamplingParams", "sample", "truncate_at_stop"]
+__all__ = ["SamplingParams", "run_suite", "sample", "truncate_at_stop"]
 
 
 @dataclass(frozen=True)
@@ -43,3 +43,39 @@ def sample(
     )
     runs = HFRuntime(model, tokenizer).generate(conversations, gp, batch_size=batch_size, description=description)
     return [[c.text for c in outs] for outs in runs]
+
+
+def run_suite(
+    rt: Any,
+    suite: Any,
+    params: Any,
+    *,
+    batch_size: int = 16,
+    description: str | None = None,
+    limit: int | None = None,
+) -> Any:
+    """Generate for every item of a probe suite (or the first `limit`) through runtime `rt` and check each
+    answer with the item's checker: a `ProbeRun` with texts, pass/fail, parsed answers and token counts."""
+    from dataclasses import replace
+
+    from probes.checkers import check
+    from probes.results import ProbeOutcome, ProbeRun
+
+    if limit is not None:
+        suite = replace(suite, items=suite.items[:limit])
+    runs = rt.generate([list(i.messages) for i in suite.items], params, batch_size=batch_size, description=description)
+    items = []
+    for item, outs in zip(suite.items, runs, strict=True):
+        results = [check(item.check, c.text) for c in outs]
+        items.append(
+            ProbeOutcome(
+                item.id,
+                item.preview(),
+                tuple(c.text for c in outs),
+                tuple(r.passed for r in results),
+                tuple(r.parsed for r in results),
+                tuple(r.detail for r in results),
+                tuple(c.length for c in outs),
+            )
+        )
+    return ProbeRun(tuple(items))

@@ -58,69 +58,20 @@ def _evidence(g: GateResult) -> list[str]:
     return lines
 
 
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{x:.0%}"
-
-
-def judge_section(g: GateResult) -> list[str]:
-    """For a judge gate: can the judge be trusted (swap consistency, ties, biases), and the rubric."""
-    q, d = g.details.get("quality"), g.details
-    if not q or "judge" not in d:
-        return []
-    j = d["judge"]
-    who = f"`{j.get('model')}` ({j.get('backend')}{', ' + j['base_url'] if j.get('base_url') else ''})"
-    lines = [
-        "",
-        "Judge quality:",
-        "",
-        "| judge | mode | prompts | judged | swap consistency | tie rate | picks A | longer answer wins "
-        "| parse failures |",
-        "|---|---|---|---|---|---|---|---|---|",
-        f"| {who} | {d.get('mode')} (temperature 0, seed {d.get('seed')}) | "
-        f"{', '.join(f'`{v}`' for v in d.get('prompts', {}).values())} | {q.get('judged')} | "
-        f"{_pct(q.get('swap_consistency'))} | {_pct(q.get('tie_rate'))} | {_pct(q.get('position_a_rate'))} | "
-        f"{_pct(q.get('longer_answer_win_rate'))} | {d.get('parse_failures', 0)} |",
-    ]
-    rubric = d.get("rubric") or {}
-    if rubric:
-        lines += ["", "Rubric (1-5):", "", "| axis | base | candidate | change CI | verdict |", "|---|---|---|---|---|"]
-        for axis, r in rubric.items():
-            ci = r.get("change_ci")
-            lines.append(
-                f"| {axis} | {_num(r.get('base'))} | {_num(r.get('candidate'))} | "
-                f"{f'[{ci[0]:+.2f}, {ci[1]:+.2f}]' if ci else '–'} | {r.get('verdict', 'not scored')} |"
-            )
-    return lines
+def gate_tables(g: GateResult) -> list[str]:
+    """The tables a gate shows under its own heading (e.g. the judge's quality and rubric)."""
+    out = []
+    for t in g.tables:
+        if t.section != "gate":
+            continue
+        out += ["", f"{t.title}:", "", "| " + " | ".join(t.columns) + " |", "|" + "---|" * len(t.columns)]
+        out += ["| " + " | ".join(row) + " |" for row in t.rows]
+    return out
 
 
 def export_section(gates: tuple[GateResult, ...]) -> list[str]:
-    """What ships, from the merge / GGUF / rollback / serving gates: files, sizes, hashes, bundle."""
-    by = {g.name: g.details for g in gates if g.details}
-    rows = []
-    if "merge_parity" in by:
-        d = by["merge_parity"]
-        rows.append(
-            (
-                "merged model",
-                f"`{d.get('merged_dir')}` ({d.get('dtype')}, onto {d.get('merge', {}).get('merged_onto')})",
-            )
-        )
-    for qtype, r in (by.get("gguf_parity", {}).get("types") or {}).items():
-        rows.append((f"GGUF {qtype}", f"`{r['path']}` ({r['bytes'] / 1e6:.1f} MB, sha256 `{r['sha256'][:16]}…`)"))
-    if "rollback" in by and by["rollback"].get("bundle"):
-        d = by["rollback"]
-        rows.append(
-            ("release bundle", f"`{d['bundle']}` ({d.get('reproduced')}/{d.get('recorded')} outputs reproduced)")
-        )
-    if "serving" in by and "p95_s" in by["serving"]:
-        d = by["serving"]
-        rows.append(
-            (
-                "serving (merged)",
-                f"p50 {d['p50_s']:.3f} s, p95 {d['p95_s']:.3f} s, {d['tokens_per_s']:.1f} tokens/s, "
-                f"peak {d['peak_memory_mb']:.0f} MB, adapter {d['adapter_mb']:.1f} MB",
-            )
-        )
+    """What ships: every gate's "ships" rows (files, sizes, hashes, bundle, serving cost), in gate order."""
+    rows = [row for g in gates for t in g.tables if t.section == "ships" for row in t.rows]
     if not rows:
         return []
     return ["", "## Export: what ships", "", "| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows]]
@@ -206,12 +157,12 @@ def render_markdown(report: Report) -> str:
         for g in not_passed:
             req = "" if g.required else " (optional: does not block)"
             out += ["", f"### {_ICON[g.verdict]} `{g.name}`: {g.verdict}{req}", "", g.explanation]
-            out += [*judge_section(g), *_evidence(g)]
+            out += [*gate_tables(g), *_evidence(g)]
     passed_gates = [g for g in report.gates if g.verdict == "pass"]
     if passed_gates:
         out += ["", "## Gates that passed"]
         for g in passed_gates:
-            out += ["", f"### ✅ `{g.name}`", "", g.explanation, *judge_section(g), *_evidence(g)]
+            out += ["", f"### ✅ `{g.name}`", "", g.explanation, *gate_tables(g), *_evidence(g)]
 
     m = report.manifest
     base, ad = m.get("base", {}), m.get("adapter", {})

@@ -7,7 +7,7 @@ from typing import Any
 
 from gates.types import GateResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: gates carry `tables` and `excluded_items`
 
 
 @dataclass(frozen=True)

@@ -299,9 +299,11 @@ def test_hf_judge_scores_rubric_axes_from_logprobs(tmp_path, tiny_base, tiny_dam
         assert r["scored"] == len(PROMPTS) and 1 <= r["base"] <= 5 and 1 <= r["candidate"] <= 5
     assert g.verdict in ("pass", "fail", "inconclusive")
     assert "plumbing check" not in g.explanation  # only said of the embedded 135M judge
-    # a re-run asks the judge nothing: every judgement is cached
-    (g2,) = run(cfg).report.gates
-    assert g2.details["calls"]["asked"] == 0 and g2.details["calls"]["cached"] > 0 and g2.candidate == g.candidate
+    # a re-run asks the judge nothing: the judged pairs come from the cache (answers and judgements alike)
+    again = run(cfg)
+    (g2,) = again.report.gates
+    assert again.cache_misses == 0 and again.cache_hits > 0 and g2.candidate == g.candidate
+    assert g2.details["calls"] == d["calls"]  # what the judging took when it was measured
 
 
 @pytest.mark.slow

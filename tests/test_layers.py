@@ -84,6 +84,22 @@ def test_one_cache_key_function():
         for p in (ROOT / pkg).rglob("*.py")
         if "measurement_key(" in p.read_text()
     }
-    assert users == {"harness/cache.py", "harness/pipeline.py", "harness/release/shipping.py", "judges/protocol.py"}
+    assert users == {"harness/cache.py", "harness/pipeline.py", "judges/protocol.py"}
     builders = [p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py") if "measure_version" in p.read_text()]
     assert [str(p.relative_to(ROOT)) for p in builders] == ["harness/cache.py"]
+
+
+def test_measured_models_are_opened_by_the_runtime_loader_only():
+    """Every variant a measurement reads (base, candidate, merged, GGUF, a local judge, a bundle's merge) is a
+    runtime opened by harness/runtime/load.py; loading weights elsewhere is training (fine_tune/runner.py) and
+    merging (harness/release/export.py), on top of the loaders themselves (harness/models.py)."""
+    pattern = re.compile(r"\b(load_base_model|attach_adapter)\(|(AutoModelForCausalLM|PeftModel)\.from_pretrained\(")
+    users = {
+        str(p.relative_to(ROOT))
+        for pkg in PACKAGES
+        for p in (ROOT / pkg).rglob("*.py")
+        for line in p.read_text().splitlines()
+        if pattern.search(line) and not line.lstrip().startswith(("def ", "#"))
+    }
+    allowed = {"harness/models.py", "harness/runtime/load.py", "fine_tune/runner.py", "harness/release/export.py"}
+    assert users == allowed, users - allowed

@@ -32,7 +32,7 @@ def test_zero_adapter_blocked_exit_1_with_reports(tmp_path, tiny_base, tiny_zero
     cfg = _cfg(tmp_path, tiny_base, tiny_zero_adapter, text_data, min_relative_improvement=0.0)
     assert main(["gate", "--config", str(cfg), "--out", str(tmp_path / "out")]) == 1
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["verdict"] == "fail" and report["schema_version"] == 1
+    assert report["verdict"] == "fail" and report["schema_version"] == 2
     (g,) = report["gates"]
     assert g["name"] == "perplexity" and g["verdict"] == "fail"
     assert g["delta"] == 0.0 and g["ci"] == [0.0, 0.0]

@@ -49,3 +49,28 @@ def test_stop_strings_end_the_answer_and_say_so(rt):
     stop = free.text[1:3]
     (c,) = rt.generate(PROMPTS[:1], GenParams(max_new_tokens=12, stop=(stop,)))[0]
     assert c.text == free.text[: free.text.find(stop)] and c.finish_reason == "stop"
+
+
+def test_variants_share_one_model_and_the_base_stays_the_base(tiny_base, tiny_damage_adapter, tmp_path):
+    """`Runtimes` opens base and candidate as one loaded model: once the adapter is on, the base still answers
+    as the plain base (the adapter switched off), and the candidate as base + adapter."""
+    import torch
+
+    from harness.models import check_adapter
+    from harness.runtime.load import Runtimes
+
+    plain = HFRuntime(load_base_model(tiny_base), load_tokenizer(tiny_base.dir))
+    ids = plain.encode(PROMPTS[1])
+    want = plain.logits(ids)
+    pool = Runtimes(tiny_base, check_adapter(tiny_damage_adapter, tiny_base), dtype="float32")
+    before = pool.get("base").logits(ids)
+    cand = pool.get("candidate").logits(ids)
+    after = pool.get("base").logits(ids)
+    assert torch.equal(before, want) and torch.equal(after, want)
+    assert (cand - want).abs().max() > 1e-2  # the damage adapter really is applied to the candidate
+    assert pool.get("base").identity() != pool.get("candidate").identity()
+    assert pool.get("candidate").identity().adapter == check_adapter(tiny_damage_adapter, tiny_base).sha256
+    with pytest.raises(ValueError, match="no artifact locator"):
+        pool.get("merged")
+    with pytest.raises(ValueError, match="unknown variant"):
+        pool.get("quantised")

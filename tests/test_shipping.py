@@ -13,7 +13,8 @@ from harness.cli import main
 from harness.models import check_adapter
 from harness.pipeline import run
 from harness.release.artifacts import ensure_merged, export_dir
-from harness.release.export import export_gguf, load_gguf
+from harness.release.export import export_gguf
+from harness.runtime.load import open_gguf
 
 
 @pytest.fixture()
@@ -114,8 +115,8 @@ def test_export_cli_writes_merge_and_ggufs_and_never_overwrites(tmp_path, tiny_b
     args = ["export", "--base", str(tiny_base.dir), "--adapter", str(adapter), "--out", str(out)]
     assert main([*args, "--gguf", "F16", "--gguf", "Q8_0"]) == 0
     assert (out / "merged" / "model.safetensors").is_file() and (out / "merged" / "generation_config.json").is_file()
-    model, tok = load_gguf(out / "model-Q8_0.gguf")
-    assert tok.chat_template and model.config.num_hidden_layers > 0
+    rt = open_gguf(out / "model-Q8_0.gguf")
+    assert rt.tok.chat_template and rt.model.config.num_hidden_layers > 0
     assert main([*args, "--gguf", "F16"]) == 2
 
 
@@ -193,7 +194,8 @@ def test_near_ties_do_not_count_against_top1_agreement(tiny_base, noise, flips_c
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from probes.parity import TIE_MARGIN, compare
+    from harness.runtime import HFRuntime
+    from probes.parity import TIE_MARGIN, compare, reference
 
     ref = AutoModelForCausalLM.from_pretrained(tiny_base.dir, dtype=torch.float32).eval()
     tok = AutoTokenizer.from_pretrained(tiny_base.dir)
@@ -203,7 +205,7 @@ def test_near_ties_do_not_count_against_top1_agreement(tiny_base, noise, flips_c
         for p in other.parameters():
             p.add_(torch.randn(p.shape, generator=g) * noise)
     convs = [[{"role": "user", "content": t}] for t in ("What is a rollback?", "Explain a message queue.")]
-    par = compare(ref, tok, other, convs, max_new_tokens=8)
+    par = compare(reference(HFRuntime(ref, tok), convs, max_new_tokens=8), HFRuntime(other, tok), max_new_tokens=8)
     assert 0 < par.decisive_positions < par.positions  # a near-flat tiny model has both kinds of position
     if flips_count:
         assert par.top1_decisive < 1.0 and par.max_abs_logit > TIE_MARGIN

@@ -3,8 +3,8 @@ model, its GGUF exports; and the fixed conversations the release checks run on."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from harness.models import AdapterInfo, BaseModel, fingerprint
 from harness.paths import cache_root
@@ -42,11 +42,14 @@ def load_conversations(spec: str, base_dir: Path | None, limit: int) -> tuple[li
     return [list(i.messages) for i in suite.items[:limit]], suite.sha256
 
 
-def load_merged(path: Path) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM
+def locator(base: BaseModel, adapter: AdapterInfo) -> Callable[[str], Path]:
+    """Where the `merged` and `gguf:<TYPE>` variants of this release are read from, made on first use."""
 
-    from harness.models import load_tokenizer, pick_device_dtype
+    def locate(variant: str) -> Path:
+        if variant == "merged":
+            return ensure_merged(base, adapter)
+        if variant.startswith("gguf:"):
+            return ensure_gguf(base, adapter, variant.split(":", 1)[1])
+        raise ValueError(f"no artifact for variant {variant!r}")
 
-    dev, _ = pick_device_dtype("auto", "float32")
-    model = AutoModelForCausalLM.from_pretrained(path, dtype="float32", use_safetensors=True).to(dev).eval()
-    return model, load_tokenizer(path)
+    return locate

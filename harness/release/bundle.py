@@ -34,15 +34,12 @@ def _files(root: Path) -> list[Path]:
 
 
 def greedy_outputs(model_dir: Path, conversations: list[list[dict[str, str]]], max_new_tokens: int) -> list[str]:
-    """The merged model's greedy answers as its own generation config ends them, special tokens kept."""
-    from transformers import AutoModelForCausalLM
+    """The merged model's greedy answers as its own generation config ends them, special tokens kept (on the CPU
+    in float32: a bundle must reproduce the same text wherever it is checked)."""
+    from harness.runtime import GenParams
+    from harness.runtime.load import open_dir
 
-    from harness.models import load_tokenizer
-    from harness.runtime import GenParams, HFRuntime
-
-    tok = load_tokenizer(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="float32", use_safetensors=True).eval()
-    rt = HFRuntime(model, tok)
+    rt = open_dir(model_dir, device="cpu", dtype="float32")
     params = GenParams(max_new_tokens=max_new_tokens, eos="config")
     return [rt.generate_one(conv, params).raw for conv in conversations]
 

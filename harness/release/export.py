@@ -259,16 +259,3 @@ def export_gguf(model_dir: Path, out: Path, qtype: str = "F16", *, permute: bool
     w.close()
     tmp.rename(out)
     return out
-
-
-def load_gguf(path: Path) -> tuple[Any, Any]:
-    """A GGUF read back by transformers (dequantised to float32) and its tokenizer."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from harness.console import quiet_hf_progress
-
-    quiet_hf_progress()
-    path = Path(path)
-    tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype="float32").eval()
-    return model, tok

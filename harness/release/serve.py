@@ -91,23 +91,16 @@ class Generator:
     """The loaded model; `chat()` answers one request (callers serialise on `lock`)."""
 
     def __init__(self, base: str, adapter: str | None, *, device: str = "auto", dtype: str = "auto"):
-        from harness.models import (
-            attach_adapter,
-            check_adapter,
-            load_base_model,
-            load_tokenizer,
-            resolve_base,
-            tokenizer_dir,
-        )
-        from harness.runtime import HFRuntime
+        from harness.models import check_adapter, load_tokenizer, resolve_base, tokenizer_dir
+        from harness.runtime.load import Runtimes
 
         self.base = resolve_base(base, Path.cwd())
         self.adapter = check_adapter(adapter, self.base, key="--adapter") if adapter else None
-        self.model = load_base_model(self.base, device=device, dtype=dtype)
-        if self.adapter:
-            self.model = attach_adapter(self.model, self.adapter)
-        self.tok = load_tokenizer(tokenizer_dir(self.base, self.adapter), need_chat_template=True)
-        self.runtime = HFRuntime(self.model, self.tok)
+        load_tokenizer(tokenizer_dir(self.base, self.adapter), need_chat_template=True)  # refuse before loading
+        self.runtime = Runtimes(self.base, self.adapter, device=device, dtype=dtype).get(
+            "candidate" if self.adapter else "base"
+        )
+        self.tok = self.runtime.tok
         self.lock = threading.Lock()
 
     def chat(self, req: ChatRequest) -> tuple[list[dict[str, Any]], dict[str, int]]:

@@ -29,17 +29,15 @@ def peak_rss_mb() -> float:
 
 def _probe(model_dir: Path, conversations: list[list[dict[str, str]]], max_new_tokens: int, warmup: int) -> dict:
     import torch
-    from transformers import AutoModelForCausalLM
 
-    from harness.models import load_tokenizer, pick_device_dtype
-    from harness.runtime import GenParams, HFRuntime
+    from harness.runtime import GenParams
+    from harness.runtime.load import open_dir
 
     t0 = time.perf_counter()
-    dev, dt = pick_device_dtype("auto", "auto")
-    tok = load_tokenizer(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dt, use_safetensors=True).to(dev).eval()
+    rt = open_dir(model_dir, device="auto", dtype="auto")  # as it would be served: the device's best dtype
     load_s = time.perf_counter() - t0
-    rt = HFRuntime(model, tok)
+    param = next(rt.model.parameters())
+    dev, dt = param.device, param.dtype
     # a fixed number of new tokens: latency measures the model, not how soon it decides to stop
     params = GenParams(max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, eos="config")
     latencies, tokens = [], 0
@@ -64,14 +62,14 @@ def _probe(model_dir: Path, conversations: list[list[dict[str, str]]], max_new_t
     }
 
 
-def measure_serving(req: Any, base_dir: Path | None, base: Any, adapter: Any, cache: Any) -> dict[str, Any]:
+def measure_serving(call: Any) -> dict[str, Any]:
     """Run the probe in a fresh process on the merged model; add the adapter's and the merge's size on disk."""
     from harness.fresh import run_module
-    from harness.release.artifacts import ensure_merged, load_conversations
+    from harness.release.artifacts import ensure_merged
 
-    o = req.opts
-    convs, _ = load_conversations(req.data, base_dir, o["max_prompts"])
-    merged = ensure_merged(base, adapter)
+    o, adapter = call.options, call.env.adapter
+    convs = [list(i.messages) for i in call.data.items[: o["max_prompts"]]]
+    merged = ensure_merged(call.env.base, adapter)
     args = ("--max-new-tokens", str(o["max_new_tokens"]), str(merged))
     run = run_module("harness.release.serving", *args, payload=convs)
     if not run.ok:

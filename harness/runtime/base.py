@@ -63,6 +63,12 @@ class Identity:
 
 
 class Runtime(Protocol):
+    tok: Any  # the local tokenizer the runtime's ids are in (token counts, bits per byte)
+
+    def context_length(self) -> int | None:
+        """The longest sequence the model takes, if it says."""
+        ...
+
     def generate(
         self, prompts: Sequence[Prompt], params: GenParams, *, batch_size: int = 16, description: str | None = None
     ) -> list[list[Completion]]:

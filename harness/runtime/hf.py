@@ -14,11 +14,32 @@ from harness.runtime.base import Completion, GenParams, Identity, LoglikRequest,
 
 
 class HFRuntime:
-    def __init__(self, model: Any, tokenizer: Any, *, identity: Identity | None = None, progress: bool = True):
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        identity: Identity | None = None,
+        progress: bool = True,
+        adapter_off: bool = False,
+    ):
         self.model = model
         self.tok = tokenizer
         self._identity = identity or Identity("hf", getattr(model, "name_or_path", "model"))
         self._progress = progress
+        self.adapter_off = adapter_off  # a PeftModel shared with the candidate, answering as its base
+
+    def _mode(self) -> Any:
+        """No autograd, and the adapter switched off when this runtime is the base of a shared PeftModel."""
+        import contextlib
+
+        import torch
+
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
+        if self.adapter_off:
+            stack.enter_context(self.model.disable_adapter())
+        return stack
 
     # -- protocol ---------------------------------------------------------------------------------
     def identity(self) -> Identity:
@@ -27,10 +48,13 @@ class HFRuntime:
     def close(self) -> None:
         self.model = None
 
+    def context_length(self) -> int | None:
+        return getattr(self.model.config, "max_position_embeddings", None)
+
     def logits(self, ids: Sequence[int]) -> Any:
         import torch
 
-        with torch.inference_mode():
+        with self._mode():
             x = torch.tensor([list(ids)], device=self._device())
             return self.model(x).logits[0].float()
 
@@ -48,7 +72,7 @@ class HFRuntime:
         device = self._device()
         out: list[float] = []
         show = self._progress and description is not None
-        with progress(disable=not show) as bar, torch.inference_mode():
+        with progress(disable=not show) as bar, self._mode():
             task = bar.add_task(description or "scoring", total=len(requests))
             for b in range(0, len(requests), batch_size):
                 batch = requests[b : b + batch_size]
@@ -93,7 +117,7 @@ class HFRuntime:
         eos = self.eos_ids(params.eos)
         out: list[list[Completion]] = []
         show = self._progress and description is not None
-        with progress(disable=not show) as bar, torch.inference_mode():
+        with progress(disable=not show) as bar, self._mode():
             task = bar.add_task(description or "generating", total=len(ids))
             for b, start in enumerate(range(0, len(ids), per_batch)):
                 chunk = ids[start : start + per_batch]

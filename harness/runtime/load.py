@@ -1,0 +1,170 @@
+"""Opening runtimes: the one place where a measured model is loaded.
+
+A release has up to four variants: `base`, `candidate` (base + adapter, unmerged), `merged` (merge_and_unload,
+from the release cache) and `gguf:<TYPE>` (an exported GGUF read back by transformers). `Runtimes` hands each
+measurement the variant it asks for, loading it on first use and keeping it for the rest of the run; base and
+candidate share one loaded model (the adapter is switched off for the base). Processes that measure on their
+own (serving latency, bundle verification) open a model directory with `open_dir`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.models import (
+    AdapterInfo,
+    BaseModel,
+    Fingerprint,
+    attach_adapter,
+    fingerprint,
+    load_base_model,
+    load_tokenizer,
+    pick_device_dtype,
+    resolve_base,
+    tokenizer_dir,
+)
+from harness.runtime.base import Identity
+from harness.runtime.hf import HFRuntime
+
+# variant -> the artifact it is loaded from ("merged" -> a model directory, "gguf:Q8_0" -> a .gguf file)
+Locate = Callable[[str], Path]
+
+
+def _dtype_name(dt: Any) -> str:
+    return str(dt).replace("torch.", "")
+
+
+def open_dir(path: Path, *, device: str = "auto", dtype: str = "float32") -> HFRuntime:
+    """A saved transformers model directory (safetensors only) as a runtime: a merge, or a bundle's merge."""
+    from transformers import AutoModelForCausalLM
+
+    from harness.console import quiet_hf_progress
+    from harness.hashing import sha256_json
+
+    quiet_hf_progress()
+    dev, dt = pick_device_dtype(device, dtype)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dt, use_safetensors=True).to(dev).eval()
+    ident = Identity("hf", sha256_json(str(Path(path).resolve())), dtype=_dtype_name(dt))
+    return HFRuntime(model, load_tokenizer(path), identity=ident)
+
+
+def open_gguf(path: Path) -> HFRuntime:
+    """A GGUF file read back by transformers (dequantised to float32), with the tokenizer the GGUF carries."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from harness.console import quiet_hf_progress
+
+    quiet_hf_progress()
+    path = Path(path)
+    tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype="float32").eval()
+    return HFRuntime(model, tok, identity=Identity("hf", f"gguf:{path.name}", dtype="float32"))
+
+
+def open_model(spec: str, base_dir: Path | None = None, *, device: str = "auto", dtype: str = "auto") -> HFRuntime:
+    """A model named as `[model] base` is (alias, directory, .gguf, hub id) as a runtime: e.g. a local judge."""
+    base = resolve_base(spec, base_dir)
+    dev, dt = pick_device_dtype(device, dtype)
+    model = load_base_model(base, device=str(dev), dtype=_dtype_name(dt))
+    tok = load_tokenizer(tokenizer_dir(base), need_chat_template=True)
+    return HFRuntime(model, tok, identity=Identity("hf", fingerprint(base).key, dtype=_dtype_name(dt)))
+
+
+class Runtimes:
+    """The variants of one release, opened on first use and kept for the run.
+
+    `device` and `dtype` are the run's (`[model]`); a measurement may ask for another dtype (the release checks
+    compare in float32), which loads the base once more in that dtype. `locate` finds the artifact a `merged`
+    or `gguf:<TYPE>` variant is read from (made on first use by the release engineering that owns it)."""
+
+    def __init__(
+        self,
+        base: BaseModel,
+        adapter: AdapterInfo | None,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        trust_remote_code: bool = False,
+        locate: Locate | None = None,
+        status: Callable[[str], Any] | None = None,
+        fingerprints: dict[str, Fingerprint] | None = None,
+    ):
+        self.base, self.adapter, self.locate = base, adapter, locate
+        self.device_spec, self.dtype_spec, self.trust_remote_code = device, dtype, trust_remote_code
+        self._status = status
+        self._fps = dict(fingerprints or {})  # variant -> Fingerprint (hashing weights is not free: once)
+        self._models: dict[str, Any] = {}  # dtype -> the loaded base model (a PeftModel once the adapter is on)
+        self._attached: set[str] = set()
+        self._tokenizers: dict[str, Any] = {}
+        self._artifacts: dict[str, HFRuntime] = {}
+        self.device: str | None = None  # where the first model landed (for the manifest)
+
+    def _announce(self, what: str) -> Any:
+        if self._status is None:
+            from contextlib import nullcontext
+
+            return nullcontext()
+        return self._status(what)
+
+    def _tokenizer(self, variant: str) -> Any:
+        if variant not in self._tokenizers:
+            tdir = tokenizer_dir(self.base, self.adapter if variant == "candidate" else None)
+            self._tokenizers[variant] = load_tokenizer(tdir, trust_remote_code=self.trust_remote_code)
+        return self._tokenizers[variant]
+
+    def _identity(self, variant: str, dtype: str) -> Identity:
+        if variant not in self._fps:
+            self._fps[variant] = fingerprint(self.base, self.adapter if variant == "candidate" else None)
+        fp = self._fps[variant]
+        return Identity(
+            "hf",
+            fp.weights_sha256,
+            adapter=self.adapter.sha256 if variant == "candidate" and self.adapter else None,
+            tokenizer=fp.key,
+            dtype=dtype,
+        )
+
+    def get(self, variant: str, *, dtype: str | None = None) -> HFRuntime:
+        """The runtime of `variant` (`base`, `candidate`, `merged`, `gguf:<TYPE>`)."""
+        if variant in ("base", "candidate"):
+            return self._shared(variant, dtype or self.dtype_spec)
+        if variant == "merged" or variant.startswith("gguf:"):
+            if variant not in self._artifacts:
+                if self.locate is None:
+                    raise ValueError(f"no artifact locator: cannot open the {variant} variant")
+                path = self.locate(variant)
+                with self._announce(f"Loading the {variant} model"):
+                    self._artifacts[variant] = open_dir(path) if variant == "merged" else open_gguf(path)
+            return self._artifacts[variant]
+        raise ValueError(f"unknown variant {variant!r} (base, candidate, merged or gguf:<TYPE>)")
+
+    def _shared(self, variant: str, dtype: str) -> HFRuntime:
+        dev, dt = pick_device_dtype(self.device_spec, dtype)
+        key = _dtype_name(dt)
+        if key not in self._models:
+            with self._announce(f"Loading base model {self.base.id}"):
+                self._models[key] = load_base_model(
+                    self.base, device=str(dev), dtype=key, trust_remote_code=self.trust_remote_code
+                )
+            self.device = self.device or str(next(self._models[key].parameters()).device)
+        if variant == "candidate" and key not in self._attached:
+            if self.adapter is None:
+                raise ValueError("no adapter: the candidate variant cannot be opened")
+            with self._announce(f"Attaching adapter {self.adapter.dir.name}"):
+                self._models[key] = attach_adapter(self._models[key], self.adapter)
+            self._attached.add(key)
+        off = variant == "base" and key in self._attached  # the adapter is on the shared model: switch it off
+        return HFRuntime(
+            self._models[key], self._tokenizer(variant), identity=self._identity(variant, key), adapter_off=off
+        )
+
+    @property
+    def loaded(self) -> bool:
+        return bool(self._models or self._artifacts)
+
+    def close(self) -> None:
+        self._models.clear()
+        self._artifacts.clear()
+        self._attached.clear()
