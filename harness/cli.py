@@ -175,9 +175,31 @@ def _bundle(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from harness.release.serve import serve
+    if not args.vllm:
+        from harness.release.serve import serve
 
-    serve(args.model, args.adapter, host=args.host, port=args.port, name=args.name)
+        serve(args.model, args.adapter, host=args.host, port=args.port, name=args.name)
+        return EXIT_PASS
+    from pathlib import Path
+
+    from harness.console import console
+    from harness.models import check_adapter, resolve_base
+    from harness.release import vllm_server
+
+    base = resolve_base(args.model, Path.cwd())
+    adapters = {}
+    if args.adapter:
+        info = check_adapter(args.adapter, base, key="--adapter")
+        adapters[args.name or info.dir.name] = info.dir
+    server = vllm_server.start(base.dir, adapters, python=args.vllm_python, port=args.port or 8000, host=args.host)
+    console.print(f"vLLM serving {base.id} at {server.url} (log {server.log}); point a release config at it:\n")
+    console.print(server.config_lines(), markup=False, highlight=False)
+    try:
+        server.process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
     return EXIT_PASS
 
 
@@ -264,7 +286,13 @@ def build_parser() -> argparse.ArgumentParser:
     dd.add_argument("--exact-only", action="store_true", help="drop exact duplicates only")
     dd.set_defaults(func=_data_dedup)
 
-    s = sub.add_parser("serve", help="serve a base (+ adapter) through an OpenAI-compatible API on 127.0.0.1")
+    s = sub.add_parser(
+        "serve",
+        help="serve a base (+ adapter) through an OpenAI-compatible API on 127.0.0.1: vLLM with --vllm, else a "
+        "zero-dependency fallback for tiny models (one request at a time, no streaming)",
+    )
+    s.add_argument("--vllm", action="store_true", help="start vLLM's OpenAI server with the harness's flags")
+    s.add_argument("--vllm-python", help="the interpreter of vLLM's environment (default $HARNESS_VLLM_PYTHON)")
     s.add_argument("--model", default="smollm2-135m-instruct", help="base model (alias, directory, .gguf or hub id)")
     s.add_argument("--adapter", help="PEFT adapter directory to serve on top of the base")
     s.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1: this machine only)")

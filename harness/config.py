@@ -34,6 +34,7 @@ else:  # pragma: no cover
 from fine_tune.spec import FineTuneSpec
 from harness.errors import ConfigError, HarnessError
 
+BACKENDS = ("hf", "openai")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -45,10 +46,35 @@ class ModelSpec:
     dtype: str = field(default="auto", metadata={"help": "auto (float32 on CPU, bfloat16 on a GPU that has it)"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:1, mps"})
     trust_remote_code: bool = field(default=False, metadata={"help": "allow model code from the hub (off by default)"})
+    backend: str = field(
+        default="hf",
+        metadata={"help": "hf (in-process transformers) or openai (an OpenAI-compatible server, e.g. vLLM)"},
+    )
+    base_url: str | None = field(default=None, metadata={"help": "openai: the server's URL, e.g. http://host:8000/v1"})
+    served_base: str | None = field(default=None, metadata={"help": "openai: the name the server answers the base to"})
+    served_candidate: str | None = field(
+        default=None, metadata={"help": "openai: the candidate's served name (vLLM: the --lora-modules NAME)"}
+    )
+    api_key_env: str | None = field(
+        default=None, metadata={"help": "openai: environment variable holding the API key (never written anywhere)"}
+    )
+    max_concurrency: int = field(default=32, metadata={"help": "openai: requests in flight at once"})
+    timeout: float = field(default=300.0, metadata={"help": "openai: seconds per request before it is retried"})
 
     def __post_init__(self) -> None:
+        problems = []
         if self.dtype not in DTYPES:
-            raise ValueError([("dtype", f"must be one of {', '.join(DTYPES)}")])
+            problems.append(("dtype", f"must be one of {', '.join(DTYPES)}"))
+        if self.backend not in BACKENDS:
+            problems.append(("backend", f"must be one of {', '.join(BACKENDS)}"))
+        if self.backend == "openai":
+            for key in ("base_url", "served_base", "served_candidate"):
+                if not getattr(self, key):
+                    problems.append((key, 'is required with backend = "openai" (see docs/scale.md)'))
+        if self.max_concurrency < 1:
+            problems.append(("max_concurrency", "must be at least 1"))
+        if problems:
+            raise ValueError(problems)
 
 
 @dataclass(frozen=True)

@@ -52,9 +52,9 @@ class MeasureCall:
     inputs: Mapping[str, Any] = field(default_factory=dict)  # pair: the source measurement of each variant
     description: str = ""
 
-    def runtime(self, variant: str | None = None, *, dtype: str | None = None) -> Any:
-        """The runtime of `variant` (default: the one measured)."""
-        return self.env.runtimes.get(variant or self.variant, dtype=dtype)
+    def runtime(self, variant: str | None = None, *, dtype: str | None = None, local: bool = False) -> Any:
+        """The runtime of `variant` (default: the one measured); `local`: in-process even when it is served."""
+        return self.env.runtimes.get(variant or self.variant, dtype=dtype, local=local)
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,11 @@ def _slice(ds: Any, bounds: tuple[int, int]) -> Any:
     return replace(ds, items=ds.items[start:stop])
 
 
+def _with_engine(key: str, engine: Any) -> Any:
+    """A variant's fingerprint, and the server that answers it when served (the in-process key is unchanged)."""
+    return key if engine is None else {"fingerprint": key, **engine}
+
+
 class _Measurer:
     """Makes the measurements a plan needs, each through `KINDS[kind].run(MeasureCall)` and the one cache; the
     release's variants are runtimes opened on the first cache miss that needs them."""
@@ -107,6 +112,7 @@ class _Measurer:
             locate=locator(pl.base, pl.adapter),
             status=status,
             fingerprints=pl.fps,
+            served=pl.served,
         )
         self.env = MeasureEnv(
             pl.base, pl.adapter, self.runtimes, cache, cfg.base_dir, max_length=_training_max_length(cfg)
@@ -117,10 +123,12 @@ class _Measurer:
         return self.runtimes.device
 
     def _model_key(self, variant: str) -> Any:
-        fps = self.plan.fps
+        fps, rts = self.plan.fps, self.runtimes
         if variant == "pair":
-            return {v: fps[v].key for v in VARIANTS}
-        return fps["candidate" if variant == "data" else variant].key  # what ships is made from both
+            return {v: _with_engine(fps[v].key, rts.engine_key(v)) for v in VARIANTS}
+        if variant == "data":
+            return fps["candidate"].key  # what ships is made from base and adapter, in-process
+        return _with_engine(fps[variant].key, rts.engine_key(variant))
 
     def _data(self, req: MeasureRequest) -> Any:
         return self.plan.datasets.get((req.kind, req.data))
@@ -369,6 +377,7 @@ class Plan:
     base: BaseModel
     adapter: AdapterInfo
     fps: dict[str, Fingerprint]
+    served: Any = None  # harness.runtime.load.Served when [model] backend = "openai"
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -445,7 +454,41 @@ def make_plan(cfg: ReleaseConfig, *, preflight: bool = True) -> Plan:
         if preflight and KINDS[r.kind].preflight is not None:
             KINDS[r.kind].preflight(r, cfg.base_dir)
     fps = {"base": fingerprint(base), "candidate": fingerprint(base, adapter)}
-    return Plan(cfg, plan, info, datasets, looks, base, adapter, fps)
+    served = _served(cfg, base, adapter, plan, preflight)
+    return Plan(cfg, plan, info, datasets, looks, base, adapter, fps, served)
+
+
+# measurement kinds that read log-probabilities of base and candidate (a server must offer them)
+_LOGLIK_KINDS = ("nll",)
+
+
+def _served(cfg: ReleaseConfig, base: BaseModel, adapter: AdapterInfo, plan: dict, check: bool) -> Any:
+    """Where base and candidate are served (backend = "openai"), checked before any gate runs (with `check`)."""
+    spec = cfg.model
+    if spec.backend != "openai":
+        return None
+    from harness.models import load_tokenizer
+    from harness.runtime.load import Served
+    from harness.runtime.openai import preflight
+
+    served = Served(
+        spec.base_url, spec.served_base, spec.served_candidate, spec.api_key_env, spec.max_concurrency, spec.timeout
+    )
+    if not check:
+        return served
+    needs = any(r.kind in _LOGLIK_KINDS for rs in plan.values() for r in rs)
+    found = preflight(
+        base_url=spec.base_url,
+        served_base=spec.served_base,
+        served_candidate=spec.served_candidate,
+        tokenizer=load_tokenizer(tokenizer_dir(base, adapter)),
+        api_key_env=spec.api_key_env,
+        needs_loglik=needs,
+        where=f"{cfg.path or '<config>'} [model]",
+    )
+    return (
+        replace(served, loglik=found.get("loglik", served.loglik), models=found["models"]) if needs or found else served
+    )
 
 
 def _power_requests(pl: Plan) -> dict[str, list[MeasureRequest]]:
@@ -566,6 +609,7 @@ def run(config: ReleaseConfig | str | Path, out: str | Path | None = None, *, ov
         cache={"dir": str(cache.root), "hits": cache.hits, "misses": cache.misses},
         timings=timings,
     )
+    manifest["runtimes"] = measurer.runtimes.describe()
     for (req, _), value in results.items():  # measurements the manifest records (the training data's audit)
         if KINDS[req.kind].manifest_key:
             manifest[KINDS[req.kind].manifest_key] = KINDS[req.kind].dump(value)

@@ -186,6 +186,15 @@ def render_markdown(report: Report) -> str:
         ("git", f"`{m['git']['commit'][:12]}`{' (dirty)' if m['git']['dirty'] else ''}" if m.get("git") else "–"),
         ("cache", f"{m.get('cache', {}).get('hits', 0)} hits, {m.get('cache', {}).get('misses', 0)} misses"),
     ]
+    for variant, r in (m.get("runtimes") or {}).items():
+        where = (
+            f"served as `{r.get('served_as')}` by {r.get('server')} (root `{r.get('root')}`"
+            + (f", parent `{r['parent']}`" if r.get("parent") else "")
+            + ")"
+            if r.get("engine") == "openai"
+            else f"in-process on {r.get('device') or 'the cache (nothing measured)'}"
+        )
+        rows.append((f"{variant} answered by", f"{r.get('engine')}, {where}"))
     for d in m.get("datasets", []):
         rows.append((f"data `{d['name']}`", f"{d['records']} records, sha256 `{d['sha256'][:16]}…`"))
     pk = m.get("packages", {})

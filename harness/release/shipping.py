@@ -27,7 +27,7 @@ def measure_merge(call: Any) -> dict[str, Any]:
 
     o, env = call.options, call.env
     convs = _conversations(call)
-    unmerged, merged = call.runtime("candidate", dtype="float32"), call.runtime("merged")
+    unmerged, merged = call.runtime("candidate", dtype="float32", local=True), call.runtime("merged")
     merged_dir = ensure_merged(env.base, env.adapter)
     eos = [template_eot_id(unmerged.tok)]
     with status("Comparing the merged model with the unmerged adapter"):

@@ -10,6 +10,7 @@ own (serving latency, bundle verification) open a model directory with `open_dir
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,23 @@ from harness.runtime.hf import HFRuntime
 
 # variant -> the artifact it is loaded from ("merged" -> a model directory, "gguf:Q8_0" -> a .gguf file)
 Locate = Callable[[str], Path]
+
+
+@dataclass(frozen=True)
+class Served:
+    """Base and candidate behind an OpenAI-compatible server (`[model] backend = "openai"`)."""
+
+    base_url: str
+    served_base: str
+    served_candidate: str
+    api_key_env: str | None = None
+    max_concurrency: int = 32
+    timeout: float = 300.0
+    loglik: str = "prompt_logprobs"  # what the server offers for log-likelihoods (found at preflight)
+    models: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)  # served name -> root, parent
+
+    def name(self, variant: str) -> str:
+        return self.served_candidate if variant == "candidate" else self.served_base
 
 
 def _dtype_name(dt: Any) -> str:
@@ -90,10 +108,12 @@ class Runtimes:
         locate: Locate | None = None,
         status: Callable[[str], Any] | None = None,
         fingerprints: dict[str, Fingerprint] | None = None,
+        served: Served | None = None,
     ):
         self.base, self.adapter, self.locate = base, adapter, locate
         self.device_spec, self.dtype_spec, self.trust_remote_code = device, dtype, trust_remote_code
         self._status = status
+        self.served = served  # base and candidate answer from this server instead of an in-process model
         self._fps = dict(fingerprints or {})  # variant -> Fingerprint (hashing weights is not free: once)
         self._models: dict[str, Any] = {}  # dtype -> the loaded base model (a PeftModel once the adapter is on)
         self._attached: set[str] = set()
@@ -126,9 +146,12 @@ class Runtimes:
             dtype=dtype,
         )
 
-    def get(self, variant: str, *, dtype: str | None = None) -> HFRuntime:
-        """The runtime of `variant` (`base`, `candidate`, `merged`, `gguf:<TYPE>`)."""
+    def get(self, variant: str, *, dtype: str | None = None, local: bool = False) -> Any:
+        """The runtime of `variant` (`base`, `candidate`, `merged`, `gguf:<TYPE>`); `local` asks for the in-process
+        model even when base and candidate are served (the release checks compare logits)."""
         if variant in ("base", "candidate"):
+            if self.served is not None and not local:
+                return self._remote(variant)
             return self._shared(variant, dtype or self.dtype_spec)
         if variant == "merged" or variant.startswith("gguf:"):
             if variant not in self._artifacts:
@@ -160,11 +183,61 @@ class Runtimes:
             self._models[key], self._tokenizer(variant), identity=self._identity(variant, key), adapter_off=off
         )
 
+    def _remote(self, variant: str) -> Any:
+        from harness.runtime.openai import OpenAIRuntime
+
+        assert self.served is not None
+        if variant not in self._artifacts:
+            s = self.served
+            self._artifacts[variant] = OpenAIRuntime(
+                base_url=s.base_url,
+                served=s.name(variant),
+                tokenizer=self._tokenizer(variant),
+                identity=self.remote_identity(variant),
+                api_key_env=s.api_key_env,
+                max_concurrency=s.max_concurrency,
+                timeout=s.timeout,
+                loglik_mode=s.loglik,
+            )
+        return self._artifacts[variant]
+
+    def remote_identity(self, variant: str) -> Identity:
+        """A served variant is the server's model id and root, plus the local adapter's sha256 (the bytes the
+        harness can verify); the server's weights themselves cannot be hashed from here."""
+        assert self.served is not None
+        s, name = self.served, self.served.name(variant)
+        root = (s.models.get(name) or {}).get("root")
+        return Identity(
+            "openai",
+            f"{s.base_url} {name} (root {root})",
+            adapter=self.adapter.sha256 if variant == "candidate" and self.adapter else None,
+            tokenizer=self._fps[variant].key if variant in self._fps else None,
+        )
+
+    def engine_key(self, variant: str) -> Any:
+        """What the cache key adds to a variant's fingerprint: nothing in-process (the weights are hashed), the
+        server and served name when served (another engine answers with other numbers)."""
+        if self.served is None or variant not in ("base", "candidate"):
+            return None
+        return {"engine": "openai", "server": self.served.base_url, "served": self.served.name(variant)}
+
+    def describe(self) -> dict[str, Any]:
+        """Which engine answered each variant, for the manifest and the report."""
+        if self.served is None:
+            return {v: {"engine": "hf", "device": self.device} for v in ("base", "candidate")}
+        return {
+            v: {"engine": "openai", "server": self.served.base_url, "served_as": self.served.name(v), **(
+                self.served.models.get(self.served.name(v)) or {})}
+            for v in ("base", "candidate")
+        }  # fmt: skip
+
     @property
     def loaded(self) -> bool:
         return bool(self._models or self._artifacts)
 
     def close(self) -> None:
+        for rt in self._artifacts.values():
+            rt.close()
         self._models.clear()
         self._artifacts.clear()
         self._attached.clear()

@@ -1,0 +1,364 @@
+"""`openai`: a model behind an OpenAI-compatible server (vLLM, SGLang, llama.cpp's server, Ollama) as a runtime.
+
+Generation goes through `/v1/chat/completions` (conversations: the server applies the chat template) or
+`/v1/completions` (token ids); log-likelihoods through `/v1/completions` with vLLM's `prompt_logprobs`, or
+`echo` + `logprobs` where that is what the server offers (`loglik_mode`, found at preflight). Requests run
+concurrently up to `max_concurrency`; the `openai` client retries 429, 408, 409, 5xx and connection errors
+with exponential backoff. A request that still fails raises `EndpointError`, naming the endpoint and the
+status: the measurement fails and its gate is an `error`, never a pass.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.runtime.base import Completion, GenParams, Identity, LoglikRequest, Prompt, truncate_at_stop
+
+
+class EndpointError(RuntimeError):
+    """The server did not answer a request after every retry."""
+
+
+def api_key(api_key_env: str | None, where: str) -> str:
+    """The key from the environment variable named in the config (servers such as vLLM need none)."""
+    if not api_key_env:
+        return "not-needed"
+    key = os.environ.get(api_key_env, "")
+    if not key:
+        raise HarnessError(
+            f"the API key variable {api_key_env} is not set",
+            where=f"{where} api_key_env",
+            fix=f"export {api_key_env}=... before running (the key is read only from the environment)",
+        )
+    return key
+
+
+class OpenAIRuntime:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        served: str,
+        tokenizer: Any,
+        identity: Identity,
+        api_key_env: str | None = None,
+        max_concurrency: int = 32,
+        timeout: float = 300.0,
+        retries: int = 4,
+        loglik_mode: str = "prompt_logprobs",
+        where: str = "[model]",
+        progress: bool = True,
+    ):
+        import openai
+
+        self.base_url, self.served, self.tok, self.where = base_url.rstrip("/"), served, tokenizer, where
+        self.max_concurrency, self.loglik_mode = max_concurrency, loglik_mode
+        self.loglik_concurrency = 1
+        self._identity, self._progress, self._openai = identity, progress, openai
+        self.client = openai.OpenAI(
+            base_url=self.base_url, api_key=api_key(api_key_env, where), timeout=timeout, max_retries=retries
+        )
+
+    # -- protocol ---------------------------------------------------------------------------------
+    def identity(self) -> Identity:
+        return self._identity
+
+    def close(self) -> None:
+        self.client.close()
+
+    def context_length(self) -> int | None:
+        try:
+            for m in self.client.models.list():
+                if m.id == self.served:
+                    return getattr(m, "max_model_len", None) or (m.model_extra or {}).get("max_model_len")
+        except self._openai.OpenAIError:
+            return None
+        return None
+
+    def logits(self, ids: Sequence[int]) -> Any:
+        raise NotImplementedError(
+            f"{self.base_url} serves log-probabilities, not full logits: merge and GGUF parity run on local "
+            "variants (backend hf)"
+        )
+
+    def generate(
+        self, prompts: Sequence[Prompt], params: GenParams, *, batch_size: int = 16, description: str | None = None
+    ) -> list[list[Completion]]:
+        """`params.n` completions per prompt (greedy: one asked, copied n times), requests in flight at once up
+        to `max_concurrency`; `batch_size` is the in-process engines' and is not used here."""
+        greedy = params.temperature == 0
+        n = 1 if greedy else params.n
+        outs = self._map(lambda p: self._generate(p, params, n), prompts, description or "generating")
+        return [o * params.n if greedy else o for o in outs]
+
+    def generate_one(self, prompt: Prompt, params: GenParams) -> Completion:
+        return self._generate(prompt, params, 1)[0]
+
+    def loglik(
+        self, requests: Sequence[LoglikRequest], *, batch_size: int = 8, description: str | None = None
+    ) -> list[float]:
+        """One request in flight at a time: vLLM 0.32 with --enable-lora kills its engine when it batches
+        prompt-log-probability requests together (an einsum shape error in the LoRA logits processor, seen here
+        on CPU with 32 in flight); scoring is one forward pass a request, so serial costs little."""
+        return self._map(self._loglik, requests, description or "scoring", workers=self.loglik_concurrency)
+
+    def encode(self, prompt: Prompt) -> list[int]:
+        if prompt and isinstance(prompt[0], dict):
+            text = self.tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+            return self.tok(text, add_special_tokens=False)["input_ids"]
+        return list(prompt)
+
+    # -- requests ---------------------------------------------------------------------------------
+    def _map(self, fn: Callable[[Any], Any], items: Sequence[Any], description: str, workers: int = 0) -> list[Any]:
+        from harness.console import progress
+
+        workers = workers or self.max_concurrency
+        with progress(disable=not self._progress) as bar, ThreadPoolExecutor(workers) as pool:
+            task = bar.add_task(f"{description} ({self.served} at {self.base_url})", total=len(items))
+            futures = [pool.submit(fn, x) for x in items]
+            out = []
+            for f in futures:
+                out.append(f.result())
+                bar.advance(task)
+        return out
+
+    def _call(self, create: Callable[..., Any], **kw: Any) -> Any:
+        oa = self._openai
+        # vLLM's CPU build kills its engine on a request with a seed and top_p < 1 ("CPU Generator does not use
+        # offset"): say so when such a request is the one that failed
+        hint = (
+            " (if this is vLLM on a CPU: its engine dies on a seeded request with top_p < 1; set top_p = 1.0)"
+            if kw.get("seed") is not None and kw.get("top_p", 1.0) < 1
+            else ""
+        )
+        try:
+            return create(model=self.served, **kw)
+        except oa.APIStatusError as e:
+            raise EndpointError(
+                f"{self.base_url} answered {e.status_code} for {self.served!r} after retries: {str(e)[:300]}{hint}"
+            ) from None
+        except (oa.APIConnectionError, oa.APITimeoutError) as e:
+            raise EndpointError(f"{self.base_url} stopped answering ({type(e).__name__}) after retries{hint}") from None
+
+    def _sampling(self, params: GenParams, n: int) -> dict[str, Any]:
+        kw: dict[str, Any] = {"n": n, "max_tokens": params.max_new_tokens, "temperature": params.temperature}
+        extra: dict[str, Any] = {}
+        if params.temperature > 0:
+            kw["top_p"] = params.top_p
+            kw["seed"] = params.seed
+        if params.stop:
+            kw["stop"] = list(params.stop)
+        if params.min_new_tokens:
+            extra["min_tokens"] = params.min_new_tokens
+        if isinstance(params.eos, tuple):
+            extra["stop_token_ids"] = list(params.eos)
+        extra["return_token_ids"] = True  # vLLM: the generated ids; other servers ignore it (ids re-encoded)
+        if extra:
+            kw["extra_body"] = extra
+        return kw
+
+    def _generate(self, prompt: Prompt, params: GenParams, n: int) -> list[Completion]:
+        kw = self._sampling(params, n)
+        if prompt and isinstance(prompt[0], dict):
+            resp = self._call(self.client.chat.completions.create, messages=list(prompt), **kw)
+            texts = [(c.message.content or "", c) for c in resp.choices]
+        else:
+            resp = self._call(self.client.completions.create, prompt=list(prompt), **kw)
+            texts = [(c.text or "", c) for c in resp.choices]
+        return [self._completion(text, choice, params) for text, choice in sorted(texts, key=lambda t: t[1].index)]
+
+    def _completion(self, text: str, choice: Any, params: GenParams) -> Completion:
+        extra = choice.model_extra or {}
+        ids = extra.get("token_ids")
+        reason = "length" if choice.finish_reason == "length" else "stop"
+        if ids is None:  # a server that does not return ids: the answer's tokens in the local tokenizer
+            ids = self.tok(text, add_special_tokens=False)["input_ids"]
+        ids = tuple(int(i) for i in ids)
+        ended = reason == "stop" and bool(ids) and ids[-1] in set(self._eos_ids())
+        cut = truncate_at_stop(text, params.stop)
+        return Completion(cut, ids, reason, text, len(ids) - ended)
+
+    def _eos_ids(self) -> list[int]:
+        from fine_tune.preflight import end_of_turn_ids
+
+        return sorted(end_of_turn_ids(self.tok))
+
+    def _loglik(self, req: LoglikRequest) -> float:
+        if self.loglik_mode == "prompt_logprobs":
+            resp = self._call(
+                self.client.completions.create,
+                prompt=list(req.ids),
+                max_tokens=1,
+                temperature=0,
+                extra_body={"prompt_logprobs": 0},
+            )
+            rows = (resp.choices[0].model_extra or {}).get("prompt_logprobs") or []
+            if len(rows) != len(req.ids):
+                raise EndpointError(f"{self.base_url} returned {len(rows)} prompt log-probabilities for {len(req.ids)}")
+            total = 0.0
+            for i, scored in enumerate(req.scored):
+                if scored:
+                    total += float(rows[i + 1][str(req.ids[i + 1])]["logprob"])
+            return total
+        resp = self._call(
+            self.client.completions.create, prompt=list(req.ids), max_tokens=0, echo=True, logprobs=0, temperature=0
+        )
+        lps = resp.choices[0].logprobs.token_logprobs
+        return float(sum(lps[i + 1] for i, scored in enumerate(req.scored) if scored))
+
+
+# -- preflight: before any gate runs ------------------------------------------------------------------------
+
+PROBE_TEXTS = (
+    "The payments API returned 503 errors at 09:41 for ten minutes.",
+    "Ünïcödé, emoji 🚀 and CJK 漢字, tabs\tand\nnew lines",
+    '{"severity": "high", "category": "outage"}',
+)
+
+
+def _root(base_url: str) -> str:
+    """The server's root (vLLM's /tokenize lives beside /v1)."""
+    url = base_url.rstrip("/")
+    return url[: -len("/v1")] if url.endswith("/v1") else url
+
+
+def preflight(
+    *,
+    base_url: str,
+    served_base: str,
+    served_candidate: str,
+    tokenizer: Any,
+    api_key_env: str | None = None,
+    timeout: float = 60.0,
+    needs_loglik: bool = True,
+    where: str = "[model]",
+) -> dict[str, Any]:
+    """Check the server before any gate runs; every failure is a HarnessError (exit 2) naming the key and the fix.
+
+    - it answers and lists both served names (`/v1/models`; vLLM gives the adapter's `parent`);
+    - it tokenises like the local tokenizer (vLLM's `/tokenize`), so token counts and bits per byte mean the same;
+    - it gives log-probabilities (`prompt_logprobs`, else `echo` + `logprobs`), when a gate needs them;
+    - the candidate is really the adapter: its log-probabilities on probe texts differ from the base's.
+    Returns what was found: the models' ids, roots and parents, and the log-likelihood mode."""
+    import openai
+
+    key = api_key(api_key_env, where)
+    client = openai.OpenAI(base_url=base_url.rstrip("/"), api_key=key, timeout=timeout, max_retries=1)
+    try:
+        models = {m.id: m for m in client.models.list()}
+    except openai.AuthenticationError:
+        raise HarnessError(
+            "the server rejected the API key", where=f"{where} api_key_env", fix="check the key in that variable"
+        ) from None
+    except (openai.APIConnectionError, openai.APIStatusError) as e:
+        raise HarnessError(
+            f"the model server at {base_url} is unreachable ({type(e).__name__})",
+            where=f"{where} base_url",
+            fix="start the server (`harness serve --vllm ...` prints the command) or correct base_url; it ends in /v1",
+        ) from None
+    for key_name, name in (("served_base", served_base), ("served_candidate", served_candidate)):
+        if name not in models:
+            raise HarnessError(
+                f"the server at {base_url} does not serve {name!r} "
+                f"(it serves {', '.join(sorted(models)) or 'nothing'})",
+                where=f"{where} {key_name}",
+                fix=f"set {key_name} to one of: {', '.join(sorted(models))}"
+                + (" (vLLM: the candidate is the --lora-modules NAME)" if key_name == "served_candidate" else ""),
+            )
+    info = {
+        name: {k: (models[name].model_extra or {}).get(k) for k in ("root", "parent", "max_model_len")}
+        for name in (served_base, served_candidate)
+    }
+    checked = _tokenize_parity(base_url, served_base, key, tokenizer, timeout, where)
+    found: dict[str, Any] = {"models": info, "tokenizer_checked": checked}
+
+    ids = tokenizer(PROBE_TEXTS[0], add_special_tokens=False)["input_ids"]
+    mode = _loglik_mode(client, served_base, ids)
+    found["loglik"] = mode
+    if mode is None and needs_loglik:
+        raise HarnessError(
+            f"the server at {base_url} gives no prompt log-probabilities (neither prompt_logprobs nor "
+            "echo + logprobs), so perplexity cannot be measured through it",
+            where=f"{where} base_url",
+            fix='serve with vLLM (prefix caching off: --no-enable-prefix-caching), or use backend = "hf"',
+        )
+
+    def runtime(name: str) -> OpenAIRuntime:
+        return OpenAIRuntime(
+            base_url=base_url, served=name, tokenizer=tokenizer, identity=Identity("openai", name),
+            api_key_env=api_key_env, timeout=timeout, loglik_mode=mode or "echo", progress=False, where=where,
+        )  # fmt: skip
+
+    # the adapter really applied: a serving stack that answers the adapter's name with the base model is caught
+    if mode is not None:
+        probe = [LoglikRequest(list(ids), [True] * (len(ids) - 1))]
+        a, b = (runtime(n).loglik(probe)[0] for n in (served_base, served_candidate))
+        same, what = abs(a - b) < 1e-4, f"the same log-probability ({a:.4f}) on a probe text"
+    else:
+        convs = [[{"role": "user", "content": t}] for t in PROBE_TEXTS]
+        params = GenParams(max_new_tokens=16)
+        a, b = ([c[0].text for c in runtime(n).generate(convs, params)] for n in (served_base, served_candidate))
+        same, what = a == b, f"the same greedy answers to {len(convs)} probe prompts"
+    if same:
+        raise HarnessError(
+            f"the server answered the candidate with the base model: {served_candidate!r} and {served_base!r} "
+            f"give {what}",
+            where=f"{where} served_candidate",
+            fix="serve the adapter (vLLM: --enable-lora --lora-modules NAME=ADAPTER_DIR) and name it here",
+        )
+    return found
+
+
+def _tokenize_parity(base_url: str, served: str, key: str, tokenizer: Any, timeout: float, where: str) -> bool | None:
+    """Does the server tokenise the probe texts as the local tokenizer does? None: it has no /tokenize."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    for text in PROBE_TEXTS:
+        body = json.dumps({"model": served, "prompt": text, "add_special_tokens": False}).encode()
+        req = urllib.request.Request(
+            f"{_root(base_url)}/tokenize",
+            data=body,
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                theirs = json.loads(r.read())["tokens"]
+        except (urllib.error.URLError, OSError, ValueError, KeyError):
+            return None  # the server cannot say: the report states it was not checked
+        ours = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if list(theirs) != list(ours):
+            raise HarnessError(
+                f"the server tokenises differently from the local tokenizer ({text!r}: {len(theirs)} tokens there, "
+                f"{len(ours)} here), so token counts and bits per byte would not mean the same",
+                where=f"{where} base",
+                fix="set [model] base to the model the server serves (the same tokenizer files)",
+            )
+    return True
+
+
+def _loglik_mode(client: Any, served: str, ids: list[int]) -> str | None:
+    import openai
+
+    try:
+        r = client.completions.create(
+            model=served, prompt=ids, max_tokens=1, temperature=0, extra_body={"prompt_logprobs": 0}
+        )
+        rows = (r.choices[0].model_extra or {}).get("prompt_logprobs")
+        if rows and len(rows) == len(ids):
+            return "prompt_logprobs"
+    except openai.APIStatusError:
+        pass
+    try:
+        r = client.completions.create(model=served, prompt=ids, max_tokens=0, echo=True, logprobs=0, temperature=0)
+        lp = r.choices[0].logprobs
+        if lp and lp.token_logprobs and len(lp.token_logprobs) >= len(ids):
+            return "echo"
+    except openai.APIStatusError:
+        pass
+    return None

@@ -1,0 +1,173 @@
+"""Gates through a real vLLM server (the `openai` runtime) on loopback, against the in-process `hf` runtime.
+
+`.ci/run` (via `make test`) sets vLLM up in its own environment, `.venv-vllm` (it pins its own torch and
+transformers); these tests start `vllm.entrypoints.openai.api_server` with the embedded SmolLM2-135M and two
+LoRA adapters made in the session: `cand` (a small perturbation) and `zero` (B = 0: the base's numbers).
+Nothing is installed at test time. Without that environment they are skipped, except under CI, where they fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.pipeline import run
+from tests.fault_proxy import FaultProxy
+from tests.helpers import make_adapter
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _vllm_python() -> str | None:
+    py = os.environ.get("HARNESS_VLLM_PYTHON") or str(ROOT / ".venv-vllm" / "bin" / "python")
+    return py if Path(py).is_file() else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def adapters(tmp_path_factory, embedded_base):
+    d = tmp_path_factory.mktemp("vllm-adapters")
+    return {
+        "cand": make_adapter(embedded_base, d / "cand", "noise", r=8, scale=0.02, seed=0),
+        "zero": make_adapter(embedded_base, d / "zero", "zero", r=8),
+    }
+
+
+@pytest.fixture(scope="session")
+def vllm(embedded_base, adapters, tmp_path_factory):
+    py = _vllm_python()
+    if py is None:
+        if os.environ.get("CI"):
+            pytest.fail("vLLM's environment (.venv-vllm) is missing: `make test` sets it up")
+        pytest.skip("vLLM is not set up here (make .venv-vllm/.installed)")
+    from harness.release import vllm_server
+
+    log = tmp_path_factory.mktemp("vllm") / "server.log"
+    server = vllm_server.start(embedded_base.dir, adapters, python=py, port=_free_port(), log=log, max_model_len=1024)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory):
+    from fine_tune.demo.triage import write_demo_data
+
+    return write_demo_data(tmp_path_factory.mktemp("vllm-data"))
+
+
+def _config(tmp_path: Path, adapter: Path, gates: str, *, url: str | None = None, cand: str = "cand", **model) -> Path:
+    lines = ['base = "smollm2-135m-instruct"', f'adapter = "{adapter}"']
+    if url:
+        lines += ['backend = "openai"', f'base_url = "{url}"', 'served_base = "base"', f'served_candidate = "{cand}"']
+    lines += [f"{k} = {json.dumps(v)}" for k, v in model.items()]
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    cfg = tmp_path / f"release-{'openai' if url else 'hf'}.toml"
+    cfg.write_text("[model]\n" + "\n".join(lines) + f'\n\n[run]\ncache_dir = "{tmp_path / "cache"}"\n\n' + gates)
+    return cfg
+
+
+def _by_name(result):
+    return {g.name: g for g in result.report.gates}
+
+
+def test_perplexity_through_vllm_equals_hf_within_half_a_percent(tmp_path, vllm, adapters, demo_data):
+    gates = f'[gates.perplexity]\ndata = "{demo_data["eval"]}"\nmin_relative_improvement = 0.0\n'
+    hf = _by_name(run(_config(tmp_path, adapters["cand"], gates)))["perplexity"]
+    served = run(_config(tmp_path, adapters["cand"], gates, url=vllm.url))
+    rv = _by_name(served)["perplexity"]
+    assert rv.verdict != "error", rv.explanation
+    for ours, theirs in ((hf.baseline, rv.baseline), (hf.candidate, rv.candidate)):
+        assert theirs == pytest.approx(ours, rel=0.005), (ours, theirs)
+    assert hf.candidate != hf.baseline  # the adapter changes the numbers: both variants were really compared
+    rts = served.report.manifest["runtimes"]
+    assert rts["candidate"]["engine"] == "openai" and rts["candidate"]["served_as"] == "cand"
+    assert rts["candidate"]["parent"] == "base" and rts["base"]["server"] == vllm.url
+
+
+def test_greedy_completions_equal_on_nine_in_ten_probe_prompts(vllm, adapters, embedded_base):
+    from harness.models import check_adapter
+    from harness.runtime import GenParams
+    from harness.runtime.load import Runtimes, Served
+    from probes.suites import load_suite
+
+    convs = [list(i.messages) for i in load_suite("builtin:triage_probes").items]
+    info = check_adapter(adapters["cand"], embedded_base)
+    local = Runtimes(embedded_base, info, dtype="float32")
+    remote = Runtimes(embedded_base, info, served=Served(vllm.url, "base", "cand"))
+    params = GenParams(max_new_tokens=32)
+    for variant in ("base", "candidate"):
+        ours = [c[0].text for c in local.get(variant).generate(convs, params)]
+        theirs = [c[0].text for c in remote.get(variant).generate(convs, params)]
+        equal = sum(a == b for a, b in zip(ours, theirs, strict=True))
+        assert equal >= 0.9 * len(convs), (variant, equal, len(convs))
+        tokens = [c[0].length for c in remote.get(variant).generate(convs[:3], params)]
+        assert all(0 < t <= 32 for t in tokens)
+
+
+def test_gate_verdicts_through_vllm_equal_hf(tmp_path, vllm, adapters, demo_data):
+    gates = (
+        f'[gates.perplexity]\ndata = "{demo_data["eval"]}"\nmin_relative_improvement = 0.0\n\n'
+        '[gates.pass_at_k]\ndata = "builtin:triage_probes"\nn = 2\nk = 1\ntemperature = 0.7\ntop_p = 1.0\n'
+        "max_new_tokens = 24\n\n"
+        "[gates.regression]\nitems = 40\nmax_items = 40\nmax_new_tokens = 32\n\n"
+        "[gates.safety]\nmax_new_tokens = 32\n"
+    )
+    hf = _by_name(run(_config(tmp_path, adapters["cand"], gates)))
+    served = _by_name(run(_config(tmp_path, adapters["cand"], gates, url=vllm.url)))
+    assert {n: g.verdict for n, g in served.items()} == {n: g.verdict for n, g in hf.items()}
+    assert all(g.verdict != "error" for g in served.values()), [g.explanation for g in served.values()]
+
+
+def test_the_base_served_as_the_candidate_is_caught(tmp_path, vllm, adapters, demo_data, capsys):
+    gates = f'[gates.perplexity]\ndata = "{demo_data["eval"]}"\n'
+    cfg = _config(tmp_path, adapters["cand"], gates, url=vllm.url, cand="zero")  # B = 0: the base's numbers
+    assert main(["gate", "--config", str(cfg), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr()
+    assert "answered the candidate with the base model" in err.out + err.err
+    assert "served_candidate" in err.out + err.err and not (tmp_path / "out" / "report.json").exists()
+
+
+@pytest.mark.parametrize(
+    "change, where, says",
+    [
+        ({"cand": "nonexistent"}, "served_candidate", "does not serve 'nonexistent'"),
+        ({"url": "http://127.0.0.1:9/v1"}, "base_url", "unreachable"),
+    ],
+)
+def test_bad_endpoint_input_exits_2_naming_the_key(tmp_path, vllm, adapters, demo_data, capsys, change, where, says):
+    gates = f'[gates.perplexity]\ndata = "{demo_data["eval"]}"\n'
+    kw = {"url": vllm.url, "cand": "cand", **change}
+    cfg = _config(tmp_path, adapters["cand"], gates, **kw)
+    assert main(["gate", "--config", str(cfg), "--out", str(tmp_path / "out")]) == 2
+    out = "".join(capsys.readouterr())
+    assert says in out and where in out
+
+
+def test_429_and_500_are_retried_and_a_dying_endpoint_is_an_error(tmp_path, vllm, adapters, demo_data):
+    gates = f'[gates.perplexity]\ndata = "{demo_data["eval"]}"\nmin_relative_improvement = 0.0\n'
+    flaky = FaultProxy(vllm.url, faults=(429, 500, 429))
+    try:
+        ok = _by_name(run(_config(tmp_path / "flaky", adapters["cand"], gates, url=flaky.url)))["perplexity"]
+    finally:
+        flaky.close()
+    assert flaky.injected == [429, 500, 429] and ok.verdict in ("pass", "fail") and ok.candidate is not None
+    # preflight needs a handful of requests; the endpoint then dies while the gate measures
+    dying = FaultProxy(vllm.url, die_after=12)
+    try:
+        res = run(_config(tmp_path / "dying", adapters["cand"], gates, url=dying.url, timeout=30))
+    finally:
+        dying.close()
+    (g,) = res.report.gates
+    assert g.verdict == "error" and res.report.verdict == "fail"
+    assert dying.url.removesuffix("/v1") in g.explanation and "500" in g.explanation
