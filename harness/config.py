@@ -60,6 +60,10 @@ class ModelSpec:
     )
     max_concurrency: int = field(default=32, metadata={"help": "openai: requests in flight at once"})
     timeout: float = field(default=300.0, metadata={"help": "openai: seconds per request before it is retried"})
+    send_seed: bool = field(
+        default=True,
+        metadata={"help": "openai: send sampling seeds (false for vLLM's CPU build, whose engine dies on them)"},
+    )
 
     def __post_init__(self) -> None:
         problems = []

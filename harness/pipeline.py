@@ -472,7 +472,13 @@ def _served(cfg: ReleaseConfig, base: BaseModel, adapter: AdapterInfo, plan: dic
     from harness.runtime.openai import preflight
 
     served = Served(
-        spec.base_url, spec.served_base, spec.served_candidate, spec.api_key_env, spec.max_concurrency, spec.timeout
+        spec.base_url,
+        spec.served_base,
+        spec.served_candidate,
+        spec.api_key_env,
+        spec.max_concurrency,
+        spec.timeout,
+        spec.send_seed,
     )
     if not check:
         return served

@@ -9,7 +9,6 @@ request headers: never into an identity, a cache key, an error message or a log 
 from __future__ import annotations
 
 import math
-import os
 import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -77,15 +76,9 @@ class OpenAIBackend:
 
         self.base_url, self.model, self.where = base_url.rstrip("/"), model, where
         self.concurrency, self.logprobs = concurrency, logprobs
-        key = "not-needed"  # vLLM, llama.cpp and `harness serve` need none
-        if api_key_env:
-            key = os.environ.get(api_key_env, "")
-            if not key:
-                raise HarnessError(
-                    f"the judge's API key variable {api_key_env} is not set",
-                    where=f"{where} api_key_env",
-                    fix=f"export {api_key_env}=... before running (the key is read only from the environment)",
-                )
+        from harness.runtime.openai import api_key
+
+        key = api_key(api_key_env, where)  # vLLM, llama.cpp and `harness serve` need none
         self._openai = openai
         self.client = openai.OpenAI(base_url=self.base_url, api_key=key, timeout=timeout, max_retries=retries)
 
@@ -93,21 +86,9 @@ class OpenAIBackend:
         return {"backend": "openai", "base_url": self.base_url, "model": self.model}
 
     def check(self) -> None:
-        oa = self._openai
-        try:
-            served = [m.id for m in self.client.models.list()]
-        except oa.AuthenticationError:
-            raise HarnessError(
-                "the judge endpoint rejected the API key",
-                where=f"{self.base_url} ({self.where} api_key_env)",
-                fix="check the key in the environment variable named by api_key_env",
-            ) from None
-        except (oa.APIConnectionError, oa.APIStatusError) as e:
-            raise HarnessError(
-                f"the judge endpoint is unreachable ({type(e).__name__})",
-                where=f"{self.base_url} ({self.where} base_url)",
-                fix="start the server (vLLM, `harness serve --model ...`) or correct base_url",
-            ) from None
+        from harness.runtime.openai import served_models
+
+        served = list(served_models(self.client, self.base_url, self.where, "judge endpoint"))
         if served and self.model not in served:
             raise HarnessError(
                 f"the judge endpoint does not serve model {self.model!r} (it serves {', '.join(served)})",

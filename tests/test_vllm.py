@@ -70,6 +70,7 @@ def _config(tmp_path: Path, adapter: Path, gates: str, *, url: str | None = None
     lines = ['base = "smollm2-135m-instruct"', f'adapter = "{adapter}"']
     if url:
         lines += ['backend = "openai"', f'base_url = "{url}"', 'served_base = "base"', f'served_candidate = "{cand}"']
+        lines += ["send_seed = false"]  # vLLM's CPU build dies on seeded sampling requests batched together
     lines += [f"{k} = {json.dumps(v)}" for k, v in model.items()]
     tmp_path.mkdir(parents=True, exist_ok=True)
     cfg = tmp_path / f"release-{'openai' if url else 'hf'}.toml"
@@ -161,7 +162,7 @@ def test_429_and_500_are_retried_and_a_dying_endpoint_is_an_error(tmp_path, vllm
         ok = _by_name(run(_config(tmp_path / "flaky", adapters["cand"], gates, url=flaky.url)))["perplexity"]
     finally:
         flaky.close()
-    assert flaky.injected == [429, 500, 429] and ok.verdict in ("pass", "fail") and ok.candidate is not None
+    assert flaky.injected == [429, 500, 429] and ok.verdict != "error" and ok.candidate is not None, ok.explanation
     # preflight needs a handful of requests; the endpoint then dies while the gate measures
     dying = FaultProxy(vllm.url, die_after=12)
     try:

@@ -43,6 +43,7 @@ class Served:
     api_key_env: str | None = None
     max_concurrency: int = 32
     timeout: float = 300.0
+    send_seed: bool = True  # per-request sampling seeds (vLLM's CPU build dies on them: false there)
     loglik: str = "prompt_logprobs"  # what the server offers for log-likelihoods (found at preflight)
     models: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)  # served name -> root, parent
 
@@ -198,6 +199,7 @@ class Runtimes:
                 max_concurrency=s.max_concurrency,
                 timeout=s.timeout,
                 loglik_mode=s.loglik,
+                send_seed=s.send_seed,
             )
         return self._artifacts[variant]
 

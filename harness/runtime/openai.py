@@ -50,6 +50,7 @@ class OpenAIRuntime:
         timeout: float = 300.0,
         retries: int = 4,
         loglik_mode: str = "prompt_logprobs",
+        send_seed: bool = True,
         where: str = "[model]",
         progress: bool = True,
     ):
@@ -58,6 +59,7 @@ class OpenAIRuntime:
         self.base_url, self.served, self.tok, self.where = base_url.rstrip("/"), served, tokenizer, where
         self.max_concurrency, self.loglik_mode = max_concurrency, loglik_mode
         self.loglik_concurrency = 1
+        self.send_seed = send_seed
         self._identity, self._progress, self._openai = identity, progress, openai
         self.client = openai.OpenAI(
             base_url=self.base_url, api_key=api_key(api_key_env, where), timeout=timeout, max_retries=retries
@@ -121,18 +123,23 @@ class OpenAIRuntime:
             task = bar.add_task(f"{description} ({self.served} at {self.base_url})", total=len(items))
             futures = [pool.submit(fn, x) for x in items]
             out = []
-            for f in futures:
-                out.append(f.result())
-                bar.advance(task)
+            try:
+                for f in futures:
+                    out.append(f.result())
+                    bar.advance(task)
+            except BaseException:
+                for f in futures:  # one request failed after its retries: the rest are not sent
+                    f.cancel()
+                raise
         return out
 
     def _call(self, create: Callable[..., Any], **kw: Any) -> Any:
         oa = self._openai
-        # vLLM's CPU build kills its engine on a request with a seed and top_p < 1 ("CPU Generator does not use
-        # offset"): say so when such a request is the one that failed
+        # vLLM's CPU build kills its engine on seeded sampling requests ("CPU Generator does not use offset": with
+        # top_p < 1, or several batched together): say so when such a request is the one that failed
         hint = (
-            " (if this is vLLM on a CPU: its engine dies on a seeded request with top_p < 1; set top_p = 1.0)"
-            if kw.get("seed") is not None and kw.get("top_p", 1.0) < 1
+            " (if this is vLLM on a CPU: its engine dies on seeded sampling requests; set [model] send_seed = false)"
+            if kw.get("seed") is not None
             else ""
         )
         try:
@@ -149,7 +156,8 @@ class OpenAIRuntime:
         extra: dict[str, Any] = {}
         if params.temperature > 0:
             kw["top_p"] = params.top_p
-            kw["seed"] = params.seed
+            if self.send_seed:
+                kw["seed"] = params.seed
         if params.stop:
             kw["stop"] = list(params.stop)
         if params.min_new_tokens:
@@ -220,6 +228,27 @@ PROBE_TEXTS = (
 )
 
 
+def served_models(client: Any, base_url: str, where: str, what: str = "model server") -> dict[str, Any]:
+    """The server's `/v1/models` by id; an unreachable server or a rejected key is a HarnessError naming the key."""
+    import openai
+
+    try:
+        return {m.id: m for m in client.models.list()}
+    except openai.AuthenticationError:
+        raise HarnessError(
+            f"the {what} rejected the API key",
+            where=f"{base_url} ({where} api_key_env)",
+            fix="check the key in the environment variable named by api_key_env",
+        ) from None
+    except (openai.APIConnectionError, openai.APIStatusError) as e:
+        raise HarnessError(
+            f"the {what} at {base_url} is unreachable ({type(e).__name__})",
+            where=f"{base_url} ({where} base_url)",
+            fix="start the server (vLLM: `harness serve --vllm ...` prints the lines to use) or correct base_url "
+            "(it ends in /v1)",
+        ) from None
+
+
 def _root(base_url: str) -> str:
     """The server's root (vLLM's /tokenize lives beside /v1)."""
     url = base_url.rstrip("/")
@@ -248,18 +277,7 @@ def preflight(
 
     key = api_key(api_key_env, where)
     client = openai.OpenAI(base_url=base_url.rstrip("/"), api_key=key, timeout=timeout, max_retries=1)
-    try:
-        models = {m.id: m for m in client.models.list()}
-    except openai.AuthenticationError:
-        raise HarnessError(
-            "the server rejected the API key", where=f"{where} api_key_env", fix="check the key in that variable"
-        ) from None
-    except (openai.APIConnectionError, openai.APIStatusError) as e:
-        raise HarnessError(
-            f"the model server at {base_url} is unreachable ({type(e).__name__})",
-            where=f"{where} base_url",
-            fix="start the server (`harness serve --vllm ...` prints the command) or correct base_url; it ends in /v1",
-        ) from None
+    models = served_models(client, base_url, where)
     for key_name, name in (("served_base", served_base), ("served_candidate", served_candidate)):
         if name not in models:
             raise HarnessError(
