@@ -101,3 +101,22 @@ def test_fine_tune_section_is_validated(tmp_path):
     assert "[fine_tune] method (line 5): must be one of lora, qlora" in msg
     assert "did you mean 'learning_rate'" in msg
     assert "train" in msg and "required for the sft stage" in msg
+
+
+def test_an_openai_backend_needs_its_server_and_served_names(tmp_path):
+    p = _write(tmp_path, GOOD.replace('adapter = "adapter"', 'adapter = "adapter"\nbackend = "openai"'))
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    msg = str(e.value)
+    for key in ("base_url", "served_base", "served_candidate"):
+        assert f"[model] {key}" in msg and 'is required with backend = "openai"' in msg
+    bad = _write(tmp_path, GOOD.replace('adapter = "adapter"', 'adapter = "adapter"\nbackend = "vllm-remote"'))
+    with pytest.raises(ConfigError, match=r"\[model\] backend .*must be one of hf, openai"):
+        load_config(bad)
+    ok = GOOD.replace(
+        'adapter = "adapter"',
+        'adapter = "adapter"\nbackend = "openai"\nbase_url = "http://127.0.0.1:8000/v1"\nserved_base = "base"\n'
+        'served_candidate = "cand"\nsend_seed = false',
+    )
+    m = load_config(_write(tmp_path, ok)).model
+    assert (m.backend, m.served_candidate, m.max_concurrency, m.send_seed) == ("openai", "cand", 32, False)
