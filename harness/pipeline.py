@@ -184,15 +184,15 @@ class _Measurer:
         earlier looks measured."""
         results: dict[tuple[MeasureRequest, str], Any] = {}
         errors: dict[tuple[MeasureRequest, str], BaseException] = {}
-        known = {**(done or {})}
+        seen = dict(done or {})  # earlier looks' measurements and this call's, for the pairs' sources
         for variant in ("data", *VARIANTS, "pair"):
             for req in requests:
                 if variant not in req.variants:
                     continue
-                if variant == "pair" and any((req.opts["source"], v) not in {**known, **results} for v in VARIANTS):
+                if variant == "pair" and any((req.opts["source"], v) not in seen for v in VARIANTS):
                     continue  # the gate reports the failed source measurement
                 try:
-                    results[(req, variant)] = self._one(req, variant, {**known, **results})
+                    results[(req, variant)] = seen[(req, variant)] = self._one(req, variant, seen)
                 except HarnessError:
                     raise  # bad input: exit 2 with the place and the fix
                 except Exception as e:  # a crashed measurement becomes an `error` verdict, never a pass
