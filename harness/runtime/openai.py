@@ -73,13 +73,15 @@ class OpenAIRuntime:
         self.client.close()
 
     def context_length(self) -> int | None:
+        """The server's `max_model_len` for this name (an adapter's is its parent's), less the one token a
+        log-likelihood request generates."""
         try:
-            for m in self.client.models.list():
-                if m.id == self.served:
-                    return getattr(m, "max_model_len", None) or (m.model_extra or {}).get("max_model_len")
+            models = {m.id: (m.model_extra or {}) for m in self.client.models.list()}
         except self._openai.OpenAIError:
             return None
-        return None
+        m = models.get(self.served) or {}
+        n = m.get("max_model_len") or (models.get(m.get("parent")) or {}).get("max_model_len")
+        return n - 1 if n else None
 
     def logits(self, ids: Sequence[int]) -> Any:
         raise NotImplementedError(
