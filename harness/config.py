@@ -34,7 +34,7 @@ else:  # pragma: no cover
 from fine_tune.spec import FineTuneSpec
 from harness.errors import ConfigError, HarnessError
 
-BACKENDS = ("hf", "openai")
+BACKENDS = ("hf", "vllm", "openai")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -48,9 +48,16 @@ class ModelSpec:
     trust_remote_code: bool = field(default=False, metadata={"help": "allow model code from the hub (off by default)"})
     backend: str = field(
         default="hf",
-        metadata={"help": "hf (in-process transformers) or openai (an OpenAI-compatible server, e.g. vLLM)"},
+        metadata={
+            "help": "hf (in-process transformers), vllm (vLLM's engine in-process) or openai (an OpenAI-compatible "
+            "server, e.g. vLLM)"
+        },
     )
     base_url: str | None = field(default=None, metadata={"help": "openai: the server's URL, e.g. http://host:8000/v1"})
+    candidate_base_url: str | None = field(
+        default=None,
+        metadata={"help": "openai: the candidate's server, when it is not base_url's (variants on other machines)"},
+    )
     served_base: str | None = field(default=None, metadata={"help": "openai: the name the server answers the base to"})
     served_candidate: str | None = field(
         default=None, metadata={"help": "openai: the candidate's served name (vLLM: the --lora-modules NAME)"}

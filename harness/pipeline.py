@@ -113,6 +113,7 @@ class _Measurer:
             status=status,
             fingerprints=pl.fps,
             served=pl.served,
+            backend=spec.backend,
         )
         self.env = MeasureEnv(
             pl.base, pl.adapter, self.runtimes, cache, cfg.base_dir, max_length=_training_max_length(cfg)
@@ -465,6 +466,10 @@ _LOGLIK_KINDS = ("nll",)
 def _served(cfg: ReleaseConfig, base: BaseModel, adapter: AdapterInfo, plan: dict, check: bool) -> Any:
     """Where base and candidate are served (backend = "openai"), checked before any gate runs (with `check`)."""
     spec = cfg.model
+    if spec.backend == "vllm":
+        from harness.runtime.vllm import require_vllm
+
+        require_vllm(f"{cfg.path or '<config>'} [model]")
     if spec.backend != "openai":
         return None
     from harness.models import load_tokenizer
@@ -475,10 +480,11 @@ def _served(cfg: ReleaseConfig, base: BaseModel, adapter: AdapterInfo, plan: dic
         spec.base_url,
         spec.served_base,
         spec.served_candidate,
-        spec.api_key_env,
-        spec.max_concurrency,
-        spec.timeout,
-        spec.send_seed,
+        api_key_env=spec.api_key_env,
+        max_concurrency=spec.max_concurrency,
+        timeout=spec.timeout,
+        send_seed=spec.send_seed,
+        candidate_url=spec.candidate_base_url,
     )
     if not check:
         return served
@@ -487,14 +493,14 @@ def _served(cfg: ReleaseConfig, base: BaseModel, adapter: AdapterInfo, plan: dic
         base_url=spec.base_url,
         served_base=spec.served_base,
         served_candidate=spec.served_candidate,
+        candidate_url=spec.candidate_base_url,
         tokenizer=load_tokenizer(tokenizer_dir(base, adapter)),
         api_key_env=spec.api_key_env,
         needs_loglik=needs,
         where=f"{cfg.path or '<config>'} [model]",
     )
-    return (
-        replace(served, loglik=found.get("loglik", served.loglik), models=found["models"]) if needs or found else served
-    )
+    modes = {v: m for v, m in found["loglik"].items() if m}
+    return replace(served, loglik=modes, models=found["models"])
 
 
 def _power_requests(pl: Plan) -> dict[str, list[MeasureRequest]]:

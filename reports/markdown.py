@@ -182,7 +182,17 @@ def render_markdown(report: Report) -> str:
         ("adapter sha256", f"`{ad.get('sha256')}`"),
         ("adapter's recorded base", f"`{ad.get('recorded_base_model_name_or_path')}`"),
         ("seed", str(m.get("seed"))),
-        ("device", str(m.get("device") or "– (all measurements from cache)")),
+        (
+            "device",
+            str(
+                m.get("device")
+                or (
+                    "– (all measurements from cache)"
+                    if not m.get("cache", {}).get("misses")
+                    else "– (no model in-process)"
+                )
+            ),
+        ),
         ("git", f"`{m['git']['commit'][:12]}`{' (dirty)' if m['git']['dirty'] else ''}" if m.get("git") else "–"),
         ("cache", f"{m.get('cache', {}).get('hits', 0)} hits, {m.get('cache', {}).get('misses', 0)} misses"),
     ]
@@ -190,6 +200,11 @@ def render_markdown(report: Report) -> str:
         where = (
             f"served as `{r.get('served_as')}` by {r.get('server')} (root `{r.get('root')}`"
             + (f", parent `{r['parent']}`" if r.get("parent") else "")
+            + (
+                "; tokenizer checked equal to the local one"
+                if r.get("tokenizer_checked")
+                else "; tokenizer not checked: the server has no /tokenize"
+            )
             + ")"
             if r.get("engine") == "openai"
             else f"in-process on {r.get('device') or 'the cache (nothing measured)'}"

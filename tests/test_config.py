@@ -111,12 +111,13 @@ def test_an_openai_backend_needs_its_server_and_served_names(tmp_path):
     for key in ("base_url", "served_base", "served_candidate"):
         assert f"[model] {key}" in msg and 'is required with backend = "openai"' in msg
     bad = _write(tmp_path, GOOD.replace('adapter = "adapter"', 'adapter = "adapter"\nbackend = "vllm-remote"'))
-    with pytest.raises(ConfigError, match=r"\[model\] backend .*must be one of hf, openai"):
+    with pytest.raises(ConfigError, match=r"\[model\] backend .*must be one of hf, vllm, openai"):
         load_config(bad)
     ok = GOOD.replace(
         'adapter = "adapter"',
         'adapter = "adapter"\nbackend = "openai"\nbase_url = "http://127.0.0.1:8000/v1"\nserved_base = "base"\n'
-        'served_candidate = "cand"\nsend_seed = false',
+        'served_candidate = "cand"\nsend_seed = false\ncandidate_base_url = "http://127.0.0.1:8001/v1"',
     )
     m = load_config(_write(tmp_path, ok)).model
     assert (m.backend, m.served_candidate, m.max_concurrency, m.send_seed) == ("openai", "cand", 32, False)
+    assert (m.base_url, m.candidate_base_url) == ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8001/v1")

@@ -66,7 +66,16 @@ def demo_data(tmp_path_factory):
     return write_demo_data(tmp_path_factory.mktemp("vllm-data"))
 
 
-def _config(tmp_path: Path, adapter: Path, gates: str, *, url: str | None = None, cand: str = "cand", **model) -> Path:
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    """One measurement cache for the module: the `hf` runtime's numbers are measured once for every comparison
+    (a served variant's cache key holds the server's URL and served name, so no served run reads them)."""
+    return tmp_path_factory.mktemp("vllm-cache")
+
+
+def _config(
+    tmp_path: Path, adapter: Path, gates: str, cache: Path, *, url: str | None = None, cand: str = "cand", **model
+) -> Path:
     lines = ['base = "smollm2-135m-instruct"', f'adapter = "{adapter}"']
     if url:
         lines += ['backend = "openai"', f'base_url = "{url}"', 'served_base = "base"', f'served_candidate = "{cand}"']
@@ -74,7 +83,7 @@ def _config(tmp_path: Path, adapter: Path, gates: str, *, url: str | None = None
     lines += [f"{k} = {json.dumps(v)}" for k, v in model.items()]
     tmp_path.mkdir(parents=True, exist_ok=True)
     cfg = tmp_path / f"release-{'openai' if url else 'hf'}.toml"
-    cfg.write_text("[model]\n" + "\n".join(lines) + f'\n\n[run]\ncache_dir = "{tmp_path / "cache"}"\n\n' + gates)
+    cfg.write_text("[model]\n" + "\n".join(lines) + f'\n\n[run]\ncache_dir = "{cache}"\n\n' + gates)
     return cfg
 
 
@@ -82,18 +91,56 @@ def _by_name(result):
     return {g.name: g for g in result.report.gates}
 
 
-def test_perplexity_through_vllm_equals_hf_within_half_a_percent(tmp_path, vllm, adapters, demo_data):
+def _first(path: Path, n: int, out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(Path(path).read_text().splitlines()[:n]) + "\n")
+    return out
+
+
+def test_perplexity_through_vllm_equals_hf_within_half_a_percent(tmp_path, vllm, adapters, demo_data, cache):
     gates = f'[gates.perplexity]\ndata = "{demo_data["eval"]}"\nmin_relative_improvement = 0.0\n'
-    hf = _by_name(run(_config(tmp_path, adapters["cand"], gates)))["perplexity"]
-    served = run(_config(tmp_path, adapters["cand"], gates, url=vllm.url))
+    hf = _by_name(run(_config(tmp_path, adapters["cand"], gates, cache)))["perplexity"]
+    assert hf.candidate != hf.baseline  # the adapter changes the numbers: both variants were really compared
+    served = run(_config(tmp_path / "one", adapters["cand"], gates, cache, url=vllm.url))
     rv = _by_name(served)["perplexity"]
     assert rv.verdict != "error", rv.explanation
     for ours, theirs in ((hf.baseline, rv.baseline), (hf.candidate, rv.candidate)):
         assert theirs == pytest.approx(ours, rel=0.005), (ours, theirs)
-    assert hf.candidate != hf.baseline  # the adapter changes the numbers: both variants were really compared
     rts = served.report.manifest["runtimes"]
     assert rts["candidate"]["engine"] == "openai" and rts["candidate"]["served_as"] == "cand"
     assert rts["candidate"]["parent"] == "base" and rts["base"]["server"] == vllm.url
+
+
+def test_base_and_candidate_on_two_servers(tmp_path, vllm, adapters, demo_data, cache, embedded_base, capsys):
+    """The base on a second server (another port, as another machine would be), the candidate on the first; a
+    cache of its own, so both variants are measured through their servers (10 eval documents: CI time)."""
+    from harness.release import vllm_server
+
+    data = _first(demo_data["eval"], 10, tmp_path / "eval10.jsonl")
+    gates = f'[gates.perplexity]\ndata = "{data}"\nmin_relative_improvement = 0.0\n'
+    hf = _by_name(run(_config(tmp_path / "hf", adapters["cand"], gates, cache)))["perplexity"]
+    log = tmp_path / "base-server.log"
+    with vllm_server.start(
+        embedded_base.dir, {}, python=_vllm_python(), port=_free_port(), log=log, max_model_len=1024
+    ) as base_server:
+        two = tmp_path / "two"
+        cfg = _config(two, adapters["cand"], gates, two / "cache", url=base_server.url, candidate_base_url=vllm.url)
+        res = run(cfg, two / "out")
+        wrong = _config(tmp_path / "wrong", adapters["cand"], gates, cache, url=vllm.url,
+                        candidate_base_url=base_server.url)  # fmt: skip
+        capsys.readouterr()
+        assert main(["gate", "--config", str(wrong), "--out", str(tmp_path / "wrong" / "out")]) == 2
+        err = "".join(capsys.readouterr())
+        assert "does not serve 'cand'" in err and "candidate_base_url" in err  # the candidate's server, named
+    rv = _by_name(res)["perplexity"]
+    assert rv.verdict != "error", rv.explanation
+    for ours, theirs in ((hf.baseline, rv.baseline), (hf.candidate, rv.candidate)):
+        assert theirs == pytest.approx(ours, rel=0.005), (ours, theirs)
+    assert res.report.manifest["cache"]["misses"] >= 2  # both variants measured here, none read from a cache
+    rts = res.report.manifest["runtimes"]
+    assert (rts["base"]["server"], rts["candidate"]["server"]) == (base_server.url, vllm.url)
+    md = (two / "out" / "report.md").read_text()
+    assert f"served as `base` by {base_server.url}" in md and f"served as `cand` by {vllm.url}" in md
 
 
 def test_greedy_completions_equal_on_nine_in_ten_probe_prompts(vllm, adapters, embedded_base):
@@ -124,7 +171,7 @@ def _head(tmp_path: Path, name: str, n: int) -> Path:
     return out
 
 
-def test_gate_verdicts_through_vllm_equal_hf(tmp_path, vllm, adapters, demo_data):
+def test_gate_verdicts_through_vllm_equal_hf(tmp_path, vllm, adapters, demo_data, cache):
     tmp_path.mkdir(parents=True, exist_ok=True)
     gates = (
         f'[gates.perplexity]\ndata = "{demo_data["eval"]}"\nmin_relative_improvement = 0.0\n\n'
@@ -135,15 +182,15 @@ def test_gate_verdicts_through_vllm_equal_hf(tmp_path, vllm, adapters, demo_data
         f'[gates.safety]\nharmful = "{_head(tmp_path, "safety_harmful", 20)}"\n'
         f'benign = "{_head(tmp_path, "safety_benign", 20)}"\nmax_new_tokens = 24\n'
     )
-    hf = _by_name(run(_config(tmp_path, adapters["cand"], gates)))
-    served = _by_name(run(_config(tmp_path, adapters["cand"], gates, url=vllm.url)))
+    hf = _by_name(run(_config(tmp_path, adapters["cand"], gates, cache)))
+    served = _by_name(run(_config(tmp_path, adapters["cand"], gates, cache, url=vllm.url)))
     assert {n: g.verdict for n, g in served.items()} == {n: g.verdict for n, g in hf.items()}
     assert all(g.verdict != "error" for g in served.values()), [g.explanation for g in served.values()]
 
 
-def test_the_base_served_as_the_candidate_is_caught(tmp_path, vllm, adapters, demo_data, capsys):
+def test_the_base_served_as_the_candidate_is_caught(tmp_path, vllm, adapters, demo_data, cache, capsys):
     gates = f'[gates.perplexity]\ndata = "{demo_data["eval"]}"\n'
-    cfg = _config(tmp_path, adapters["cand"], gates, url=vllm.url, cand="zero")  # B = 0: the base's numbers
+    cfg = _config(tmp_path, adapters["cand"], gates, cache, url=vllm.url, cand="zero")  # B = 0: the base's numbers
     assert main(["gate", "--config", str(cfg), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr()
     assert "answered the candidate with the base model" in err.out + err.err
@@ -157,29 +204,80 @@ def test_the_base_served_as_the_candidate_is_caught(tmp_path, vllm, adapters, de
         ({"url": "http://127.0.0.1:9/v1"}, "base_url", "unreachable"),
     ],
 )
-def test_bad_endpoint_input_exits_2_naming_the_key(tmp_path, vllm, adapters, demo_data, capsys, change, where, says):
+def test_bad_endpoint_input_exits_2_naming_the_key(
+    tmp_path, vllm, adapters, demo_data, cache, capsys, change, where, says
+):
     gates = f'[gates.perplexity]\ndata = "{demo_data["eval"]}"\n'
     kw = {"url": vllm.url, "cand": "cand", **change}
-    cfg = _config(tmp_path, adapters["cand"], gates, **kw)
+    cfg = _config(tmp_path, adapters["cand"], gates, cache, **kw)
     assert main(["gate", "--config", str(cfg), "--out", str(tmp_path / "out")]) == 2
     out = "".join(capsys.readouterr())
     assert says in out and where in out
 
 
-def test_429_and_500_are_retried_and_a_dying_endpoint_is_an_error(tmp_path, vllm, adapters, demo_data):
-    gates = f'[gates.perplexity]\ndata = "{demo_data["eval"]}"\nmin_relative_improvement = 0.0\n'
+def test_429_and_500_are_retried_and_a_dying_endpoint_is_an_error(tmp_path, vllm, adapters, demo_data, cache):
+    data = _first(demo_data["eval"], 10, tmp_path / "eval10.jsonl")  # retries, not numbers: 10 documents do
+    gates = f'[gates.perplexity]\ndata = "{data}"\nmin_relative_improvement = 0.0\n'
     flaky = FaultProxy(vllm.url, faults=(429, 500, 429))
     try:
-        ok = _by_name(run(_config(tmp_path / "flaky", adapters["cand"], gates, url=flaky.url)))["perplexity"]
+        ok = _by_name(run(_config(tmp_path / "flaky", adapters["cand"], gates, cache, url=flaky.url)))["perplexity"]
     finally:
         flaky.close()
     assert flaky.injected == [429, 500, 429] and ok.verdict != "error" and ok.candidate is not None, ok.explanation
     # preflight needs a handful of requests; the endpoint then dies while the gate measures
     dying = FaultProxy(vllm.url, die_after=12)
     try:
-        res = run(_config(tmp_path / "dying", adapters["cand"], gates, url=dying.url, timeout=30))
+        res = run(_config(tmp_path / "dying", adapters["cand"], gates, cache, url=dying.url, timeout=30))
     finally:
         dying.close()
     (g,) = res.report.gates
     assert g.verdict == "error" and res.report.verdict == "fail"
     assert dying.url.removesuffix("/v1") in g.explanation and "500" in g.explanation
+
+
+def test_the_in_process_vllm_backend_gives_the_hf_numbers_and_verdicts(tmp_path, adapters, demo_data, cache):
+    """`backend = "vllm"`: vLLM's engine in the harness process, here the harness installed in vLLM's environment
+    (`make test` puts it there) and run as a user would, `python -m harness.cli gate`."""
+    import subprocess
+
+    py = _vllm_python()
+    if py is None:
+        if os.environ.get("CI"):
+            pytest.fail("vLLM's environment (.venv-vllm) is missing: `make test` sets it up")
+        pytest.skip("vLLM is not set up here (make .venv-vllm/.installed)")
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    gates = (
+        f'[gates.perplexity]\ndata = "{demo_data["eval"]}"\nmin_relative_improvement = 0.0\n\n'
+        f'[gates.pass_at_k]\ndata = "{_head(tmp_path, "triage_probes", 20)}"\nn = 2\nk = 1\ntemperature = 0.7\n'
+        "top_p = 1.0\nmax_new_tokens = 24\n"
+    )
+    hf = _by_name(run(_config(tmp_path / "hf", adapters["cand"], gates, cache)))
+    cfg = _config(tmp_path / "vllm", adapters["cand"], gates, cache, backend="vllm")
+    out = tmp_path / "vllm" / "out"
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "2", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [py, "-m", "harness.cli", "gate", "--config", str(cfg), "--out", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200,
+    )  # fmt: skip
+    assert proc.returncode in (0, 1), proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    got = {g["name"]: g for g in report["gates"]}
+    assert {n: g["verdict"] for n, g in got.items()} == {n: g.verdict for n, g in hf.items()}
+    ppl = got["perplexity"]
+    assert ppl["baseline"] == pytest.approx(hf["perplexity"].baseline, rel=0.005)
+    assert ppl["candidate"] == pytest.approx(hf["perplexity"].candidate, rel=0.005)
+    rts = report["manifest"]["runtimes"]
+    assert rts["base"]["engine"] == rts["candidate"]["engine"] == "vllm"
+    assert "vllm, in-process on cpu" in (out / "report.md").read_text()
+
+
+def test_backend_vllm_without_vllm_installed_exits_2_naming_the_key(tmp_path, adapters, demo_data, cache, capsys):
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is importable here")
+    gates = f'[gates.perplexity]\ndata = "{demo_data["eval"]}"\n'
+    cfg = _config(tmp_path, adapters["cand"], gates, cache, backend="vllm")
+    assert main(["gate", "--config", str(cfg), "--out", str(tmp_path / "out")]) == 2
+    out = "".join(capsys.readouterr())
+    assert "needs vLLM in this Python environment" in out and "backend" in out and "pip install vllm" in out

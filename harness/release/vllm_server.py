@@ -8,7 +8,6 @@ this one). Without a GPU, the CPU settings are applied: float32, eager mode, a K
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -18,16 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
-
-LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the ranks vLLM's --max-lora-rank accepts
-
-
-def lora_rank(adapters: dict[str, Path]) -> int:
-    """The smallest rank vLLM accepts that holds every adapter's `r`."""
-    r = max(
-        (json.loads((Path(d) / "adapter_config.json").read_text()).get("r") or 8 for d in adapters.values()), default=8
-    )
-    return next((x for x in LORA_RANKS if x >= r), r)
+from harness.runtime.vllm import cpu_kv_cache_bytes, lora_rank
 
 
 def vllm_python(explicit: str | None = None) -> str:
@@ -96,8 +86,8 @@ def command(
     if adapters:
         cmd += ["--enable-lora", "--max-lora-rank", str(lora_rank(adapters)), "--max-loras", str(len(adapters))]
         cmd += ["--lora-modules", *(f"{name}={Path(d).resolve()}" for name, d in adapters.items())]
-    if cpu:
-        cmd += ["--dtype", "float32", "--enforce-eager"]
+    if cpu:  # a KV cache of a set size: vLLM's CPU backend else reserves 92% of RAM and refuses to start without it
+        cmd += ["--dtype", "float32", "--enforce-eager", "--kv-cache-memory-bytes", str(cpu_kv_cache_bytes())]
     return cmd
 
 

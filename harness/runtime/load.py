@@ -44,11 +44,16 @@ class Served:
     max_concurrency: int = 32
     timeout: float = 300.0
     send_seed: bool = True  # per-request sampling seeds (vLLM's CPU build dies on them: false there)
-    loglik: str = "prompt_logprobs"  # what the server offers for log-likelihoods (found at preflight)
-    models: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)  # served name -> root, parent
+    candidate_url: str | None = None  # the candidate's server, when it is not base_url's
+    # what each server offers for log-likelihoods (found at preflight): variant -> prompt_logprobs | echo
+    loglik: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    models: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)  # variant -> id, root, parent
 
     def name(self, variant: str) -> str:
         return self.served_candidate if variant == "candidate" else self.served_base
+
+    def url(self, variant: str) -> str:
+        return (self.candidate_url or self.base_url) if variant == "candidate" else self.base_url
 
 
 def _dtype_name(dt: Any) -> str:
@@ -110,11 +115,14 @@ class Runtimes:
         status: Callable[[str], Any] | None = None,
         fingerprints: dict[str, Fingerprint] | None = None,
         served: Served | None = None,
+        backend: str = "hf",
     ):
         self.base, self.adapter, self.locate = base, adapter, locate
         self.device_spec, self.dtype_spec, self.trust_remote_code = device, dtype, trust_remote_code
         self._status = status
         self.served = served  # base and candidate answer from this server instead of an in-process model
+        self.backend = "openai" if served is not None else backend  # hf | vllm (in-process) | openai
+        self._vllm: Any = None  # the one vllm.LLM of base and candidate (backend vllm)
         self._fps = dict(fingerprints or {})  # variant -> Fingerprint (hashing weights is not free: once)
         self._models: dict[str, Any] = {}  # dtype -> the loaded base model (a PeftModel once the adapter is on)
         self._attached: set[str] = set()
@@ -153,6 +161,8 @@ class Runtimes:
         if variant in ("base", "candidate"):
             if self.served is not None and not local:
                 return self._remote(variant)
+            if self.backend == "vllm" and not local:
+                return self._in_vllm(variant)
             return self._shared(variant, dtype or self.dtype_spec)
         if variant == "merged" or variant.startswith("gguf:"):
             if variant not in self._artifacts:
@@ -191,27 +201,43 @@ class Runtimes:
         if variant not in self._artifacts:
             s = self.served
             self._artifacts[variant] = OpenAIRuntime(
-                base_url=s.base_url,
+                base_url=s.url(variant),
                 served=s.name(variant),
                 tokenizer=self._tokenizer(variant),
                 identity=self.remote_identity(variant),
                 api_key_env=s.api_key_env,
                 max_concurrency=s.max_concurrency,
                 timeout=s.timeout,
-                loglik_mode=s.loglik,
+                loglik_mode=s.loglik.get(variant, "prompt_logprobs"),
                 send_seed=s.send_seed,
             )
         return self._artifacts[variant]
+
+    def _in_vllm(self, variant: str) -> Any:
+        from harness.runtime.vllm import VLLMEngine, VLLMRuntime
+
+        key = f"vllm:{variant}"
+        if key not in self._artifacts:
+            if self._vllm is None:
+                with self._announce(f"Starting vLLM's engine for {self.base.id}"):
+                    adir = self.adapter.dir if self.adapter is not None else None
+                    self._vllm = VLLMEngine(self.base.dir, adir, dtype=self.dtype_spec)
+                self.device = self.device or ("cpu" if self._vllm.cpu else "cuda")
+            lora = self._vllm.lora() if variant == "candidate" else None
+            base = self._identity(variant, "vllm")
+            ident = Identity("vllm", base.model, adapter=base.adapter, tokenizer=base.tokenizer)
+            self._artifacts[key] = VLLMRuntime(self._vllm, self._tokenizer(variant), identity=ident, lora=lora)
+        return self._artifacts[key]
 
     def remote_identity(self, variant: str) -> Identity:
         """A served variant is the server's model id and root, plus the local adapter's sha256 (the bytes the
         harness can verify); the server's weights themselves cannot be hashed from here."""
         assert self.served is not None
         s, name = self.served, self.served.name(variant)
-        root = (s.models.get(name) or {}).get("root")
+        root = (s.models.get(variant) or {}).get("root")
         return Identity(
             "openai",
-            f"{s.base_url} {name} (root {root})",
+            f"{s.url(variant)} {name} (root {root})",
             adapter=self.adapter.sha256 if variant == "candidate" and self.adapter else None,
             tokenizer=self._fps[variant].key if variant in self._fps else None,
         )
@@ -219,17 +245,19 @@ class Runtimes:
     def engine_key(self, variant: str) -> Any:
         """What the cache key adds to a variant's fingerprint: nothing in-process (the weights are hashed), the
         server and served name when served (another engine answers with other numbers)."""
-        if self.served is None or variant not in ("base", "candidate"):
+        if variant not in ("base", "candidate") or self.backend == "hf":
             return None
-        return {"engine": "openai", "server": self.served.base_url, "served": self.served.name(variant)}
+        if self.served is None:
+            return {"engine": self.backend}
+        return {"engine": "openai", "server": self.served.url(variant), "served": self.served.name(variant)}
 
     def describe(self) -> dict[str, Any]:
         """Which engine answered each variant, for the manifest and the report."""
         if self.served is None:
-            return {v: {"engine": "hf", "device": self.device} for v in ("base", "candidate")}
+            return {v: {"engine": self.backend, "device": self.device} for v in ("base", "candidate")}
         return {
-            v: {"engine": "openai", "server": self.served.base_url, "served_as": self.served.name(v), **(
-                self.served.models.get(self.served.name(v)) or {})}
+            v: {"engine": "openai", "server": self.served.url(v), "served_as": self.served.name(v), **(
+                self.served.models.get(v) or {})}
             for v in ("base", "candidate")
         }  # fmt: skip
 
@@ -243,3 +271,6 @@ class Runtimes:
         self._models.clear()
         self._artifacts.clear()
         self._attached.clear()
+        if self._vllm is not None:
+            self._vllm.close()
+            self._vllm = None

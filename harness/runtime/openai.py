@@ -230,7 +230,9 @@ PROBE_TEXTS = (
 )
 
 
-def served_models(client: Any, base_url: str, where: str, what: str = "model server") -> dict[str, Any]:
+def served_models(
+    client: Any, base_url: str, where: str, what: str = "model server", url_key: str = "base_url"
+) -> dict[str, Any]:
     """The server's `/v1/models` by id; an unreachable server or a rejected key is a HarnessError naming the key."""
     import openai
 
@@ -245,8 +247,8 @@ def served_models(client: Any, base_url: str, where: str, what: str = "model ser
     except (openai.APIConnectionError, openai.APIStatusError) as e:
         raise HarnessError(
             f"the {what} at {base_url} is unreachable ({type(e).__name__})",
-            where=f"{base_url} ({where} base_url)",
-            fix="start the server (vLLM: `harness serve --vllm ...` prints the lines to use) or correct base_url "
+            where=f"{base_url} ({where} {url_key})",
+            fix=f"start the server (vLLM: `harness serve --vllm ...` prints the lines to use) or correct {url_key} "
             "(it ends in /v1)",
         ) from None
 
@@ -263,65 +265,79 @@ def preflight(
     served_base: str,
     served_candidate: str,
     tokenizer: Any,
+    candidate_url: str | None = None,
     api_key_env: str | None = None,
     timeout: float = 60.0,
     needs_loglik: bool = True,
     where: str = "[model]",
 ) -> dict[str, Any]:
-    """Check the server before any gate runs; every failure is a HarnessError (exit 2) naming the key and the fix.
+    """Check the server(s) before any gate runs; every failure is a HarnessError (exit 2) naming the key and the fix.
 
-    - it answers and lists both served names (`/v1/models`; vLLM gives the adapter's `parent`);
+    The base answers at `base_url`, the candidate at `candidate_url` (default: the same server). For each:
+    - it answers and lists the served name (`/v1/models`; vLLM gives the adapter's `parent`);
     - it tokenises like the local tokenizer (vLLM's `/tokenize`), so token counts and bits per byte mean the same;
-    - it gives log-probabilities (`prompt_logprobs`, else `echo` + `logprobs`), when a gate needs them;
-    - the candidate is really the adapter: its log-probabilities on probe texts differ from the base's.
-    Returns what was found: the models' ids, roots and parents, and the log-likelihood mode."""
+    - it gives log-probabilities (`prompt_logprobs`, else `echo` + `logprobs`), when a gate needs them.
+    Then the candidate is really the adapter: its log-probabilities on a probe text differ from the base's.
+    Returns what was found, by variant: the model's id, root and parent, the tokenizer check, the log-likelihood
+    mode."""
     import openai
 
     key = api_key(api_key_env, where)
-    client = openai.OpenAI(base_url=base_url.rstrip("/"), api_key=key, timeout=timeout, max_retries=1)
-    models = served_models(client, base_url, where)
-    for key_name, name in (("served_base", served_base), ("served_candidate", served_candidate)):
+    ends = {
+        "base": (base_url, served_base, "served_base", "base_url"),
+        "candidate": (candidate_url or base_url, served_candidate, "served_candidate",
+                      "candidate_base_url" if candidate_url else "base_url"),
+    }  # fmt: skip
+    ids = tokenizer(PROBE_TEXTS[0], add_special_tokens=False)["input_ids"]
+    found: dict[str, Any] = {"models": {}, "loglik": {}}
+    servers: dict[str, tuple[Any, dict[str, Any]]] = {}  # url -> client, /v1/models: one server is asked once
+    checks: dict[str, tuple[bool | None, str | None]] = {}  # url -> tokenizer parity, log-likelihood mode
+    for variant, (url, name, name_key, url_key) in ends.items():
+        if url not in servers:
+            client = openai.OpenAI(base_url=url.rstrip("/"), api_key=key, timeout=timeout, max_retries=1)
+            servers[url] = (client, served_models(client, url, where, url_key=url_key))
+        client, models = servers[url]
         if name not in models:
             raise HarnessError(
-                f"the server at {base_url} does not serve {name!r} "
+                f"the server at {url} ({url_key}) does not serve {name!r} "
                 f"(it serves {', '.join(sorted(models)) or 'nothing'})",
-                where=f"{where} {key_name}",
-                fix=f"set {key_name} to one of: {', '.join(sorted(models))}"
-                + (" (vLLM: the candidate is the --lora-modules NAME)" if key_name == "served_candidate" else ""),
+                where=f"{where} {name_key}",
+                fix=f"set {name_key} to one of: {', '.join(sorted(models))}"
+                + (" (vLLM: the candidate is the --lora-modules NAME)" if variant == "candidate" else "")
+                + f", or point {url_key} at the server that serves {name!r}",
             )
-    info = {
-        name: {k: (models[name].model_extra or {}).get(k) for k in ("root", "parent", "max_model_len")}
-        for name in (served_base, served_candidate)
-    }
-    checked = _tokenize_parity(base_url, served_base, key, tokenizer, timeout, where)
-    found: dict[str, Any] = {"models": info, "tokenizer_checked": checked}
+        if url not in checks:
+            parity = _tokenize_parity(url, name, key, tokenizer, timeout, where)
+            checks[url] = (parity, _loglik_mode(client, name, ids))
+        info = {k: (models[name].model_extra or {}).get(k) for k in ("root", "parent", "max_model_len")}
+        info["tokenizer_checked"], mode = checks[url]
+        found["models"][variant] = info
+        if mode is None and needs_loglik:
+            raise HarnessError(
+                f"the server at {url} gives no prompt log-probabilities (neither prompt_logprobs nor "
+                "echo + logprobs), so perplexity cannot be measured through it",
+                where=f"{where} {url_key}",
+                fix='serve with vLLM (prefix caching off: --no-enable-prefix-caching), or use backend = "hf"',
+            )
+        found["loglik"][variant] = mode
 
-    ids = tokenizer(PROBE_TEXTS[0], add_special_tokens=False)["input_ids"]
-    mode = _loglik_mode(client, served_base, ids)
-    found["loglik"] = mode
-    if mode is None and needs_loglik:
-        raise HarnessError(
-            f"the server at {base_url} gives no prompt log-probabilities (neither prompt_logprobs nor "
-            "echo + logprobs), so perplexity cannot be measured through it",
-            where=f"{where} base_url",
-            fix='serve with vLLM (prefix caching off: --no-enable-prefix-caching), or use backend = "hf"',
-        )
-
-    def runtime(name: str) -> OpenAIRuntime:
+    def runtime(variant: str) -> OpenAIRuntime:
+        url, name = ends[variant][:2]
         return OpenAIRuntime(
-            base_url=base_url, served=name, tokenizer=tokenizer, identity=Identity("openai", name),
-            api_key_env=api_key_env, timeout=timeout, loglik_mode=mode or "echo", progress=False, where=where,
+            base_url=url, served=name, tokenizer=tokenizer, identity=Identity("openai", name),
+            api_key_env=api_key_env, timeout=timeout, loglik_mode=found["loglik"][variant] or "echo",
+            progress=False, where=where,
         )  # fmt: skip
 
     # the adapter really applied: a serving stack that answers the adapter's name with the base model is caught
-    if mode is not None:
+    if all(found["loglik"].values()):
         probe = [LoglikRequest(list(ids), [True] * (len(ids) - 1))]
-        a, b = (runtime(n).loglik(probe)[0] for n in (served_base, served_candidate))
+        a, b = (runtime(v).loglik(probe)[0] for v in ends)
         same, what = abs(a - b) < 1e-4, f"the same log-probability ({a:.4f}) on a probe text"
     else:
         convs = [[{"role": "user", "content": t}] for t in PROBE_TEXTS]
         params = GenParams(max_new_tokens=16)
-        a, b = ([c[0].text for c in runtime(n).generate(convs, params)] for n in (served_base, served_candidate))
+        a, b = ([c[0].text for c in runtime(v).generate(convs, params)] for v in ends)
         same, what = a == b, f"the same greedy answers to {len(convs)} probe prompts"
     if same:
         raise HarnessError(

