@@ -184,7 +184,7 @@ class VLLMRuntime:
         if params.temperature > 0:
             kw["top_p"] = params.top_p
             # vLLM's CPU build kills its engine on per-request seeds ("CPU Generator does not use offset"): there,
-            # the engine's own seed (0) makes a run repeatable instead
+            # only the engine's own seed (0) is set: runs are not seeded by [run] seed there
             if not self.engine.cpu:
                 kw["seed"] = params.seed
         if eos:
