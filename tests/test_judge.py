@@ -369,3 +369,39 @@ def test_max_prompts_judges_only_the_first_prompts(tmp_path, tiny_base, tiny_dam
     assert judge.chat_requests == 6 and g.details["ties"] == 3
     asked = {body["messages"][-1]["content"] for body in judge.requests}
     assert any(PROMPTS[0]["prompt"] in a for a in asked) and not any(PROMPTS[5]["prompt"] in a for a in asked)
+
+
+def test_a_server_without_prompt_log_probabilities_fails_the_perplexity_preflight(tmp_path, embedded_base, capsys):
+    """`harness serve` (chat completions only) as the model server: perplexity cannot be measured through it, so
+    the run exits 2 before any gate, naming base_url and the fix; never a wrong number."""
+    import subprocess
+    import sys
+
+    from fine_tune.demo.triage import write_demo_data
+    from tests.helpers import make_adapter
+
+    data = write_demo_data(tmp_path / "data")["eval"]
+    adapter = make_adapter(embedded_base, tmp_path / "noise", "noise", r=8, scale=0.02, seed=0)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "serve", "--port", "0", "--name", "smol"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        url = next((ln.split(" on ")[1].split()[0] for ln in proc.stdout if ln.startswith("serving")), None)
+        assert url and url.startswith("http://127.0.0.1:"), "harness serve did not start"
+        cfg = tmp_path / "release.toml"
+        cfg.write_text(
+            f'[model]\nbase = "smollm2-135m-instruct"\nadapter = "{adapter}"\nbackend = "openai"\nbase_url = "{url}"\n'
+            'served_base = "smol"\nserved_candidate = "smol"\n\n'
+            f'[run]\ncache_dir = "{tmp_path / "cache"}"\n\n[gates.perplexity]\ndata = "{data}"\n'
+        )
+        capsys.readouterr()
+        assert main(["gate", "--config", str(cfg), "--out", str(tmp_path / "out")]) == 2
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    out = "".join(capsys.readouterr())
+    assert "gives no prompt log-probabilities" in out and "base_url" in out and "vLLM" in out
+    assert not (tmp_path / "out" / "report.json").exists()
