@@ -282,3 +282,28 @@ def test_backend_vllm_without_vllm_installed_exits_2_naming_the_key(tmp_path, ad
     assert main(["gate", "--config", str(cfg), "--out", str(tmp_path / "out")]) == 2
     out = "".join(capsys.readouterr())
     assert "needs vLLM in this Python environment" in out and "backend" in out and "pip install vllm" in out
+
+
+def test_a_local_tokenizer_unlike_the_servers_exits_2_naming_the_base(
+    tmp_path, vllm, adapters, demo_data, cache, capsys
+):
+    """The same weights as the served base, but a local tokenizer that lower-cases its input: token counts and bits
+    per byte would not mean the same, so the run stops before any gate, naming [model] base."""
+    from harness.models import EMBEDDED_ALIAS, resolve_base
+
+    src = resolve_base(EMBEDDED_ALIAS).dir
+    local = tmp_path / "base-lowercased"
+    local.mkdir()
+    for f in src.iterdir():
+        if f.name != "tokenizer.json" and f.is_file():
+            (local / f.name).symlink_to(f)
+    tok = json.loads((src / "tokenizer.json").read_text())
+    tok["normalizer"] = {"type": "Lowercase"}
+    (local / "tokenizer.json").write_text(json.dumps(tok))
+    gates = f'[gates.perplexity]\ndata = "{demo_data["eval"]}"\n'
+    cfg = _config(tmp_path, adapters["cand"], gates, cache, url=vllm.url)
+    cfg.write_text(cfg.read_text().replace('base = "smollm2-135m-instruct"', f'base = "{local}"'))
+    capsys.readouterr()
+    assert main(["gate", "--config", str(cfg), "--out", str(tmp_path / "out")]) == 2
+    out = "".join(capsys.readouterr())
+    assert "tokenises differently from the local tokenizer" in out and "[model] base" in out
