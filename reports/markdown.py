@@ -201,8 +201,10 @@ def render_markdown(report: Report) -> str:
             f"served as `{r.get('served_as')}` by {r.get('server')} (root `{r.get('root')}`"
             + (f", parent `{r['parent']}`" if r.get("parent") else "")
             + (
-                "; tokenizer checked equal to the local one"
-                if r.get("tokenizer_checked")
+                ""
+                if "tokenizer_checked" not in r  # no preflight ran
+                else "; tokenizer checked equal to the local one"
+                if r["tokenizer_checked"]
                 else "; tokenizer not checked: the server has no /tokenize"
             )
             + ")"
