@@ -4,6 +4,7 @@ real `openai` client against real HTTP servers on 127.0.0.1 (scripted judges for
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 import pytest
 
@@ -306,26 +307,28 @@ def test_hf_judge_scores_rubric_axes_from_logprobs(tmp_path, tiny_base, tiny_dam
     assert g2.details["calls"] == d["calls"]  # what the judging took when it was measured
 
 
+@contextmanager
+def _harness_serve(name: str):
+    """`harness serve` with the embedded model as a real process on a free loopback port; yields its /v1 URL."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "harness.cli", "serve", "--port", "0", "--name", name]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = next((ln.split(" on ")[1].split()[0] for ln in proc.stdout if ln.startswith("serving")), None)
+        assert url and url.startswith("http://127.0.0.1:"), "harness serve did not start"
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 @pytest.mark.slow
 def test_judge_gate_through_harness_serve_on_loopback(tmp_path, tiny_base, tiny_damage_adapter):
     """`harness serve` with the embedded model as a real process; the judge gate talks to it through the
     real openai client (logprobs), nothing mocked."""
-    import subprocess
-    import sys
-
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "serve", "--port", "0", "--name", "judge-135m"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        url = None
-        for line in proc.stdout:
-            if line.startswith("serving"):
-                url = line.split(" on ")[1].split()[0]
-                break
-        assert url and url.startswith("http://127.0.0.1:"), "harness serve did not start"
+    with _harness_serve("judge-135m") as url:
         cfg = _config(
             tmp_path,
             tiny_base,
@@ -350,9 +353,6 @@ def test_judge_gate_through_harness_serve_on_loopback(tmp_path, tiny_base, tiny_
             model="judge-135m", messages=[{"role": "user", "content": "Say hi."}], max_tokens=8, temperature=0
         )
         assert reply.choices[0].message.content and reply.usage.completion_tokens <= 8
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     d = g.details
     assert g.verdict != "error", g.explanation
     assert d["judge"] == {"backend": "openai", "base_url": url, "model": "judge-135m"}
@@ -371,26 +371,16 @@ def test_max_prompts_judges_only_the_first_prompts(tmp_path, tiny_base, tiny_dam
     assert any(PROMPTS[0]["prompt"] in a for a in asked) and not any(PROMPTS[5]["prompt"] in a for a in asked)
 
 
+@pytest.mark.slow
 def test_a_server_without_prompt_log_probabilities_fails_the_perplexity_preflight(tmp_path, embedded_base, capsys):
     """`harness serve` (chat completions only) as the model server: perplexity cannot be measured through it, so
     the run exits 2 before any gate, naming base_url and the fix; never a wrong number."""
-    import subprocess
-    import sys
-
     from fine_tune.demo.triage import write_demo_data
     from tests.helpers import make_adapter
 
     data = write_demo_data(tmp_path / "data")["eval"]
     adapter = make_adapter(embedded_base, tmp_path / "noise", "noise", r=8, scale=0.02, seed=0)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "serve", "--port", "0", "--name", "smol"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        url = next((ln.split(" on ")[1].split()[0] for ln in proc.stdout if ln.startswith("serving")), None)
-        assert url and url.startswith("http://127.0.0.1:"), "harness serve did not start"
+    with _harness_serve("smol") as url:
         cfg = tmp_path / "release.toml"
         cfg.write_text(
             f'[model]\nbase = "smollm2-135m-instruct"\nadapter = "{adapter}"\nbackend = "openai"\nbase_url = "{url}"\n'
@@ -399,9 +389,6 @@ def test_a_server_without_prompt_log_probabilities_fails_the_perplexity_prefligh
         )
         capsys.readouterr()
         assert main(["gate", "--config", str(cfg), "--out", str(tmp_path / "out")]) == 2
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     out = "".join(capsys.readouterr())
     assert "gives no prompt log-probabilities" in out and "base_url" in out and "vLLM" in out
     assert not (tmp_path / "out" / "report.json").exists()
