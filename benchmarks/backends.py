@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import socket
 import subprocess
 import tempfile
 import time
@@ -93,9 +92,7 @@ def main() -> None:
     url = args.server
     try:
         if url is None:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
+            port = vllm_server.free_port()
             server = vllm_server.start(base.dir, {}, python=args.vllm_python, port=port, max_model_len=1024)
             url = server.url
         rt = Runtimes(base, None, served=Served(url, "base", "base", send_seed=False)).get("base")

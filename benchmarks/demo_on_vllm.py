@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -41,9 +40,7 @@ def main() -> None:
     cfg = load_config(demo / "release.toml")
     base = resolve_base(cfg.model.base, cfg.base_dir)
     adapter = check_adapter(cfg.model.adapter, base)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = vllm_server.free_port()
     t = time.perf_counter()
     server = vllm_server.start(
         base.dir, {"cand": adapter.dir}, python=args.vllm_python, port=port, max_model_len=2048, log=demo / "vllm.log"

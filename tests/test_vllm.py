@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -27,12 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 def _vllm_python() -> str | None:
     py = os.environ.get("HARNESS_VLLM_PYTHON") or str(ROOT / ".venv-vllm" / "bin" / "python")
     return py if Path(py).is_file() else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +47,9 @@ def vllm(embedded_base, adapters, tmp_path_factory):
     from harness.release import vllm_server
 
     log = tmp_path_factory.mktemp("vllm") / "server.log"
-    server = vllm_server.start(embedded_base.dir, adapters, python=py, port=_free_port(), log=log, max_model_len=1024)
+    server = vllm_server.start(
+        embedded_base.dir, adapters, python=py, port=vllm_server.free_port(), log=log, max_model_len=1024
+    )
     yield server
     server.stop()
 
@@ -121,7 +116,7 @@ def test_base_and_candidate_on_two_servers(tmp_path, vllm, adapters, demo_data, 
     hf = _by_name(run(_config(tmp_path / "hf", adapters["cand"], gates, cache)))["perplexity"]
     log = tmp_path / "base-server.log"
     with vllm_server.start(
-        embedded_base.dir, {}, python=_vllm_python(), port=_free_port(), log=log, max_model_len=1024
+        embedded_base.dir, {}, python=_vllm_python(), port=vllm_server.free_port(), log=log, max_model_len=1024
     ) as base_server:
         two = tmp_path / "two"
         cfg = _config(two, adapters["cand"], gates, two / "cache", url=base_server.url, candidate_base_url=vllm.url)

@@ -20,6 +20,15 @@ from harness.errors import HarnessError
 from harness.runtime.vllm import cpu_kv_cache_bytes, lora_rank
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now (for a server started next to others, as in the tests and benchmarks)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
 def vllm_python(explicit: str | None = None) -> str:
     return explicit or os.environ.get("HARNESS_VLLM_PYTHON") or sys.executable
 

@@ -94,6 +94,15 @@ class Runtime(Protocol):
     def close(self) -> None: ...
 
 
+def encode_prompt(tok: Any, prompt: Prompt) -> list[int]:
+    """A prompt's token ids: a conversation rendered with the tokenizer's chat template (generation prompt added),
+    or token ids as they are. Every runtime renders prompts this way, so all engines see the same ids."""
+    if prompt and isinstance(prompt[0], dict):
+        text = tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        return tok(text, add_special_tokens=False)["input_ids"]
+    return list(prompt)
+
+
 def truncate_at_stop(text: str, stop: Sequence[str]) -> str:
     cut = min((i for s in stop if (i := text.find(s)) >= 0), default=len(text))
     return text[:cut]

@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from harness.runtime.base import Completion, GenParams, Identity, LoglikRequest, Prompt, truncate_at_stop
+from harness.runtime.base import (
+    Completion,
+    GenParams,
+    Identity,
+    LoglikRequest,
+    Prompt,
+    encode_prompt,
+    truncate_at_stop,
+)
 
 
 class HFRuntime:
@@ -135,10 +143,7 @@ class HFRuntime:
 
     # -- helpers ----------------------------------------------------------------------------------
     def encode(self, prompt: Prompt) -> list[int]:
-        if prompt and isinstance(prompt[0], dict):
-            text = self.tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-            return self.tok(text, add_special_tokens=False)["input_ids"]
-        return list(prompt)  # token ids already
+        return encode_prompt(self.tok, prompt)
 
     def eos_ids(self, eos: str | tuple[int, ...]) -> list[int]:
         if eos == "turn":

@@ -10,7 +10,7 @@ own (serving latency, bundle verification) open a model directory with `open_dir
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -224,8 +224,7 @@ class Runtimes:
                     self._vllm = VLLMEngine(self.base.dir, adir, dtype=self.dtype_spec)
                 self.device = self.device or ("cpu" if self._vllm.cpu else "cuda")
             lora = self._vllm.lora() if variant == "candidate" else None
-            base = self._identity(variant, "vllm")
-            ident = Identity("vllm", base.model, adapter=base.adapter, tokenizer=base.tokenizer)
+            ident = replace(self._identity(variant, self.dtype_spec), engine="vllm")
             self._artifacts[key] = VLLMRuntime(self._vllm, self._tokenizer(variant), identity=ident, lora=lora)
         return self._artifacts[key]
 

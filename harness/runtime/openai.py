@@ -16,7 +16,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.runtime.base import Completion, GenParams, Identity, LoglikRequest, Prompt, truncate_at_stop
+from harness.runtime.base import (
+    Completion,
+    GenParams,
+    Identity,
+    LoglikRequest,
+    Prompt,
+    encode_prompt,
+    truncate_at_stop,
+)
 
 
 class EndpointError(RuntimeError):
@@ -111,10 +119,7 @@ class OpenAIRuntime:
         return self._map(self._loglik, requests, description or "scoring", workers=self.loglik_concurrency)
 
     def encode(self, prompt: Prompt) -> list[int]:
-        if prompt and isinstance(prompt[0], dict):
-            text = self.tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-            return self.tok(text, add_special_tokens=False)["input_ids"]
-        return list(prompt)
+        return encode_prompt(self.tok, prompt)
 
     # -- requests ---------------------------------------------------------------------------------
     def _map(self, fn: Callable[[Any], Any], items: Sequence[Any], description: str, workers: int = 0) -> list[Any]:

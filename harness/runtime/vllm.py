@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.runtime.base import Completion, GenParams, Identity, LoglikRequest, Prompt, truncate_at_stop
+from harness.runtime.base import (
+    Completion,
+    GenParams,
+    Identity,
+    LoglikRequest,
+    Prompt,
+    encode_prompt,
+    truncate_at_stop,
+)
 
 
 def require_vllm(where: str) -> None:
@@ -111,10 +119,7 @@ class VLLMRuntime:
         raise NotImplementedError("vLLM gives log-probabilities, not full logits: parity checks run on backend hf")
 
     def encode(self, prompt: Prompt) -> list[int]:
-        if prompt and isinstance(prompt[0], dict):
-            text = self.tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-            return self.tok(text, add_special_tokens=False)["input_ids"]
-        return list(prompt)
+        return encode_prompt(self.tok, prompt)
 
     def generate(
         self, prompts: Sequence[Prompt], params: GenParams, *, batch_size: int = 16, description: str | None = None
