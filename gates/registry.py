@@ -102,7 +102,7 @@ class Sequential:
     each look; `requests(p, n)` what to measure for the first n items (cached per slice, so a later look
     measures only the new items)."""
 
-    data: Callable[[Any], tuple[str, str]]
+    data: Callable[[Any], tuple[str, str] | None]  # None: this configuration of the gate is not sequential
     looks: Callable[[Any, int], tuple[int, ...]]
     requests: Callable[[Any, int], list[MeasureRequest]]
 

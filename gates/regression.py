@@ -23,10 +23,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gates.benchmarks import TaskDecision, decide_tasks
 from gates.perplexity import PRIOR_PPL_SD, PairedNLL
 from gates.registry import GateContext, MeasureRequest, Sequential, gate, probe_request
 from gates.stats import (
     PRIOR_RATE_SD,
+    Interval,
     Power,
     bootstrap_mean,
     decide_non_inferiority,
@@ -36,8 +38,8 @@ from gates.stats import (
     paired_bootstrap,
     power,
 )
-from gates.types import Example, GateResult
-from probes.results import NLLMeasurement
+from gates.types import Example, GateResult, Table
+from probes.results import NLLMeasurement, TaskSuiteRun
 
 _ORDER = {"pass": 0, "inconclusive": 1, "fail": 2}
 # paired sd of the per-token reference probability's change before anything is measured: on the embedded model
@@ -49,10 +51,25 @@ SCORES = ("likelihood", "samples", "greedy")
 @dataclass(frozen=True)
 class RegressionParams:
     data: str = field(
-        default="builtin:general",
-        metadata={"path": True, "help": "general prompts: probe suite rows, with a `completion` (reference answer)"},
+        default="",
+        metadata={
+            "path": True,
+            "help": "general prompts: probe suite rows with a `completion` (reference answer); default "
+            "builtin:general, or none when `tasks` are given",
+        },
     )
-    text: str = field(default="builtin:general_text", metadata={"path": True, "help": "general text for PPL"})
+    text: str = field(
+        default="builtin:general_text", metadata={"path": True, "help": 'general text for PPL ("": none)'}
+    )
+    tasks: list[str] = field(
+        default_factory=list,
+        metadata={"help": 'lm-eval tasks, "name" or "name:metric" (needs the lmeval extra), e.g. ["arc_easy"]'},
+    )
+    task_paths: list[str] = field(
+        default_factory=list, metadata={"path": True, "help": "folders (or files) of your own lm-eval task YAMLs"}
+    )
+    limit: int = field(default=0, metadata={"help": "documents per lm-eval task at most (0: all)"})
+    num_fewshot: int = field(default=-1, metadata={"help": "few-shot examples per lm-eval prompt (-1: the task's)"})
     score: str = field(default="greedy", metadata={"help": "greedy | samples | likelihood (see the module doc)"})
     max_drop: float = field(default=0.05, metadata={"help": "tolerated drop of the general score (0.05 = 5 points)"})
     max_relative_increase: float = field(default=0.05, metadata={"help": "tolerated relative PPL increase"})
@@ -67,8 +84,21 @@ class RegressionParams:
     batch_size: int = field(default=16, metadata={"help": "sequences generated or scored together"})
     evidence: int = field(default=5, metadata={"help": "how many forgotten items to show"})
 
+    @property
+    def suite(self) -> str:
+        """The general prompt suite, if any: `data`, else builtin:general unless lm-eval tasks replace it."""
+        return self.data or ("" if self.tasks else "builtin:general")
+
     def __post_init__(self) -> None:
         problems = []
+        if not (self.suite or self.text or self.tasks):
+            problems.append(("data", "the gate measures nothing: set data, text or tasks"))
+        if any(not isinstance(t, str) or not t.split(":", 1)[0].strip() for t in self.tasks):
+            problems.append(("tasks", 'must be task names, e.g. ["arc_easy", "hellaswag:acc_norm"]'))
+        if self.limit < 0:
+            problems.append(("limit", "must be >= 0 (0: every document)"))
+        if self.num_fewshot < -1:
+            problems.append(("num_fewshot", "must be >= 0, or -1 for the task's own default"))
         if self.score not in SCORES:
             problems.append(("score", f"must be one of {', '.join(SCORES)}"))
         if not 0 <= self.max_drop < 1:
@@ -93,15 +123,17 @@ def _slices(first: int, n: int) -> list[tuple[int, int]]:
 
 
 def _score_requests(p: RegressionParams, n: int) -> list[MeasureRequest]:
+    if not p.suite:
+        return []
     out = []
     for sl in _slices(p.items, n) if n > 0 else [None]:
         extra = (("items", sl),) if sl is not None else ()
         if p.score == "likelihood":
-            out.append(MeasureRequest("nll", p.data, (("max_length", 1024), ("batch_size", p.batch_size), *extra)))
+            out.append(MeasureRequest("nll", p.suite, (("max_length", 1024), ("batch_size", p.batch_size), *extra)))
         else:
             samples = p.score == "samples"
             req = probe_request(
-                p.data,
+                p.suite,
                 n=p.n if samples else 1,
                 temperature=p.temperature if samples else 0.0,
                 max_new_tokens=p.max_new_tokens,
@@ -116,8 +148,25 @@ def _text_request(p: RegressionParams) -> MeasureRequest:
     return MeasureRequest("nll", p.text, (("max_length", 1024), ("batch_size", 8)))
 
 
+def task_request(p: RegressionParams) -> MeasureRequest:
+    """The lm-eval tasks, run once per variant (`data` names them; the task files are keyed by content)."""
+    opts = (
+        ("tasks", tuple(p.tasks)),
+        ("task_paths", tuple(p.task_paths)),
+        ("limit", p.limit),
+        ("num_fewshot", p.num_fewshot),
+        ("seed", p.seed),
+        ("batch_size", p.batch_size),
+    )
+    return MeasureRequest("lmeval", "lm-eval: " + ", ".join(p.tasks), opts)
+
+
 def _requests_for(p: RegressionParams, n: int) -> list[MeasureRequest]:
-    return [*_score_requests(p, n), _text_request(p)]
+    return [
+        *_score_requests(p, n),
+        *([_text_request(p)] if p.text else []),
+        *([task_request(p)] if p.tasks else []),
+    ]
 
 
 def _requests(p: RegressionParams) -> list[MeasureRequest]:
@@ -125,7 +174,7 @@ def _requests(p: RegressionParams) -> list[MeasureRequest]:
 
 
 SEQUENTIAL = Sequential(
-    data=lambda p: ("nll" if p.score == "likelihood" else "probes", p.data),
+    data=lambda p: ("nll" if p.score == "likelihood" else "probes", p.suite) if p.suite else None,
     looks=lambda p, available: look_sizes(p.items, p.max_items, available),
     requests=_requests_for,
 )
@@ -155,7 +204,11 @@ def _scores(
     p: RegressionParams, ctx: GateContext, variants: tuple[str, str] = ("base", "candidate"), *, partial: bool = False
 ) -> _Scores:
     """Scores over every planned slice; with `partial`, over the slices measured for both `variants` so far."""
-    reqs = [r for r in (ctx.requests or tuple(_score_requests(p, 0))) if r.data == p.data and r != _text_request(p)]
+    reqs = [
+        r
+        for r in (ctx.requests or tuple(_score_requests(p, 0)))
+        if r.data == p.suite and r.kind != "lmeval" and r != _text_request(p)
+    ]
     if partial:
         reqs = [r for r in reqs if all(ctx.find(r, v) is not None for v in variants)]
         if not reqs:
@@ -198,36 +251,22 @@ _WHAT = {
 }
 
 
-@gate(
-    "regression",
-    params=RegressionParams,
-    requests=_requests,
-    sequential=SEQUENTIAL,
-    power=lambda p, ctx: _power(p, ctx),
-)
-def regression(p: RegressionParams, ctx: GateContext) -> GateResult:
-    """General score drop within `max_drop` and PPL increase within `max_relative_increase` (interval bounds)."""
+@dataclass(frozen=True)
+class _Part:
+    """One of the gate's comparisons: the general suite, the general-text PPL, or the lm-eval tasks."""
+
+    verdict: str
+    sentence: str
+    more_items: int | None = None
+    evidence: tuple[Example, ...] = ()
+    details: dict = field(default_factory=dict)
+
+
+def _suite_part(p: RegressionParams, ctx: GateContext, level: float) -> tuple[_Part, Interval, _Scores]:
     s = _scores(p, ctx)
-    levels = look_levels(ctx.looks, p.confidence) if ctx.looks else (p.confidence,)
-    level = levels[min(ctx.look, len(levels) - 1)]
     diff = s.cand - s.base
     iv = bootstrap_mean(diff, resamples=p.bootstrap_samples, level=level, seed=ctx.seed)
-    d_rate = decide_non_inferiority(iv, -p.max_drop)
-
-    treq = _text_request(p)
-    tb: NLLMeasurement = ctx.get(treq, "base")
-    tc: NLLMeasurement = ctx.get(treq, "candidate")
-    pair = PairedNLL.of(tb, tc)
-    iv_ppl = paired_bootstrap(
-        lambda idx: np.exp(pair.log_ppl_ratio(idx)) - 1,
-        len(pair.nb),
-        resamples=p.bootstrap_samples,
-        level=level,
-        seed=ctx.seed,
-    )
-    d_ppl = decide_non_inferiority(iv_ppl, p.max_relative_increase, higher_is_better=False)
-    verdict = max(d_rate.verdict, d_ppl.verdict, key=_ORDER.__getitem__)
-
+    d = decide_non_inferiority(iv, -p.max_drop)
     what = _WHAT[p.score]
     mc = mcnemar_exact(*s.passed) if s.passed is not None else None
     looks = (
@@ -236,31 +275,11 @@ def regression(p: RegressionParams, ctx: GateContext) -> GateResult:
         if len(ctx.looks) > 1
         else ""
     )
-    rate = (
+    sentence = (
         f"General {what} {s.cand.mean():.1%} vs base {s.base.mean():.1%} on {len(diff)} prompts: change "
         f"{iv.point:+.1%} ({level:.0%} CI {iv.lower:+.1%} to {iv.upper:+.1%}); tolerated drop "
-        f"{p.max_drop:.0%} -> {d_rate.verdict}." + (f" {mc.describe()}." if mc else "") + looks
+        f"{p.max_drop:.0%} -> {d.verdict}." + (f" {mc.describe()}." if mc else "") + looks
     )
-    ppl = (
-        f" General-text PPL {tc.perplexity:.3f} vs {tb.perplexity:.3f} (bits per byte {tc.bits_per_byte:.4f} vs "
-        f"{tb.bits_per_byte:.4f}): {iv_ppl.point:+.1%} ({iv_ppl.lower:+.1%} to {iv_ppl.upper:+.1%}); "
-        f"tolerated increase {p.max_relative_increase:.0%} -> {d_ppl.verdict}."
-    )
-    if verdict == "fail":
-        tail = (
-            " The candidate forgot general ability: mix general data into training (replay), lower the "
-            "learning rate or the number of epochs, or lower the LoRA rank."
-        )
-    elif verdict == "inconclusive":
-        more = [m for m in (d_rate.more_items, d_ppl.more_items) if m]
-        budget = " The item budget (max_items) ran out." if len(ctx.looks) > 1 and ctx.final_look else ""
-        tail = (
-            " An interval straddles its tolerance"
-            + (f": about {max(more)} more prompts or documents would likely decide it." if more else ".")
-            + budget
-        )
-    else:
-        tail = " Both intervals stay within their tolerances."
     forgotten = [j for j in np.argsort(diff, kind="stable") if diff[j] < 0][: p.evidence]
     evidence = tuple(
         Example(
@@ -274,47 +293,230 @@ def regression(p: RegressionParams, ctx: GateContext) -> GateResult:
         )
         for j in forgotten
     )
+    details = {
+        "score": p.score,
+        "items": len(diff),
+        "sd_paired": round(float(diff.std(ddof=1)) if len(diff) > 1 else 0.0, 6),
+        "pass_rate": {"verdict": d.verdict, "more_items_to_decide": d.more_items},
+        **({"mcnemar": {"lost": mc.lost, "gained": mc.gained, "p_value": mc.p_value}} if mc else {}),
+        "sequential": {
+            "looks": list(ctx.looks),
+            "look": ctx.look + 1,
+            "level": level,
+            "spending": "Lan-DeMets O'Brien-Fleming-type, union bound over looks",
+        },
+    }
+    return _Part(d.verdict, sentence, d.more_items, evidence, details), iv, s
+
+
+def _ppl_part(p: RegressionParams, ctx: GateContext, level: float) -> _Part:
+    treq = _text_request(p)
+    tb: NLLMeasurement = ctx.get(treq, "base")
+    tc: NLLMeasurement = ctx.get(treq, "candidate")
+    pair = PairedNLL.of(tb, tc)
+    iv = paired_bootstrap(
+        lambda idx: np.exp(pair.log_ppl_ratio(idx)) - 1,
+        len(pair.nb),
+        resamples=p.bootstrap_samples,
+        level=level,
+        seed=ctx.seed,
+    )
+    d = decide_non_inferiority(iv, p.max_relative_increase, higher_is_better=False)
+    sentence = (
+        f"General-text PPL {tc.perplexity:.3f} vs {tb.perplexity:.3f} (bits per byte {tc.bits_per_byte:.4f} vs "
+        f"{tb.bits_per_byte:.4f}): {iv.point:+.1%} ({iv.lower:+.1%} to {iv.upper:+.1%}); "
+        f"tolerated increase {p.max_relative_increase:.0%} -> {d.verdict}."
+    )
+    details = {
+        "base": round(tb.perplexity, 6),
+        "candidate": round(tc.perplexity, 6),
+        "relative_increase": round(iv.point, 6),
+        "ci": [round(iv.lower, 6), round(iv.upper, 6)],
+        "threshold": p.max_relative_increase,
+        "verdict": d.verdict,
+        "base_bits_per_byte": round(tb.bits_per_byte, 6),
+        "candidate_bits_per_byte": round(tc.bits_per_byte, 6),
+    }
+    return _Part(d.verdict, sentence, d.more_items, (), details)
+
+
+def _tasks_part(p: RegressionParams, ctx: GateContext) -> tuple[_Part, list[TaskDecision], Table]:
+    req = task_request(p)
+    base: TaskSuiteRun = ctx.get(req, "base")
+    cand: TaskSuiteRun = ctx.get(req, "candidate")
+    ds = decide_tasks(
+        base,
+        cand,
+        max_drop=p.max_drop,
+        confidence=p.confidence,
+        resamples=p.bootstrap_samples,
+        seed=ctx.seed,
+        evidence=p.evidence,
+    )
+    verdict = max((d.verdict for d in ds), key=_ORDER.__getitem__)
+    m = len(ds)
+    per = "; ".join(
+        f"{d.name} {d.metric} {d.base:.1%} -> {d.candidate:.1%} on {d.items} documents ({d.delta:+.1%}, "
+        f"CI {d.ci.lower:+.1%} to {d.ci.upper:+.1%}; {d.lost} lost / {d.gained} gained"
+        + (f", McNemar p = {d.mcnemar_p:.3g}" if d.mcnemar_p is not None else "")
+        + f") -> {d.verdict}"
+        for d in ds
+    )
+    sentence = f"lm-eval {'task' if m == 1 else f'tasks (Holm over {m}, {p.confidence:.0%} family-wise)'}: {per}."
+    more = [d.more_items for d in ds if d.more_items]
+    evidence = []
+    for d in ds:
+        bt, ct = base.task(d.name), cand.task(d.name)
+        for j in d.worst:
+            bi, ci = bt.items[j], ct.items[j]
+            evidence.append(
+                Example(
+                    id=f"{d.name}:{bi.doc_id}",
+                    prompt=bi.prompt,
+                    base_output=bi.response,
+                    candidate_output=ci.response,
+                    base_score=bi.score,
+                    candidate_score=ci.score,
+                    note=f"target {bi.target!r}; {d.metric} {bi.score:g} -> {ci.score:g}",
+                )
+            )
+    table = Table(
+        f"lm-eval tasks (paired on the same documents; Holm over {m} task{'s' if m != 1 else ''})",
+        (
+            "task",
+            "metric",
+            "documents",
+            "base",
+            "candidate",
+            "change",
+            "CI",
+            "lost / gained",
+            "McNemar p",
+            "Holm p (drop >= tolerance)",
+            "verdict",
+        ),
+        tuple(
+            (
+                f"`{d.name}`",
+                d.metric,
+                str(d.items),
+                f"{d.base:.1%}",
+                f"{d.candidate:.1%}",
+                f"{d.delta:+.1%}",
+                f"{d.ci.lower:+.1%} to {d.ci.upper:+.1%} ({d.ci.level:.1%})",
+                f"{d.lost} / {d.gained}",
+                f"{d.mcnemar_p:.3g}" if d.mcnemar_p is not None else "–",
+                f"{d.p_drop:.3g}",
+                d.verdict + (f" (~{d.more_items} more documents)" if d.more_items else ""),
+            )
+            for d in ds
+        ),
+    )
+    details = {
+        "correction": f"Holm over {m} tasks, one-sided {(1 - p.confidence) / 2:g} each way",
+        "lm_eval_version": base.lm_eval_version,
+        "tasks": [
+            {
+                "name": d.name,
+                "metric": d.metric,
+                "items": d.items,
+                "base": round(d.base, 6),
+                "candidate": round(d.candidate, 6),
+                "delta": round(d.delta, 6),
+                "ci": [round(d.ci.lower, 6), round(d.ci.upper, 6)],
+                "level": d.ci.level,
+                "lost": d.lost,
+                "gained": d.gained,
+                "mcnemar_p": d.mcnemar_p,
+                "holm_p_drop": d.p_drop,
+                "holm_p_within": d.p_within,
+                "verdict": d.verdict,
+                "more_items_to_decide": d.more_items,
+                "lm_eval_base": d.lm_eval_base,
+                "lm_eval_candidate": d.lm_eval_candidate,
+            }
+            for d in ds
+        ],
+    }
+    return _Part(verdict, sentence, max(more) if more else None, tuple(evidence), details), ds, table
+
+
+@gate(
+    "regression",
+    params=RegressionParams,
+    requests=_requests,
+    sequential=SEQUENTIAL,
+    power=lambda p, ctx: _power(p, ctx),
+)
+def regression(p: RegressionParams, ctx: GateContext) -> GateResult:
+    """General score drop within `max_drop`, PPL increase within `max_relative_increase` and, per lm-eval task,
+    accuracy drop within `max_drop` (interval bounds; Holm over tasks)."""
+    levels = look_levels(ctx.looks, p.confidence) if ctx.looks else (p.confidence,)
+    level = levels[min(ctx.look, len(levels) - 1)]
+    parts: list[_Part] = []
+    details: dict = {}
+    tables: tuple[Table, ...] = ()
+    headline = None
+    if p.suite:
+        suite, iv, s = _suite_part(p, ctx, level)
+        parts.append(suite)
+        details.update(suite.details)
+        what = _WHAT[p.score]
+        headline = (f"general {what} change (candidate - base)", float(s.base.mean()), float(s.cand.mean()), iv)
+    if p.text:
+        ppl = _ppl_part(p, ctx, level)
+        parts.append(ppl)
+        details["perplexity"] = ppl.details
+    if p.tasks:
+        tasks, ds, table = _tasks_part(p, ctx)
+        parts.append(tasks)
+        details["lm_eval"] = tasks.details
+        tables = (table,)
+        if headline is None:  # the worst task leads the gate's row
+            w = min(ds, key=lambda d: (_ORDER[d.verdict] * -1, d.ci.lower))
+            headline = (f"{w.name} {w.metric} change (candidate - base)", w.base, w.candidate, w.ci)
+    verdict = max((x.verdict for x in parts), key=_ORDER.__getitem__)
+    if verdict == "fail":
+        tail = (
+            " The candidate forgot general ability: mix general data into training (replay), lower the "
+            "learning rate or the number of epochs, or lower the LoRA rank."
+        )
+    elif verdict == "inconclusive":
+        more = [x.more_items for x in parts if x.more_items]
+        budget = " The item budget (max_items) ran out." if len(ctx.looks) > 1 and ctx.final_look else ""
+        tail = (
+            " An interval straddles its tolerance"
+            + (f": about {max(more)} more prompts or documents would likely decide it." if more else ".")
+            + budget
+        )
+    else:
+        tail = " Every interval stays within its tolerance."
+    details["bootstrap"] = {
+        "resamples": p.bootstrap_samples,
+        "level": level,
+        "seed": ctx.seed,
+        "method": "paired bootstrap over items (clustered: a prompt's samples stay together) / documents",
+    }
+    if headline is None:  # text PPL only
+        pd = details["perplexity"]
+        headline = ("general-text PPL relative increase", pd["base"], pd["candidate"], None)
+        threshold, delta, ci = p.max_relative_increase, pd["relative_increase"], tuple(pd["ci"])
+    else:
+        threshold, delta, ci = -p.max_drop, headline[3].point, (headline[3].lower, headline[3].upper)
     return GateResult(
         name=ctx.name,
         verdict=verdict,
-        metric=f"general {what} change (candidate - base)",
+        metric=headline[0],
         required=ctx.required,
-        baseline=round(float(s.base.mean()), 6),
-        candidate=round(float(s.cand.mean()), 6),
-        delta=round(iv.point, 6),
-        threshold=-p.max_drop,
-        ci=(round(iv.lower, 6), round(iv.upper, 6)),
-        explanation=rate + ppl + tail,
-        evidence=evidence,
-        details={
-            "score": p.score,
-            "items": len(diff),
-            "sd_paired": round(float(diff.std(ddof=1)) if len(diff) > 1 else 0.0, 6),
-            "pass_rate": {"verdict": d_rate.verdict, "more_items_to_decide": d_rate.more_items},
-            **({"mcnemar": {"lost": mc.lost, "gained": mc.gained, "p_value": mc.p_value}} if mc else {}),
-            "sequential": {
-                "looks": list(ctx.looks),
-                "look": ctx.look + 1,
-                "level": level,
-                "spending": "Lan-DeMets O'Brien-Fleming-type, union bound over looks",
-            },
-            "perplexity": {
-                "base": round(tb.perplexity, 6),
-                "candidate": round(tc.perplexity, 6),
-                "relative_increase": round(iv_ppl.point, 6),
-                "ci": [round(iv_ppl.lower, 6), round(iv_ppl.upper, 6)],
-                "threshold": p.max_relative_increase,
-                "verdict": d_ppl.verdict,
-                "base_bits_per_byte": round(tb.bits_per_byte, 6),
-                "candidate_bits_per_byte": round(tc.bits_per_byte, 6),
-            },
-            "bootstrap": {
-                "resamples": iv.resamples,
-                "level": iv.level,
-                "seed": iv.seed,
-                "method": "paired bootstrap over items (clustered: a prompt's samples stay together) / documents",
-            },
-        },
+        baseline=round(headline[1], 6),
+        candidate=round(headline[2], 6),
+        delta=round(delta, 6),
+        threshold=threshold,
+        ci=(round(ci[0], 6), round(ci[1], 6)),
+        explanation=" ".join(x.sentence for x in parts) + tail,
+        evidence=tuple(e for x in parts for e in x.evidence),
+        details=details,
+        tables=tables,
     )
 
 
@@ -322,6 +524,19 @@ def _power(p: RegressionParams, ctx: GateContext) -> list[Power]:
     """What the general-score and text-PPL intervals can resolve, from the best variance estimate at hand."""
     n = ctx.looks[-1] if ctx.looks else 0
     out = []
+    if p.tasks:
+        req = task_request(p)
+        tb, tc = ctx.find(req, "base"), ctx.find(req, "candidate")
+        if tb is not None and tc is not None:
+            for t in tb.tasks:
+                try:
+                    d = np.array([i.score for i in tc.task(t.name).items]) - np.array([i.score for i in t.items])
+                except (StopIteration, ValueError):
+                    continue
+                sd = float(d.std(ddof=1)) if len(d) > 1 else 0.0
+                out.append(power(f"{t.name} {t.metric}", len(d), sd, "paired", p.max_drop, p.confidence))
+    if not p.suite:
+        return out + _ppl_power(p, ctx)
     try:
         s = _scores(p, ctx, partial=True)
         sd, src, n = float((s.cand - s.base).std(ddof=1)), "paired", n or len(s.base)
@@ -338,6 +553,13 @@ def _power(p: RegressionParams, ctx: GateContext) -> list[Power]:
             sd, src = (PRIOR_LIKELIHOOD_SD if p.score == "likelihood" else PRIOR_RATE_SD), "prior"
     bound = p.score != "likelihood" and src != "paired"  # sqrt(2p(1-p)) or 0.71: independent answers, a worst case
     out.append(power(f"general {_WHAT[p.score]}", n, sd, src, p.max_drop, p.confidence, bound))
+    return out + _ppl_power(p, ctx)
+
+
+def _ppl_power(p: RegressionParams, ctx: GateContext) -> list[Power]:
+    if not p.text:
+        return []
+    out = []
     tb, tc = ctx.find(_text_request(p), "base"), ctx.find(_text_request(p), "candidate")
     if tb is not None and tc is not None:
         pair = PairedNLL.of(tb, tc)

@@ -80,6 +80,29 @@ def decide_superiority(iv: Interval, margin: float) -> Decision:
     return Decision("inconclusive", more_items_needed(iv, margin))
 
 
+def bootstrap_mean_draws(values: np.ndarray, *, resamples: int = 2000, seed: int = 0) -> np.ndarray:
+    """The `resamples` bootstrap means of per-item values (the draws behind `bootstrap_mean`'s interval)."""
+    values = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    n, out = len(values), np.empty(resamples)
+    chunk = max(1, min(resamples, 2_000_000 // max(n, 1)))
+    for start in range(0, resamples, chunk):
+        b = min(chunk, resamples - start)
+        out[start : start + b] = values[rng.integers(0, n, size=(b, n))].mean(axis=1)
+    return out
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error over the list), in the order given."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    out, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        out[i] = running
+    return out
+
+
 def more_items_needed(iv: Interval, margin: float) -> int | None:
     """How many more items would shrink the interval (as 1/sqrt(n)) enough to clear `margin`."""
     gap = abs(iv.point - margin)

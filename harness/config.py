@@ -212,7 +212,7 @@ def _build(cls: type, table: Any, section: str, probs: _Problems, base_dir: Path
             probs.add(section, key, f"must be {_type_name(hints[key])}, got {value!r}")
             ok = False
             continue
-        if fields[key].metadata.get("path") and isinstance(value, str):
+        if fields[key].metadata.get("path") and isinstance(value, str) and value:  # "": none
             value = _resolve_path(value, base_dir)
         elif fields[key].metadata.get("path") and isinstance(value, list):
             value = [_resolve_path(v, base_dir) for v in value]

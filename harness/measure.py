@@ -23,7 +23,7 @@ from harness.cache import MeasurementCache
 from harness.data import load_dataset
 from harness.hashing import sha256_json, source_sha256
 from harness.models import AdapterInfo, BaseModel
-from probes.results import NLLMeasurement, ProbeRun
+from probes.results import NLLMeasurement, ProbeRun, TaskSuiteRun
 from probes.suites import load_suite
 from probes.training_log import TrainingLog, read_training_log
 
@@ -108,6 +108,43 @@ def _probes(call: MeasureCall) -> ProbeRun:
     return run_suite(
         call.runtime(), call.data, params, batch_size=batch_size, description=call.description, limit=limit
     )
+
+
+def lmeval_spec(options: Mapping[str, Any]) -> Any:
+    """The `probes.lmeval.TaskSpec` of an `lmeval` request's options."""
+    from probes.lmeval import TaskSpec
+
+    o = options
+    return TaskSpec(tuple(o["tasks"]), tuple(o["task_paths"]), o["limit"], o["num_fewshot"], o["seed"])
+
+
+def _lmeval(call: MeasureCall) -> Any:
+    from probes.lmeval import run_tasks
+
+    spec = lmeval_spec(call.options)
+    return run_tasks(call.runtime(), spec, call.env.base_dir, batch_size=call.options["batch_size"], label=call.variant)
+
+
+def _lmeval_preflight(req: MeasureRequest, base_dir: Path | None) -> None:
+    from probes.lmeval import check_tasks
+
+    check_tasks(lmeval_spec(req.opts), base_dir)
+
+
+def _lmeval_identity(req: MeasureRequest, base_dir: Path | None) -> Any:
+    """The local task files and the data files they name (a changed YAML or document re-measures), and lm-eval's
+    version (its prompts and metrics are part of the result)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from harness.hashing import sha256_file
+    from probes.lmeval import task_files
+
+    try:
+        lm_eval = version("lm_eval")
+    except PackageNotFoundError:
+        lm_eval = None
+    files = task_files(lmeval_spec(req.opts), base_dir)
+    return {"lm_eval": lm_eval, "files": sorted(sha256_file(f) for f in files)}
 
 
 def _training_log(call: MeasureCall) -> TrainingLog:
@@ -251,6 +288,16 @@ KINDS: dict[str, MeasureKind] = {
         dump=_dump,
         runtime_options=frozenset({"batch_size"}),
         code=("probes.perplexity", "harness.runtime.hf"),
+    ),
+    "lmeval": MeasureKind(  # lm-evaluation-harness tasks, every model call through the variant's runtime
+        run=_lmeval,
+        load=TaskSuiteRun.from_dict,
+        dump=_dump,
+        load_data=None,
+        runtime_options=frozenset({"batch_size"}),
+        preflight=_lmeval_preflight,
+        identity=_lmeval_identity,
+        code=("probes.lmeval", "harness.runtime.hf"),
     ),
     "judge": MeasureKind(  # base vs candidate answers (the `source` request), judged pairwise
         run=_judge,

@@ -427,7 +427,7 @@ def make_plan(cfg: ReleaseConfig, *, preflight: bool = True) -> Plan:
         gdef = get_gate(g.name)
         if gdef.plan is not None:
             continue
-        if gdef.sequential is not None:
+        if gdef.sequential is not None and gdef.sequential.data(g.params) is not None:
             kind, data = gdef.sequential.data(g.params)
             sizes = gdef.sequential.looks(g.params, len(load(kind, data, g.name)))
             looks[g.name] = (sizes, 0)
@@ -436,7 +436,12 @@ def make_plan(cfg: ReleaseConfig, *, preflight: bool = True) -> Plan:
             plan[g.name] = gdef.requests(g.params)
     info = PlanInfo(
         data=tuple(
-            dict.fromkeys(r.data for rs in plan.values() for r in rs if set(r.variants) & set(VARIANTS) and r.data)
+            dict.fromkeys(
+                r.data
+                for rs in plan.values()
+                for r in rs
+                if set(r.variants) & set(VARIANTS) and r.data and KINDS[r.kind].load_data is not None
+            )
         ),
         train=training_data(cfg),
     )

@@ -92,3 +92,53 @@ class ProbeRun:
 
     def without(self, ids: set[str]) -> ProbeRun:
         return ProbeRun(tuple(i for i in self.items if i.id not in ids))
+
+
+@dataclass(frozen=True)
+class TaskItem:
+    """One document of a benchmark task, as lm-eval scored it for one model."""
+
+    doc_id: int
+    prompt: str  # the end of the context the model saw (few-shot examples included)
+    target: str
+    response: str  # the chosen option (multiple choice) or the generated answer after the task's filter
+    score: float  # the task metric for this document (1.0 / 0.0 for acc and exact_match)
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    """One lm-eval task for one model: per-document scores, and lm-eval's own aggregate of them."""
+
+    name: str
+    metric: str
+    output_type: str
+    num_fewshot: int
+    version: str
+    lm_eval_score: float  # lm-eval's `results[task][metric,filter]`: the mean of `items` scores
+    items: tuple[TaskItem, ...]
+
+    @property
+    def score(self) -> float:
+        return sum(i.score for i in self.items) / max(len(self.items), 1)
+
+
+@dataclass(frozen=True)
+class TaskSuiteRun:
+    """Every task of one `lmeval` measurement (lm-evaluation-harness run through a harness runtime)."""
+
+    tasks: tuple[TaskRun, ...]
+    lm_eval_version: str
+
+    def task(self, name: str) -> TaskRun:
+        return next(t for t in self.tasks if t.name == name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lm_eval_version": self.lm_eval_version,
+            "tasks": [{**asdict(t), "items": [asdict(i) for i in t.items]} for t in self.tasks],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TaskSuiteRun:
+        tasks = tuple(TaskRun(**{**t, "items": tuple(TaskItem(**i) for i in t["items"])}) for t in d["tasks"])
+        return cls(tasks, d["lm_eval_version"])
