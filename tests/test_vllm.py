@@ -302,3 +302,27 @@ def test_a_local_tokenizer_unlike_the_servers_exits_2_naming_the_base(
     assert main(["gate", "--config", str(cfg), "--out", str(tmp_path / "out")]) == 2
     out = "".join(capsys.readouterr())
     assert "tokenises differently from the local tokenizer" in out and "[model] base" in out
+
+
+def test_lm_eval_tasks_give_the_same_decision_through_vllm(tmp_path, vllm, adapters, cache):
+    """The local lm-eval tasks (multiple choice and generative) gated in-process and through the vLLM server: the
+    same verdict per task, and the same per-document answers but for near-ties (vLLM's log-probabilities differ
+    from torch's by ~1e-4)."""
+    pytest.importorskip("lm_eval")
+    import shutil
+
+    shutil.copytree(ROOT / "examples" / "lmeval_tasks", tmp_path / "lmeval_tasks")
+    gates = (
+        '[gates.regression]\ntasks = ["harness_general_mc", "harness_arithmetic_gen"]\n'
+        'task_paths = ["lmeval_tasks"]\ntext = ""\n'
+    )
+    hf = _by_name(run(_config(tmp_path, adapters["cand"], gates, cache)))["regression"]
+    served = _by_name(run(_config(tmp_path, adapters["cand"], gates, cache, url=vllm.url)))["regression"]
+    assert hf.verdict != "error" and served.verdict == hf.verdict, served.explanation
+    ours = {t["name"]: t for t in hf.details["lm_eval"]["tasks"]}
+    theirs = {t["name"]: t for t in served.details["lm_eval"]["tasks"]}
+    assert set(ours) == set(theirs) == {"harness_general_mc", "harness_arithmetic_gen"}
+    for name, t in ours.items():
+        assert theirs[name]["verdict"] == t["verdict"] and theirs[name]["items"] == t["items"]
+        for side in ("base", "candidate"):  # at most one document in 20 answered differently
+            assert abs(theirs[name][side] - t[side]) <= 0.05 + 1e-9, (name, side, t[side], theirs[name][side])
