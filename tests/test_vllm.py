@@ -314,7 +314,7 @@ def test_lm_eval_tasks_give_the_same_decision_through_vllm(tmp_path, vllm, adapt
     shutil.copytree(ROOT / "examples" / "lmeval_tasks", tmp_path / "lmeval_tasks")
     gates = (
         '[gates.regression]\ntasks = ["harness_general_mc", "harness_arithmetic_gen"]\n'
-        'task_paths = ["lmeval_tasks"]\ntext = ""\n'
+        'task_paths = ["lmeval_tasks"]\ntext = ""\nlimit = 20\n'  # 80 + 20 requests a variant: one at a time to vLLM
     )
     hf = _by_name(run(_config(tmp_path, adapters["cand"], gates, cache)))["regression"]
     served = _by_name(run(_config(tmp_path, adapters["cand"], gates, cache, url=vllm.url)))["regression"]
@@ -324,5 +324,6 @@ def test_lm_eval_tasks_give_the_same_decision_through_vllm(tmp_path, vllm, adapt
     assert set(ours) == set(theirs) == {"harness_general_mc", "harness_arithmetic_gen"}
     for name, t in ours.items():
         assert theirs[name]["verdict"] == t["verdict"] and theirs[name]["items"] == t["items"]
+        assert t["items"] == 20
         for side in ("base", "candidate"):  # at most one document in 20 answered differently
             assert abs(theirs[name][side] - t[side]) <= 0.05 + 1e-9, (name, side, t[side], theirs[name][side])
