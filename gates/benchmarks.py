@@ -15,8 +15,46 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gates.registry import MeasureRequest
 from gates.stats import Interval, bootstrap_mean, bootstrap_mean_draws, holm, mcnemar_exact, more_items_needed
-from probes.results import TaskRun, TaskSuiteRun
+from probes.results import ProbeOutcome, ProbeRun, TaskRun, TaskSuiteRun
+
+
+def lmeval_request(
+    tasks: list[str], task_paths: list[str], *, limit: int, num_fewshot: int, seed: int, batch_size: int
+) -> MeasureRequest:
+    """lm-eval tasks, run once per variant (`data` names them; the task files are keyed by content)."""
+    opts = (
+        ("tasks", tuple(tasks)),
+        ("task_paths", tuple(task_paths)),
+        ("limit", limit),
+        ("num_fewshot", num_fewshot),
+        ("seed", seed),
+        ("batch_size", batch_size),
+    )
+    return MeasureRequest("lmeval", "lm-eval: " + ", ".join(tasks), opts)
+
+
+def as_probe_run(run: TaskSuiteRun, name: str) -> ProbeRun:
+    """A generative task's documents as probe items answered once each (the task's metric is the check), for the
+    pass_at_k gate's pass@1."""
+    t = run.task(name)
+    if t.output_type != "generate_until":
+        raise ValueError(f"task {name!r} is {t.output_type}: pass_at_k needs a generate_until task (a checked answer)")
+    if any(i.score not in (0.0, 1.0) for i in t.items):
+        raise ValueError(f"task {name!r}: metric {t.metric!r} is not pass/fail per document; name one as 'task:metric'")
+    items = tuple(
+        ProbeOutcome(
+            id=f"{name}:{i.doc_id}",
+            prompt=i.prompt,
+            outputs=(i.response,),
+            passed=(i.score == 1.0,),
+            parsed=(True,),
+            details=(f"target {i.target!r}; {t.metric} {i.score:g}",),
+        )
+        for i in t.items
+    )
+    return ProbeRun(items)
 
 
 @dataclass(frozen=True)

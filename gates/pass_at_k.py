@@ -6,17 +6,33 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gates.benchmarks import as_probe_run, lmeval_request
 from gates.registry import GateContext, MeasureRequest, gate, probe_request
 from gates.stats import Power, bootstrap_mean, decide_superiority, mcnemar_exact, rate_power
 from gates.types import Example, GateResult
 from probes.passk import pass_at_k as _pass_at_k
 from probes.passk import pass_hat_k
-from probes.results import ProbeRun
+from probes.results import ProbeRun, TaskSuiteRun
 
 
 @dataclass(frozen=True)
 class PassAtKParams:
-    data: str = field(metadata={"path": True, "help": "probe suite (JSONL with check specs, or HumanEval problems)"})
+    data: str = field(
+        default="",
+        metadata={"path": True, "help": "probe suite (JSONL with check specs, HumanEval problems, builtin:humaneval)"},
+    )
+    task: str = field(
+        default="",
+        metadata={
+            "help": "instead of `data`: an lm-eval generate_until task (its metric checks each answer; pass@1 "
+            "under the task's own generation settings, so k, n, temperature, top_p, max_new_tokens do not apply)"
+        },
+    )
+    task_paths: list[str] = field(
+        default_factory=list, metadata={"path": True, "help": "folders (or files) of your own lm-eval task YAMLs"}
+    )
+    limit: int = field(default=0, metadata={"help": "documents of the task at most (0: all)"})
+    num_fewshot: int = field(default=-1, metadata={"help": "few-shot examples per task prompt (-1: the task's)"})
     k: int = field(default=1, metadata={"help": "pass@k's k (needs n >= k)"})
     n: int = field(default=5, metadata={"help": "samples per item"})
     temperature: float = field(default=0.8, metadata={"help": "sampling temperature (0: greedy)"})
@@ -35,6 +51,12 @@ class PassAtKParams:
 
     def __post_init__(self) -> None:
         problems = []
+        if bool(self.data) == bool(self.task):
+            problems.append(("data", "name the probes: either data (a probe suite) or task (an lm-eval task)"))
+        if self.task and self.k != 1:
+            problems.append(("k", "must be 1 with task: lm-eval scores one answer per document"))
+        if self.limit < 0 or self.num_fewshot < -1:
+            problems.append(("limit", "limit must be >= 0 and num_fewshot >= -1"))
         if self.k < 1:
             problems.append(("k", "must be at least 1"))
         if self.n < self.k:
@@ -52,6 +74,12 @@ class PassAtKParams:
 
 
 def _requests(p: PassAtKParams) -> list[MeasureRequest]:
+    if p.task:
+        return [
+            lmeval_request(
+                [p.task], p.task_paths, limit=p.limit, num_fewshot=p.num_fewshot, seed=p.seed, batch_size=p.batch_size
+            )
+        ]
     return [
         probe_request(
             p.data,
@@ -69,17 +97,23 @@ def _requests(p: PassAtKParams) -> list[MeasureRequest]:
 def _power(p: PassAtKParams, ctx: GateContext) -> list[Power]:
     """The smallest pass@k gain (above `margin`) the paired interval can show."""
     req = _requests(p)[0]
-    vals = [ctx.find(req, v) for v in ("base", "candidate")]
+    vals = [_run(p, ctx.find(req, v)) for v in ("base", "candidate")]
     arr = [None if m is None else np.array([_pass_at_k(i.n, i.c, p.k) for i in m.items]) for m in vals]
-    return [rate_power(f"pass@{p.k}", ctx.sizes.get(p.data, 0), arr[0], arr[1], None, p.confidence)]
+    n = ctx.sizes.get(p.data, 0) or next((len(m.items) for m in vals if m is not None), 0)
+    return [rate_power(f"pass@{p.k}", n, arr[0], arr[1], None, p.confidence)]
+
+
+def _run(p: PassAtKParams, m: ProbeRun | TaskSuiteRun | None) -> ProbeRun | None:
+    """The probe run a measurement is (an lm-eval task's documents as items answered once each)."""
+    return as_probe_run(m, p.task.split(":", 1)[0]) if p.task and m is not None else m
 
 
 @gate("pass_at_k", params=PassAtKParams, requests=_requests, power=lambda p, ctx: _power(p, ctx))
 def pass_at_k(p: PassAtKParams, ctx: GateContext) -> GateResult:
     """Candidate pass@k above base pass@k by `margin`, decided on a paired bootstrap over items."""
     req = _requests(p)[0]
-    base: ProbeRun = ctx.get(req, "base")
-    cand: ProbeRun = ctx.get(req, "candidate")
+    base: ProbeRun = _run(p, ctx.get(req, "base"))
+    cand: ProbeRun = _run(p, ctx.get(req, "candidate"))
     if [i.id for i in base.items] != [i.id for i in cand.items]:
         raise ValueError("base and candidate were probed on different items")
     pb = np.array([_pass_at_k(i.n, i.c, p.k) for i in base.items])
@@ -99,6 +133,9 @@ def pass_at_k(p: PassAtKParams, ctx: GateContext) -> GateResult:
         f"required > {p.margin:+.3f}. Format conformance {conform_b:.0%} -> {conform_c:.0%}. "
         f"{mc.describe()} (any of the first {p.k} sample(s) passed, per item)."
     )
+    if p.task:
+        head = head.replace(f"(n={p.n} samples each)", "(one answer each, lm-eval's generation settings)")
+        head = f"lm-eval task {p.task}: " + head
     if decision.verdict == "pass":
         tail = " The interval's lower bound clears the requirement."
     elif decision.verdict == "fail":
@@ -141,13 +178,15 @@ def pass_at_k(p: PassAtKParams, ctx: GateContext) -> GateResult:
         evidence=tuple(evidence),
         details={
             "k": p.k,
-            "n": p.n,
+            "n": 1 if p.task else p.n,
             "items": len(diff),
             f"base_pass^{p.k}": round(float(np.mean([pass_hat_k(i.n, i.c, p.k) for i in base.items])), 6),
             f"candidate_pass^{p.k}": round(float(np.mean([pass_hat_k(i.n, i.c, p.k) for i in cand.items])), 6),
             "base_format_conformance": round(conform_b, 6),
             "candidate_format_conformance": round(conform_c, 6),
-            "sampling": {
+            "sampling": {"lm_eval_task": p.task, "generation": "the task's generation_kwargs"}
+            if p.task
+            else {
                 "temperature": p.temperature,
                 "top_p": p.top_p,
                 "max_new_tokens": p.max_new_tokens,

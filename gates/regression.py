@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gates.benchmarks import TaskDecision, decide_tasks
+from gates.benchmarks import TaskDecision, decide_tasks, lmeval_request
 from gates.perplexity import PRIOR_PPL_SD, PairedNLL
 from gates.registry import GateContext, MeasureRequest, Sequential, gate, probe_request
 from gates.stats import (
@@ -149,16 +149,9 @@ def _text_request(p: RegressionParams) -> MeasureRequest:
 
 
 def task_request(p: RegressionParams) -> MeasureRequest:
-    """The lm-eval tasks, run once per variant (`data` names them; the task files are keyed by content)."""
-    opts = (
-        ("tasks", tuple(p.tasks)),
-        ("task_paths", tuple(p.task_paths)),
-        ("limit", p.limit),
-        ("num_fewshot", p.num_fewshot),
-        ("seed", p.seed),
-        ("batch_size", p.batch_size),
+    return lmeval_request(
+        p.tasks, p.task_paths, limit=p.limit, num_fewshot=p.num_fewshot, seed=p.seed, batch_size=p.batch_size
     )
-    return MeasureRequest("lmeval", "lm-eval: " + ", ".join(p.tasks), opts)
 
 
 def _requests_for(p: RegressionParams, n: int) -> list[MeasureRequest]:

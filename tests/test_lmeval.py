@@ -232,3 +232,28 @@ def test_an_unknown_task_exits_2_with_the_closest_name(tmp_path, tiny_base, tiny
     assert r.returncode == 2, r.stdout + r.stderr
     assert "unknown lm-eval task 'harness_general_mcq' (did you mean 'harness_general_mc'?)" in r.stderr
     assert "[gates.regression] tasks" in r.stderr
+
+
+def test_pass_at_k_on_a_generative_lm_eval_task(tmp_path, tiny_base, tiny_zero_adapter):
+    """pass_at_k reads a generate_until task's documents as probes answered once each, the task's metric the check:
+    an identical candidate does not improve (fail at margin 0, every answer the same), and a multiple-choice
+    task is refused as an error that names it."""
+    work = _workdir(tmp_path)
+    cfg = work / "p.toml"
+    gate = '[gates.pass_at_k]\ntask = "harness_arithmetic_gen"\ntask_paths = ["lmeval_tasks"]\nlimit = 12\n'
+    cfg.write_text(
+        f'[model]\nbase = "{tiny_base.dir}"\nadapter = "{tiny_zero_adapter}"\n\n[run]\ncache_dir = "{tmp_path}/c"\n\n'
+        + gate
+    )
+    r = _gate(cfg, tmp_path / "out")
+    assert r.returncode == 1, r.stdout[-2000:] + r.stderr[-2000:]
+    g = json.loads((tmp_path / "out" / "report.json").read_text())["gates"][0]
+    assert g["verdict"] == "fail" and g["details"]["items"] == 12 and g["details"]["n"] == 1
+    assert g["explanation"].startswith("lm-eval task harness_arithmetic_gen: pass@1")
+    assert g["details"]["mcnemar"]["lost"] == g["details"]["mcnemar"]["gained"] == 0
+
+    cfg.write_text(cfg.read_text().replace("harness_arithmetic_gen", "harness_general_mc"))
+    r = _gate(cfg, tmp_path / "out-mc")
+    g = json.loads((tmp_path / "out-mc" / "report.json").read_text())["gates"][0]
+    assert r.returncode == 1 and g["verdict"] == "error"
+    assert "pass_at_k needs a generate_until task" in g["explanation"]
