@@ -21,10 +21,19 @@ from probes.results import ProbeOutcome, ProbeRun, TaskRun, TaskSuiteRun
 
 
 def lmeval_request(
-    tasks: list[str], task_paths: list[str], *, limit: int, num_fewshot: int, seed: int, batch_size: int
+    tasks: list[str],
+    task_paths: list[str],
+    *,
+    limit: int,
+    num_fewshot: int,
+    seed: int,
+    batch_size: int,
+    key: str = "[gates.regression] tasks",
 ) -> MeasureRequest:
-    """lm-eval tasks, run once per variant (`data` names them; the task files are keyed by content)."""
+    """lm-eval tasks, run once per variant (`data` names them; the task files are keyed by content). `key` is the
+    config key that names them, for errors (like `batch_size`, not part of the cache key)."""
     opts = (
+        ("key", key),
         ("tasks", tuple(tasks)),
         ("task_paths", tuple(task_paths)),
         ("limit", limit),

@@ -77,7 +77,13 @@ def _requests(p: PassAtKParams) -> list[MeasureRequest]:
     if p.task:
         return [
             lmeval_request(
-                [p.task], p.task_paths, limit=p.limit, num_fewshot=p.num_fewshot, seed=p.seed, batch_size=p.batch_size
+                [p.task],
+                p.task_paths,
+                limit=p.limit,
+                num_fewshot=p.num_fewshot,
+                seed=p.seed,
+                batch_size=p.batch_size,
+                key="[gates.pass_at_k] task",
             )
         ]
     return [

@@ -121,14 +121,16 @@ def lmeval_spec(options: Mapping[str, Any]) -> Any:
 def _lmeval(call: MeasureCall) -> Any:
     from probes.lmeval import run_tasks
 
-    spec = lmeval_spec(call.options)
-    return run_tasks(call.runtime(), spec, call.env.base_dir, batch_size=call.options["batch_size"], label=call.variant)
+    spec, o = lmeval_spec(call.options), call.options
+    return run_tasks(
+        call.runtime(), spec, call.env.base_dir, batch_size=o["batch_size"], label=call.variant, where=o["key"]
+    )
 
 
 def _lmeval_preflight(req: MeasureRequest, base_dir: Path | None) -> None:
     from probes.lmeval import check_tasks
 
-    check_tasks(lmeval_spec(req.opts), base_dir)
+    check_tasks(lmeval_spec(req.opts), base_dir, where=req.opts["key"])
 
 
 def _lmeval_identity(req: MeasureRequest, base_dir: Path | None) -> Any:
@@ -294,7 +296,7 @@ KINDS: dict[str, MeasureKind] = {
         load=TaskSuiteRun.from_dict,
         dump=_dump,
         load_data=None,
-        runtime_options=frozenset({"batch_size"}),
+        runtime_options=frozenset({"batch_size", "key"}),
         preflight=_lmeval_preflight,
         identity=_lmeval_identity,
         code=("probes.lmeval", "harness.runtime.hf"),

@@ -37,7 +37,7 @@ def require_lmeval(where: str = "[gates.regression] tasks") -> Any:
         raise HarnessError(
             "lm-eval tasks need lm-evaluation-harness, which is not installed in this Python environment",
             where=where,
-            fix=f"{INSTALL}; or remove `tasks` to gate on the built-in general suite",
+            fix=f"{INSTALL}; or remove `{where.split()[-1]}` from the config",
         ) from None
     return lm_eval
 
@@ -269,13 +269,13 @@ def runtime_lm(runtime: Any, *, batch_size: int = 8, label: str = "") -> Any:
     return _Bridge.get()(runtime, batch_size=batch_size, label=label)
 
 
-def _pick_metric(name: str, sample: dict, wanted: str | None) -> str:
+def _pick_metric(name: str, sample: dict, wanted: str | None, where: str) -> str:
     names = [m for m in sample.get("metrics", []) if m in sample]
     if wanted:
         if wanted not in names:
             raise HarnessError(
                 f"task {name!r} has no per-document metric {wanted!r}",
-                where="[gates.regression] tasks",
+                where=where,
                 fix=f"use one of: {', '.join(names)}",
             )
         return wanted
@@ -284,17 +284,17 @@ def _pick_metric(name: str, sample: dict, wanted: str | None) -> str:
             return m
     if names:
         return names[0]
-    raise HarnessError(f"task {name!r} logs no per-document metric", where="[gates.regression] tasks")
+    raise HarnessError(f"task {name!r} logs no per-document metric", where=where)
 
 
-def _score_of(value: Any, name: str, metric: str) -> float:
+def _score_of(value: Any, name: str, metric: str, where: str) -> float:
     v = value[0] if isinstance(value, (list, tuple)) else value
     v = float(v)
     if not 0.0 <= v <= 1.0:
         raise HarnessError(
             f"task {name!r}: metric {metric!r} is {v} for a document; a release gate decides on per-document "
             "scores in [0, 1] (accuracy, exact match)",
-            where="[gates.regression] tasks",
+            where=where,
             fix=f"name another metric as '{name}:METRIC'",
         )
     return v
@@ -330,13 +330,19 @@ def _context(sample: dict) -> str:
 
 
 def run_tasks(
-    runtime: Any, spec: TaskSpec, base_dir: Path | None = None, *, batch_size: int = 8, label: str = ""
+    runtime: Any,
+    spec: TaskSpec,
+    base_dir: Path | None = None,
+    *,
+    batch_size: int = 8,
+    label: str = "",
+    where: str = "[gates.regression] tasks",
 ) -> TaskSuiteRun:
     """Run the tasks through lm-eval's evaluator with `runtime` answering; per-document scores for each task."""
-    lm_eval = require_lmeval()
+    lm_eval = require_lmeval(where)
     import logging
 
-    tm = task_manager(spec)
+    tm = task_manager(spec, where)
     lm = runtime_lm(runtime, batch_size=batch_size, label=label)
     for name in ("lm_eval", "lm-eval"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -352,7 +358,7 @@ def run_tasks(
         finally:
             for k, v in saved.items():
                 setattr(ev, k, v)
-    return _collect(res, spec)
+    return _collect(res, spec, where)
 
 
 def _evaluate(lm_eval: Any, lm: Any, spec: TaskSpec, tm: Any) -> dict:
@@ -371,7 +377,7 @@ def _evaluate(lm_eval: Any, lm: Any, spec: TaskSpec, tm: Any) -> dict:
     )
 
 
-def _collect(res: dict, spec: TaskSpec) -> TaskSuiteRun:
+def _collect(res: dict, spec: TaskSpec, where: str) -> TaskSuiteRun:
     tasks = []
     for name, samples in sorted(res["samples"].items()):
         if not samples:
@@ -382,14 +388,14 @@ def _collect(res: dict, spec: TaskSpec) -> TaskSuiteRun:
         filters = list(dict.fromkeys(s.get("filter", "none") for s in samples))
         flt = "none" if "none" in filters else filters[0]
         rows = sorted((s for s in samples if s.get("filter", "none") == flt), key=lambda s: s["doc_id"])
-        metric = _pick_metric(name, rows[0], wanted)
+        metric = _pick_metric(name, rows[0], wanted, where)
         items = tuple(
             TaskItem(
                 doc_id=int(s["doc_id"]),
                 prompt=_context(s),
                 target=_target(s, otype),
                 response=_response(s, otype),
-                score=_score_of(s[metric], name, metric),
+                score=_score_of(s[metric], name, metric, where),
             )
             for s in rows
         )
