@@ -42,13 +42,8 @@ def paired_bootstrap(
         raise ValueError("paired_bootstrap needs at least one item")
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    rng = np.random.default_rng(seed)
     point = float(statistic(np.arange(n)[None, :])[0])
-    values = np.empty(resamples)
-    chunk = max(1, min(resamples, 2_000_000 // max(n, 1)))
-    for start in range(0, resamples, chunk):
-        b = min(chunk, resamples - start)
-        values[start : start + b] = statistic(rng.integers(0, n, size=(b, n)))
+    values = bootstrap_draws(statistic, n, resamples=resamples, seed=seed)
     alpha = (1 - level) / 2
     lower, upper = np.quantile(values, [alpha, 1 - alpha])
     return Interval(point, float(lower), float(upper), level, n, resamples, seed)
@@ -80,16 +75,23 @@ def decide_superiority(iv: Interval, margin: float) -> Decision:
     return Decision("inconclusive", more_items_needed(iv, margin))
 
 
-def bootstrap_mean_draws(values: np.ndarray, *, resamples: int = 2000, seed: int = 0) -> np.ndarray:
-    """The `resamples` bootstrap means of per-item values (the draws behind `bootstrap_mean`'s interval)."""
-    values = np.asarray(values, dtype=float)
+def bootstrap_draws(
+    statistic: Callable[[np.ndarray], np.ndarray], n: int, *, resamples: int = 2000, seed: int = 0
+) -> np.ndarray:
+    """The statistic on `resamples` bootstrap resamples of n paired items (the draws behind `paired_bootstrap`)."""
     rng = np.random.default_rng(seed)
-    n, out = len(values), np.empty(resamples)
+    values = np.empty(resamples)
     chunk = max(1, min(resamples, 2_000_000 // max(n, 1)))
     for start in range(0, resamples, chunk):
         b = min(chunk, resamples - start)
-        out[start : start + b] = values[rng.integers(0, n, size=(b, n))].mean(axis=1)
-    return out
+        values[start : start + b] = statistic(rng.integers(0, n, size=(b, n)))
+    return values
+
+
+def bootstrap_mean_draws(values: np.ndarray, *, resamples: int = 2000, seed: int = 0) -> np.ndarray:
+    """The bootstrap means of per-item values (the draws behind `bootstrap_mean`'s interval)."""
+    values = np.asarray(values, dtype=float)
+    return bootstrap_draws(lambda idx: values[idx].mean(axis=1), len(values), resamples=resamples, seed=seed)
 
 
 def holm(p_values: list[float]) -> list[float]:
