@@ -14,6 +14,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 
 def _figures(g: dict) -> str:
@@ -25,21 +26,27 @@ def _figures(g: dict) -> str:
     return ", ".join(parts) or "–"
 
 
+def open_demo(path: Path) -> tuple[Path, Any, Any]:
+    """A finished demo directory, its base model and its adapter (as `harness gate` resolves them)."""
+    from harness.config import load_config
+    from harness.models import check_adapter, resolve_base
+
+    demo = path.resolve()
+    cfg = load_config(demo / "release.toml")
+    base = resolve_base(cfg.model.base, cfg.base_dir)
+    return demo, base, check_adapter(cfg.model.adapter, base)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--demo", required=True, type=Path, help="a finished `harness demo --out DIR` directory")
     ap.add_argument("--vllm-python", default=".venv-vllm/bin/python")
     args = ap.parse_args()
 
-    from harness.config import load_config
-    from harness.models import check_adapter, resolve_base
     from harness.pipeline import run
     from harness.release import vllm_server
 
-    demo = args.demo.resolve()
-    cfg = load_config(demo / "release.toml")
-    base = resolve_base(cfg.model.base, cfg.base_dir)
-    adapter = check_adapter(cfg.model.adapter, base)
+    demo, base, adapter = open_demo(args.demo)
     port = vllm_server.free_port()
     t = time.perf_counter()
     server = vllm_server.start(

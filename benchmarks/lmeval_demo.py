@@ -48,15 +48,13 @@ def main() -> None:
     ap.add_argument("--vllm-python", default=".venv-vllm/bin/python")
     args = ap.parse_args()
 
+    from benchmarks.demo_on_vllm import open_demo
     from harness.config import load_config
-    from harness.models import check_adapter, resolve_base
     from harness.pipeline import run
     from harness.release import vllm_server
 
-    demo = args.demo.resolve()
+    demo, base, adapter = open_demo(args.demo)
     cfg = load_config(demo / "release.toml")
-    base = resolve_base(cfg.model.base, cfg.base_dir)
-    adapter = check_adapter(cfg.model.adapter, base)
     shutil.copytree(ROOT / "examples" / "lmeval_tasks", demo / "lmeval_tasks", dirs_exist_ok=True)
     model = f'[model]\nbase = "{cfg.model.base}"\nadapter = "{adapter.dir}"\n'
     hcfg = demo / "release-lmeval.toml"
