@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -79,18 +80,13 @@ def task_manager(spec: TaskSpec, where: str = "[gates.regression] tasks") -> Any
     """lm-eval's task index over `task_paths`; lm-eval's own catalogue (~16 s to index) only when a task is not
     found among the local ones."""
     require_lmeval(where)
-    from lm_eval.tasks import TaskManager
-
-    paths = [str(Path(p)) for p in spec.task_paths]
+    paths = tuple(str(Path(p)) for p in spec.task_paths)
     for p in paths:
         if not Path(p).exists():
             raise HarnessError(
                 "task path not found", where=f"{where.rsplit(' ', 1)[0]} task_paths: {p}", fix="check the path"
             )
-    include = paths or None
-    tm = TaskManager(include_path=include, include_defaults=False) if paths else None
-    if tm is None or any(n not in tm.all_tasks for n in spec.names):
-        tm = TaskManager(include_path=include)
+    tm = _index(tuple(spec.names), paths)
     unknown = [n for n in spec.names if n not in tm.all_tasks]
     if unknown:
         import difflib
@@ -102,6 +98,19 @@ def task_manager(spec: TaskSpec, where: str = "[gates.regression] tasks") -> Any
             where=where,
             fix="name a task of `lm-eval ls tasks`, or add the folder of your task YAML to task_paths",
         )
+    return tm
+
+
+@lru_cache(maxsize=4)
+def _index(names: tuple[str, ...], paths: tuple[str, ...]) -> Any:
+    """The task index, built once per process for the same tasks and folders (the preflight and each variant's run
+    ask for it; lm-eval's own catalogue takes ~16 s to index)."""
+    from lm_eval.tasks import TaskManager
+
+    include = list(paths) or None
+    tm = TaskManager(include_path=include, include_defaults=False) if paths else None
+    if tm is None or any(n not in tm.all_tasks for n in names):
+        tm = TaskManager(include_path=include)
     return tm
 
 
@@ -145,18 +154,7 @@ def check_tasks(spec: TaskSpec, base_dir: Path | None, where: str = "[gates.regr
     return out
 
 
-class _Bridge:
-    """Builds the lm-eval model class lazily (lm-eval is imported only when a task runs)."""
-
-    cls: type | None = None
-
-    @classmethod
-    def get(cls) -> type:
-        if cls.cls is None:
-            cls.cls = _make_runtime_lm()
-        return cls.cls
-
-
+@cache
 def _make_runtime_lm() -> type:
     from lm_eval.api.model import TemplateLM
     from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
@@ -266,7 +264,7 @@ def _make_runtime_lm() -> type:
 def runtime_lm(runtime: Any, *, batch_size: int = 8, label: str = "") -> Any:
     """An lm-eval model (`lm_eval.api.model.LM`) whose every call goes to `runtime`."""
     require_lmeval()
-    return _Bridge.get()(runtime, batch_size=batch_size, label=label)
+    return _make_runtime_lm()(runtime, batch_size=batch_size, label=label)
 
 
 def _pick_metric(name: str, sample: dict, wanted: str | None, where: str) -> str:
