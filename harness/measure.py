@@ -23,7 +23,7 @@ from harness.cache import MeasurementCache
 from harness.data import load_dataset
 from harness.hashing import sha256_json, source_sha256
 from harness.models import AdapterInfo, BaseModel
-from probes.results import NLLMeasurement, ProbeRun, TaskSuiteRun
+from probes.results import ChoiceRun, NLLMeasurement, ProbeRun, TaskSuiteRun
 from probes.suites import load_suite
 from probes.training_log import TrainingLog, read_training_log
 
@@ -107,6 +107,20 @@ def _probes(call: MeasureCall) -> ProbeRun:
     params = GenParams(stop=stop, **o)
     return run_suite(
         call.runtime(), call.data, params, batch_size=batch_size, description=call.description, limit=limit
+    )
+
+
+def _choices(call: MeasureCall) -> Any:
+    from probes.choices import questions, score_choices
+
+    o = call.options
+    items = questions(call.data, o["label"], o["options"], limit=o["limit"], where=o["key"])
+    return score_choices(
+        call.runtime(),
+        items,
+        answer_prefix=o["answer_prefix"],
+        batch_size=o["batch_size"],
+        description=call.description,
     )
 
 
@@ -290,6 +304,13 @@ KINDS: dict[str, MeasureKind] = {
         dump=_dump,
         runtime_options=frozenset({"batch_size"}),
         code=("probes.perplexity", "harness.runtime.hf"),
+    ),
+    "choices": MeasureKind(  # closed-answer items: each option's log-likelihood (the calibration gate)
+        run=_choices,
+        load=ChoiceRun.from_dict,
+        dump=_dump,
+        runtime_options=frozenset({"batch_size", "key"}),
+        code=("probes.choices", "harness.runtime.hf"),
     ),
     "lmeval": MeasureKind(  # lm-evaluation-harness tasks, every model call through the variant's runtime
         run=_lmeval,

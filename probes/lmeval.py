@@ -321,6 +321,18 @@ def _target(sample: dict, output_type: str) -> str:
     return str(t)
 
 
+def _choice_logliks(sample: dict, output_type: str) -> tuple[tuple[float, ...], int]:
+    """A multiple-choice document's log-likelihood of each option and the right option's index (else (), -1)."""
+    if output_type != "multiple_choice":
+        return (), -1
+    resps = sample.get("resps", [])
+    lls = tuple(round(float(r[0][0] if isinstance(r[0], (list, tuple)) else r[0]), 6) for r in resps if r)
+    t = sample.get("target", "")
+    t = int(t) if isinstance(t, str) and t.isdigit() else t
+    gold = t if isinstance(t, int) and not isinstance(t, bool) and 0 <= t < len(lls) else -1
+    return lls, gold
+
+
 def _context(sample: dict) -> str:
     args = sample.get("arguments") or []
     ctx = args[0][0] if args and isinstance(args[0], (list, tuple)) else ""
@@ -394,6 +406,8 @@ def _collect(res: dict, spec: TaskSpec, where: str) -> TaskSuiteRun:
                 target=_target(s, otype),
                 response=_response(s, otype),
                 score=_score_of(s[metric], name, metric, where),
+                logliks=(mc := _choice_logliks(s, otype))[0],
+                gold=mc[1],
             )
             for s in rows
         )

@@ -103,6 +103,9 @@ class TaskItem:
     target: str
     response: str  # the chosen option (multiple choice) or the generated answer after the task's filter
     score: float  # the task metric for this document (1.0 / 0.0 for acc and exact_match)
+    # multiple choice: each option's log-likelihood and the right option's index (the calibration gate's input)
+    logliks: tuple[float, ...] = ()
+    gold: int = -1
 
 
 @dataclass(frozen=True)
@@ -140,5 +143,42 @@ class TaskSuiteRun:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TaskSuiteRun:
-        tasks = tuple(TaskRun(**{**t, "items": tuple(TaskItem(**i) for i in t["items"])}) for t in d["tasks"])
+        tasks = tuple(
+            TaskRun(
+                **{**t, "items": tuple(TaskItem(**{**i, "logliks": tuple(i.get("logliks", ()))}) for i in t["items"])}
+            )
+            for t in d["tasks"]
+        )
         return cls(tasks, d["lm_eval_version"])
+
+
+@dataclass(frozen=True)
+class ChoiceItem:
+    """One closed-answer item for one model: the log-likelihood of each option, and which option is right."""
+
+    id: str
+    prompt: str  # a preview of the prompt
+    options: tuple[str, ...]
+    logliks: tuple[float, ...]  # summed log-probability of each option's tokens as the answer
+    answer: int  # index of the right option
+
+
+@dataclass(frozen=True)
+class ChoiceRun:
+    """Every item of one `choices` measurement (`probes.choices`)."""
+
+    items: tuple[ChoiceItem, ...]
+    answer_prefix: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"answer_prefix": self.answer_prefix, "items": [asdict(i) for i in self.items]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ChoiceRun:
+        items = tuple(
+            ChoiceItem(i["id"], i["prompt"], tuple(i["options"]), tuple(i["logliks"]), i["answer"]) for i in d["items"]
+        )
+        return cls(items, d.get("answer_prefix", ""))
+
+    def without(self, ids: set[str]) -> ChoiceRun:
+        return ChoiceRun(tuple(i for i in self.items if i.id not in ids), self.answer_prefix)

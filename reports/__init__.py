@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from harness.files import atomic_write_text
+from reports.figures import write_figures
 from reports.junit import render_junit
 from reports.markdown import render_markdown
 from reports.types import SCHEMA_VERSION, Report
@@ -17,12 +18,17 @@ def render_json(report: Report) -> str:
 
 
 def write_reports(report: Report, out_dir: Path) -> dict[str, Path]:
-    """Write report.json, report.md and junit.xml into `out_dir` (each atomically)."""
+    """Write report.json, report.md and junit.xml into `out_dir` (each atomically), and the pictures report.md
+    links (`reports.figures`)."""
     files = {
         "json": out_dir / "report.json",
         "markdown": out_dir / "report.md",
         "junit": out_dir / "junit.xml",
     }
+    try:
+        files.update(write_figures(report.gates, out_dir))
+    except Exception as e:  # a picture never costs the report: its numbers are in the tables
+        report = report.with_note(f"pictures not drawn ({type(e).__name__}: {e}); their numbers are in the tables")
     atomic_write_text(files["json"], render_json(report))
     atomic_write_text(files["markdown"], render_markdown(report))
     atomic_write_text(files["junit"], render_junit(report))

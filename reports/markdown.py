@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from gates.types import GateResult
+from reports.figures import statistical
 from reports.power import power_section
 from reports.types import Report
 
@@ -69,6 +70,13 @@ def gate_tables(g: GateResult) -> list[str]:
     return out
 
 
+def _figures(g: GateResult) -> list[str]:
+    """The pictures under a gate's heading (their numbers are in its tables just above)."""
+    if g.details.get("reliability"):
+        return ["", f"![reliability diagram of base and candidate]({g.name}.png)"]
+    return []
+
+
 def export_section(gates: tuple[GateResult, ...]) -> list[str]:
     """What ships: every gate's "ships" rows (files, sizes, hashes, bundle, serving cost), in gate order."""
     rows = [row for g in gates for t in g.tables if t.section == "ships" for row in t.rows]
@@ -128,6 +136,25 @@ def training_section(t: dict | None) -> list[str]:
         out += ["", f"⚠️ {tpl['warning']}"]
     if t.get("loss_curve"):
         out += ["", "![loss curve](loss_curve.png)"]
+    out += _loss_table(t.get("loss_log") or [])
+    return out
+
+
+def _loss_table(rows: list[dict]) -> list[str]:
+    """The loss curve's points (at most 12 rows: every evaluation step, then logged steps evenly)."""
+    rows = [r for r in rows if isinstance(r, dict) and "step" in r]
+    if not rows:
+        return []
+    keys = [k for k in ("train_loss", "train_sample_loss", "eval_loss") if any(r.get(k) is not None for r in rows)]
+    evals = [r for r in rows if r.get("eval_loss") is not None]
+    rest = [r for r in rows if r.get("eval_loss") is None]
+    room = max(0, 12 - len(evals))
+    picked = evals + (rest[:: max(1, -(-len(rest) // room))] if room and rest else [])
+    picked = sorted({r["step"]: r for r in picked}.values(), key=lambda r: r["step"])[:12]
+    names = {"train_loss": "train (running)", "train_sample_loss": "train sample", "eval_loss": "validation"}
+    out = ["", "Loss curve points:", "", "| step | " + " | ".join(names[k] for k in keys) + " |"]
+    out.append("|---|" + "---|" * len(keys))
+    out += [f"| {r['step']} | " + " | ".join(_num(r.get(k)) for k in keys) + " |" for r in picked]
     return out
 
 
@@ -150,6 +177,13 @@ def render_markdown(report: Report) -> str:
     for note in report.notes:
         out.append(f"- **Note:** {note}")
     out += ["", "## Gates", "", *gate_table(report.gates)]
+    if statistical(report.gates):
+        out += [
+            "",
+            "![forest plot: candidate - base per statistical gate, with its interval and threshold](forest.png)",
+            "",
+            "The forest plot's numbers are the delta, CI and threshold columns above.",
+        ]
 
     not_passed = [g for g in report.gates if g.verdict != "pass"]
     if not_passed:
@@ -157,12 +191,12 @@ def render_markdown(report: Report) -> str:
         for g in not_passed:
             req = "" if g.required else " (optional: does not block)"
             out += ["", f"### {_ICON[g.verdict]} `{g.name}`: {g.verdict}{req}", "", g.explanation]
-            out += [*gate_tables(g), *_evidence(g)]
+            out += [*gate_tables(g), *_figures(g), *_evidence(g)]
     passed_gates = [g for g in report.gates if g.verdict == "pass"]
     if passed_gates:
         out += ["", "## Gates that passed"]
         for g in passed_gates:
-            out += ["", f"### ✅ `{g.name}`", "", g.explanation, *gate_tables(g), *_evidence(g)]
+            out += ["", f"### ✅ `{g.name}`", "", g.explanation, *gate_tables(g), *_figures(g), *_evidence(g)]
 
     m = report.manifest
     base, ad = m.get("base", {}), m.get("adapter", {})

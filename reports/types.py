@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gates.types import GateResult
@@ -23,6 +23,9 @@ class Report:
     @property
     def blocking(self) -> list[GateResult]:
         return [g for g in self.gates if g.blocks]
+
+    def with_note(self, note: str) -> Report:
+        return replace(self, notes=(*self.notes, note))
 
     def to_dict(self) -> dict[str, Any]:
         return {

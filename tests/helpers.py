@@ -83,13 +83,16 @@ def make_adapter(
     seed: int = 0,
 ) -> Path:
     """A LoRA adapter: `zero` (B=0, identical to the base), `noise` (A as peft initialises it, B random
-    with std `scale`: a small perturbation) or `damage` (large random A and B)."""
+    with std `scale`: a small perturbation), `damage` (large random A and B) or `overconfident` (B=0, and the
+    final norm saved with the adapter, its weight times `scale`: every logit grows by that factor, so each
+    position's argmax and ranking stay and every distribution sharpens)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(base.dir, dtype=torch.float32)
-    peft_model = get_peft_model(model, LoraConfig(r=r, lora_alpha=r, target_modules=list(target_modules)))
+    extra = {"modules_to_save": ["model.norm"]} if kind == "overconfident" else {}
+    peft_model = get_peft_model(model, LoraConfig(r=r, lora_alpha=r, target_modules=list(target_modules), **extra))
     if kind == "damage":
         g = torch.Generator().manual_seed(seed)
         with torch.no_grad():
@@ -104,6 +107,11 @@ def make_adapter(
                     torch.nn.init.kaiming_uniform_(p, a=5**0.5, generator=g)
                 elif "lora_B" in name:
                     p.copy_(torch.randn(p.shape, generator=g) * scale)
+    elif kind == "overconfident":
+        with torch.no_grad():
+            for name, p in peft_model.named_parameters():
+                if "modules_to_save" in name and name.endswith(".model.norm.modules_to_save.default.weight"):
+                    p.mul_(scale)
     elif kind != "zero":
         raise ValueError(kind)
     peft_model.save_pretrained(out, safe_serialization=True)
