@@ -39,6 +39,7 @@ class Audit:
     answer_cut: list[str]  # ids whose answer (supervised part) is cut by max_length
     rendered: list[str] = field(default_factory=list)  # the first rows exactly as the trainer renders them
     tokenizer: str = ""
+    licenses: dict[str, Any] = field(default_factory=dict)  # fine_tune.licenses.LicenseTally, as a dict
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,6 +54,17 @@ class Audit:
             out.append(self.template_warning)
         if self.answer_cut:
             out.append(f"{len(self.answer_cut)} row(s) have their answer cut at max_length={self.max_length}")
+        lic = self.licenses
+        if lic.get("unlicensed"):
+            n = lic.get("licenses", {}).get("(none)", len(lic["unlicensed"]))
+            out.append(
+                f'{n} row(s) carry no licence (e.g. {", ".join(lic["unlicensed"][:3])}): give rows a "license" '
+                "field or the folder a dataset card (README.md with `license:` in its front matter)"
+            )
+        if lic.get("refused_rows"):
+            from fine_tune.licenses import LicenseTally, refusal_message
+
+            out.append(refusal_message(self.name, LicenseTally(**lic)))
         return out
 
 
@@ -71,10 +83,13 @@ def audit(
     max_length: int = 512,
     fuzzy_cutoff: float = 90.0,
     tok_dir: Path | None = None,
+    allowed_licenses: list[str] = (),  # type: ignore[assignment]
+    disallowed_licenses: list[str] = (),  # type: ignore[assignment]
 ) -> Audit:
     """Audit a training file as the runner would read it, with `tokenizer`'s chat template (or the tokenizer
     in `tok_dir`)."""
     from fine_tune.datasets import template_diversity
+    from fine_tune.licenses import tally
     from harness.data import load_dataset
     from harness.models import load_tokenizer, resolve_base, tokenizer_dir
     from probes.contamination import duplicates
@@ -132,6 +147,7 @@ def audit(
         answer_cut=cut,
         rendered=rendered,
         tokenizer=tokenizer,
+        licenses=tally(ds, allowed=allowed_licenses, disallowed=disallowed_licenses).to_dict(),
     )
 
 
@@ -151,6 +167,8 @@ def render_audit(a: Audit) -> list[str]:
         f"| longer than max_length={a.max_length}, by task | "
         + ", ".join(f"{t} {s:.0%}" for t, s in a.truncated_by_task.items())
         + " |",
+        f"| licences (rows) | {_licences(a.licenses)} |",
+        f"| sources (rows) | {', '.join(f'{k} {n}' for k, n in a.licenses.get('sources', {}).items()) or '–'} |",
         f"| answers cut by max_length | {len(a.answer_cut)}"
         + (f" ({', '.join(a.answer_cut[:5])}{'…' if len(a.answer_cut) > 5 else ''})" if a.answer_cut else "")
         + " |",
@@ -160,6 +178,17 @@ def render_audit(a: Audit) -> list[str]:
     if a.rendered:
         lines += ["", "First row exactly as the trainer renders it:", "", "```text", a.rendered[0].rstrip(), "```"]
     return lines
+
+
+def _licences(lic: dict[str, Any]) -> str:
+    if not lic:
+        return "–"
+    text = ", ".join(f"{k} {n}" for k, n in lic.get("licenses", {}).items()) or "–"
+    if lic.get("card"):
+        text += f" (dataset card: {lic['card']})"
+    if lic.get("refused_rows"):
+        text += f"; **{lic['refused_rows']} refused**"
+    return text
 
 
 def dedup(src: str | Path, dst: str | Path, *, fuzzy_cutoff: float = 90.0, near: bool = True) -> dict[str, int]:

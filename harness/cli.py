@@ -117,13 +117,32 @@ def _demo(args: argparse.Namespace) -> int:
 def _data_audit(args: argparse.Namespace) -> int:
     from fine_tune.audit import audit, audit_json, render_audit
 
-    a = audit(args.file, Path.cwd(), tokenizer=args.tokenizer, max_length=args.max_length)
+    allowed, disallowed = list(args.allow or []), list(args.disallow or [])
+    if args.config:
+        from harness.config import load_config
+
+        rules = load_config(args.config, purpose="data").data
+        allowed += rules.allowed_licenses
+        disallowed += rules.disallowed_licenses
+    a = audit(
+        args.file,
+        Path.cwd(),
+        tokenizer=args.tokenizer,
+        max_length=args.max_length,
+        allowed_licenses=allowed,
+        disallowed_licenses=disallowed,
+    )
     print("\n".join(render_audit(a)))
     if args.json:
         out = Path(args.json)
         if out.exists():
             raise HarnessError("file exists and would be overwritten", where=str(out), fix="choose a new --json path")
         out.write_text(audit_json(a), encoding="utf-8")
+    if a.licenses.get("refused_rows"):
+        from fine_tune.licenses import LicenseTally, refusal_message
+
+        print(f"error: {refusal_message(a.path, LicenseTally(**a.licenses))}", file=sys.stderr)
+        return EXIT_BLOCKED
     return EXIT_PASS
 
 
@@ -279,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--tokenizer", default="smollm2-135m-instruct", help="base whose tokenizer/template to use")
     au.add_argument("--max-length", type=int, default=512, help="the training max_length (default 512)")
     au.add_argument("--json", help="also write the audit as JSON here")
+    au.add_argument("--config", help="a release config whose [data] allowed_licenses / disallowed_licenses apply")
+    au.add_argument("--allow", action="append", metavar="LICENSE", help="a licence rows may carry (repeatable)")
+    au.add_argument("--disallow", action="append", metavar="LICENSE", help="a licence refused (repeatable; exit 1)")
     au.set_defaults(func=_data_audit)
     dd = dsub.add_parser("dedup", help="write a copy without exact and near duplicates (never overwrites)")
     dd.add_argument("input")

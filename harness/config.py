@@ -97,6 +97,22 @@ class RunSpec:
 
 
 @dataclass(frozen=True)
+class DataSpec:
+    allowed_licenses: list[str] = field(
+        default_factory=list,
+        metadata={"help": "licence ids training rows may carry (empty: any); others are refused, naming the rows"},
+    )
+    disallowed_licenses: list[str] = field(
+        default_factory=list, metadata={"help": 'licence ids refused in training data, e.g. ["CC-BY-NC-4.0"]'}
+    )
+
+    def __post_init__(self) -> None:
+        both = {a.lower() for a in self.allowed_licenses} & {d.lower() for d in self.disallowed_licenses}
+        if both:
+            raise ValueError([("disallowed_licenses", f"names licences also allowed: {sorted(both)}")])
+
+
+@dataclass(frozen=True)
 class GateConfig:
     name: str
     required: bool
@@ -111,6 +127,7 @@ class ReleaseConfig:
     path: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
     fine_tune: FineTuneSpec | None = None
+    data: DataSpec = field(default_factory=DataSpec)
 
     def gate(self, name: str) -> GateConfig | None:
         return next((g for g in self.gates if g.name == name), None)
@@ -240,7 +257,7 @@ def _build(cls: type, table: Any, section: str, probs: _Problems, base_dir: Path
     return built if ok else None
 
 
-SECTIONS = ("model", "run", "gates", "fine_tune")
+SECTIONS = ("model", "run", "gates", "fine_tune", "data")
 
 
 def parse_config(
@@ -248,7 +265,8 @@ def parse_config(
 ) -> ReleaseConfig:
     """Validate a parsed TOML document; raise `ConfigError` listing every problem.
 
-    `purpose` is `gate` (needs [model] and at least one gate) or `train` (needs [fine_tune]).
+    `purpose` is `gate` (needs [model] and at least one gate), `train` (needs [fine_tune]) or `data` (reads
+    [data]; needs neither).
     """
     from gates import gate_names, get_gate
 
@@ -259,12 +277,12 @@ def parse_config(
             close = difflib.get_close_matches(key, SECTIONS, n=1)
             hint = f"did you mean [{close[0]}]? " if close else ""
             probs.items.append(
-                f"[{key}]: unknown section; {hint}allowed sections: [model], [run], [fine_tune], [gates.NAME]"
+                f"[{key}]: unknown section; {hint}allowed sections: [model], [run], [fine_tune], [data], [gates.NAME]"
             )
     model = None
     if "model" in data:
         model = _build(ModelSpec, data["model"], "model", probs, base_dir)
-    elif purpose == "gate" or "base" not in data.get("fine_tune", {}):
+    elif purpose != "data" and (purpose == "gate" or "base" not in data.get("fine_tune", {})):
         probs.items.append('[model]: missing; add [model] with base = "smollm2-135m-instruct" and adapter = "DIR"')
     fine_tune = None
     if "fine_tune" in data:
@@ -272,6 +290,7 @@ def parse_config(
     elif purpose == "train":
         probs.items.append('[fine_tune]: missing; add [fine_tune] with train = "train.jsonl" (see README)')
     run = _build(RunSpec, data.get("run", {}), "run", probs, base_dir)
+    data_spec = _build(DataSpec, data.get("data", {}), "data", probs, base_dir)
     gates: list[GateConfig] = []
     table = data.get("gates", {})
     if not isinstance(table, dict) or (not table and purpose == "gate"):
@@ -295,7 +314,9 @@ def parse_config(
     where = str(path) if path else "<config>"
     if probs.items:
         raise ConfigError(probs.items, where=where)
-    return ReleaseConfig(model=model, run=run, gates=tuple(gates), path=path, raw=data, fine_tune=fine_tune)
+    return ReleaseConfig(
+        model=model, run=run, gates=tuple(gates), path=path, raw=data, fine_tune=fine_tune, data=data_spec or DataSpec()
+    )
 
 
 def load_config(path: str | Path, purpose: str = "gate") -> ReleaseConfig:

@@ -453,6 +453,10 @@ def make_plan(cfg: ReleaseConfig, *, preflight: bool = True) -> Plan:
         for r in rs:
             load(r.kind, r.data, name)
 
+    if preflight:  # training data under a licence the config refuses blocks before any model loads
+        from fine_tune.licenses import refuse_disallowed
+
+        refuse_disallowed(list(info.train), cfg.base_dir, cfg.data, "[data] licences of the training data")
     base = resolve_base(cfg.model.base, cfg.base_dir, cfg.model.revision)
     adapter = check_adapter(cfg.model.adapter, base)
     _check_chat_templates(datasets.values(), base, adapter)

@@ -47,6 +47,14 @@ k = 1
 temperature = 0.7
 max_new_tokens = 24
 
+[gates.calibration]
+# are its confidences still meaningful? P(severity) over the four options on the 40 held-out reports (each
+# option's log-likelihood after '{{"severity": "'); the per-item Brier score may rise by 0.02 at most (CI bound)
+data = "data/eval.jsonl"
+label = "severity"
+options = ["critical", "high", "medium", "low"]
+answer_prefix = '{{"severity": "'
+
 [gates.regression]
 # catastrophic forgetting: greedy answers to the first 100 of 471 general prompts (arithmetic, units, strings,
 # lists, counting, facts, formats), 100 more once if undecided (alpha spent over the looks),
