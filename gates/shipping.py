@@ -359,10 +359,44 @@ class ServingParams:
     min_tokens_per_s: float | None = field(default=None, metadata={"help": "budget: generation tokens/s at least"})
     max_peak_memory_mb: float | None = field(default=None, metadata={"help": "budget: peak RSS (or GPU) memory"})
     max_adapter_mb: float | None = field(default=None, metadata={"help": "budget: adapter size on disk"})
+    usd_per_hour: float | None = field(
+        default=None,
+        metadata={"help": "price of the serving hardware per hour: cost per million generated tokens is shown"},
+    )
+    max_usd_per_million_tokens: float | None = field(
+        default=None, metadata={"help": "budget: cost per million generated tokens of the merged model (usd_per_hour)"}
+    )
+    compare: bool = field(
+        default=True, metadata={"help": "also time the base and the unmerged candidate (base + adapter), beside it"}
+    )
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.usd_per_hour is not None and self.usd_per_hour <= 0:
+            problems.append(("usd_per_hour", "must be positive, e.g. 1.2 (USD per hour of the serving machine)"))
+        if self.max_usd_per_million_tokens is not None and self.usd_per_hour is None:
+            problems.append(("max_usd_per_million_tokens", "needs usd_per_hour: the price the cost is computed from"))
+        if problems:
+            raise ValueError(problems)
 
 
 def _serving_requests(p: ServingParams) -> list[MeasureRequest]:
-    return [_req("serving", p.data, max_prompts=p.max_prompts, max_new_tokens=p.max_new_tokens)]
+    opts = {"max_prompts": p.max_prompts, "max_new_tokens": p.max_new_tokens}
+    return [_req("serving", p.data, **opts, **({"compare": True} if p.compare else {}))]
+
+
+def usd_per_million(tokens_per_s: float, usd_per_hour: float | None) -> float | None:
+    """What a million generated tokens cost at this rate on hardware priced per hour (None without a price)."""
+    if usd_per_hour is None or tokens_per_s <= 0:
+        return None
+    return usd_per_hour / (tokens_per_s * 3600) * 1e6
+
+
+def _timing(m: dict) -> tuple[float, float, float, float]:
+    lat = m["latencies_s"]
+    tps = m["new_tokens"] / sum(lat) if sum(lat) else 0.0
+    peak = m["peak_gpu_mb"] if m.get("peak_gpu_mb") is not None else m["peak_rss_mb"]
+    return _quantile(lat, 0.5), _quantile(lat, 0.95), tps, peak
 
 
 def _quantile(xs: list[float], q: float) -> float:
@@ -375,9 +409,8 @@ def serving(p: ServingParams, ctx: GateContext) -> GateResult:
     """Latency p50/p95, tokens/s, peak memory and adapter size of the merged model within the budgets."""
     m = ctx.get(_serving_requests(p)[0], "data")
     lat = m["latencies_s"]
-    p50, p95 = _quantile(lat, 0.5), _quantile(lat, 0.95)
-    tps = m["new_tokens"] / sum(lat) if sum(lat) else 0.0
-    peak = m["peak_gpu_mb"] if m.get("peak_gpu_mb") is not None else m["peak_rss_mb"]
+    p50, p95, tps, peak = _timing(m)
+    cost = usd_per_million(tps, p.usd_per_hour)
     measured = {
         "p50 latency (s)": (p50, p.max_p50_latency_s, "<="),
         "p95 latency (s)": (p95, p.max_p95_latency_s, "<="),
@@ -385,6 +418,8 @@ def serving(p: ServingParams, ctx: GateContext) -> GateResult:
         "peak memory (MB)": (peak, p.max_peak_memory_mb, "<="),
         "adapter (MB)": (m["adapter_mb"], p.max_adapter_mb, "<="),
     }
+    if cost is not None:
+        measured["USD per million tokens"] = (cost, p.max_usd_per_million_tokens, "<=")
     checks = {k: v is None or (x <= v if op == "<=" else x >= v) for k, (x, v, op) in measured.items()}
     bad = [k for k, ok in checks.items() if not ok]
     parts = [f"{k} {x:.3g}" + (f" (budget {op} {v:g})" if v is not None else "") for k, (x, v, op) in measured.items()]
@@ -396,6 +431,25 @@ def serving(p: ServingParams, ctx: GateContext) -> GateResult:
         text += "No budget is configured, so nothing can fail: set max_p95_latency_s, min_tokens_per_s, ..."
     else:
         text += f"Over budget: {', '.join(bad)}." if bad else "Within every budget."
+    rows = []
+    for name, v in {**m.get("variants", {}), "merged": m}.items():
+        v50, v95, vtps, vpeak = _timing(v)
+        c = usd_per_million(vtps, p.usd_per_hour)
+        rows.append((name, f"{v50:.3f}", f"{v95:.3f}", f"{vtps:.1f}", f"{vpeak:.0f}", "–" if c is None else f"{c:.2f}"))
+    if p.usd_per_hour is not None:
+        text += (
+            f" Cost at {p.usd_per_hour:g} USD/hour: " + ", ".join(f"{r[0]} {r[5]}" for r in rows) + " USD per million "
+            "generated tokens (batch 1: a batched server shares the hour among many requests, so this is the "
+            "ceiling)."
+        )
+    tables = (
+        Table(
+            f"Serving cost, {len(lat)} requests of {p.max_new_tokens} tokens at batch 1"
+            + (f", {p.usd_per_hour:g} USD/hour" if p.usd_per_hour is not None else ""),
+            ("variant", "p50 latency (s)", "p95 latency (s)", "tokens/s", "peak memory (MB)", "USD per 1M tokens"),
+            tuple(rows),
+        ),
+    )
     return GateResult(
         name=ctx.name,
         verdict="fail" if bad else "pass",
@@ -404,12 +458,21 @@ def serving(p: ServingParams, ctx: GateContext) -> GateResult:
         candidate=round(p95, 4),
         threshold=p.max_p95_latency_s,
         explanation=text,
-        details={**m, "p50_s": p50, "p95_s": p95, "tokens_per_s": tps, "peak_memory_mb": peak, "checks": checks},
-        tables=_ships(
+        details={
+            **m,
+            "p50_s": p50,
+            "p95_s": p95,
+            "tokens_per_s": tps,
+            "peak_memory_mb": peak,
+            "usd_per_million_tokens": cost,
+            "checks": checks,
+        },
+        tables=tables
+        + _ships(
             (
                 "serving (merged)",
                 f"p50 {p50:.3f} s, p95 {p95:.3f} s, {tps:.1f} tokens/s, peak {peak:.0f} MB, adapter "
-                f"{m['adapter_mb']:.1f} MB",
+                f"{m['adapter_mb']:.1f} MB" + ("" if cost is None else f", {cost:.2f} USD per million tokens"),
             )
         ),
     )

@@ -145,13 +145,22 @@ def test_rollback_reproduces_a_fresh_bundle_and_fails_an_altered_one(tmp_path, t
 def test_serving_gate_measures_latency_and_memory_against_budgets(tmp_path, tiny_base, adapter, cache):
     base = "[gates.serving]\nmax_prompts = 3\nmax_new_tokens = 8\n"
     (g,) = run(
-        _config(tmp_path, tiny_base, adapter, base + "max_p95_latency_s = 60.0\nmax_adapter_mb = 50.0\n")
+        _config(
+            tmp_path, tiny_base, adapter, base + "max_p95_latency_s = 60.0\nmax_adapter_mb = 50.0\nusd_per_hour = 2.5\n"
+        )
     ).report.gates
     d = g.details
     assert g.verdict == "pass" and len(d["latencies_s"]) == 3 and d["new_tokens"] == 24
     assert d["tokens_per_s"] > 0 and d["peak_memory_mb"] > 0 and 0 < d["adapter_mb"] < 50
-    (g,) = run(_config(tmp_path, tiny_base, adapter, base + "min_tokens_per_s = 1e9\n")).report.gates
-    assert g.verdict == "fail" and "Over budget: tokens/s" in g.explanation
+    # cost per million generated tokens = price per hour / tokens per hour * 1e6, for base, candidate and merged
+    assert d["usd_per_million_tokens"] == pytest.approx(2.5 / (d["tokens_per_s"] * 3600) * 1e6)
+    assert set(d["variants"]) == {"base", "candidate"} and d["variants"]["candidate"]["new_tokens"] == 24
+    (table,) = [t for t in g.tables if t.title.startswith("Serving cost")]
+    assert [r[0] for r in table.rows] == ["base", "candidate", "merged"] and all(float(r[5]) > 0 for r in table.rows)
+    budget = "compare = false\nmin_tokens_per_s = 1e9\nusd_per_hour = 2.5\nmax_usd_per_million_tokens = 1e-6\n"
+    (g,) = run(_config(tmp_path, tiny_base, adapter, base + budget)).report.gates
+    assert g.verdict == "fail" and "Over budget: tokens/s, USD per million tokens" in g.explanation
+    assert "variants" not in g.details or not g.details["variants"]
 
 
 def test_promote_ships_the_gated_bundle_and_refuses_an_altered_one(tmp_path, tiny_base, adapter, cache):

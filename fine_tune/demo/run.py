@@ -121,6 +121,7 @@ max_new_tokens = 16
 max_p95_latency_s = 10.0   # budgets for two CPU cores; set yours
 max_peak_memory_mb = 2048   # peak RSS of the serving process, torch included
 max_adapter_mb = 50
+usd_per_hour = 0.10         # what two on-demand CPU cores cost an hour; with it, USD per million tokens is shown
 """
 
 

@@ -27,7 +27,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _probe(model_dir: Path, conversations: list[list[dict[str, str]]], max_new_tokens: int, warmup: int) -> dict:
+def _probe(
+    model_dir: Path, conversations: list[list[dict[str, str]]], max_new_tokens: int, warmup: int, adapter: str = ""
+) -> dict:
     import torch
 
     from harness.runtime import GenParams
@@ -35,6 +37,10 @@ def _probe(model_dir: Path, conversations: list[list[dict[str, str]]], max_new_t
 
     t0 = time.perf_counter()
     rt = open_dir(model_dir, device="auto", dtype="auto")  # as it would be served: the device's best dtype
+    if adapter:  # the unmerged candidate: the adapter applied at every forward pass, as a LoRA server runs it
+        from peft import PeftModel
+
+        rt.model = PeftModel.from_pretrained(rt.model, adapter).eval()
     load_s = time.perf_counter() - t0
     param = next(rt.model.parameters())
     dev, dt = param.device, param.dtype
@@ -63,21 +69,35 @@ def _probe(model_dir: Path, conversations: list[list[dict[str, str]]], max_new_t
 
 
 def measure_serving(call: Any) -> dict[str, Any]:
-    """Run the probe in a fresh process on the merged model; add the adapter's and the merge's size on disk."""
+    """Run the probe in a fresh process on the merged model (what ships), and with `compare`, on the base and the
+    unmerged candidate (base + adapter) too, for their cost beside it; add the adapter's and the merge's size."""
     from harness.fresh import run_module
     from harness.release.artifacts import ensure_merged
 
     o, adapter = call.options, call.env.adapter
     convs = [list(i.messages) for i in call.data.items[: o["max_prompts"]]]
     merged = ensure_merged(call.env.base, adapter)
-    args = ("--max-new-tokens", str(o["max_new_tokens"]), str(merged))
-    run = run_module("harness.release.serving", *args, payload=convs)
-    if not run.ok:
-        raise RuntimeError(f"serving probe failed (exit {run.returncode}): {run.stderr[-2000:]}")
-    r = run.result
+    variants = {"merged": (merged, "")}
+    if o.get("compare", False):
+        variants = {"base": (call.env.base.dir, ""), "candidate": (call.env.base.dir, str(adapter.dir)), **variants}
+    runs = {}
+    for name, (model_dir, with_adapter) in variants.items():
+        args = ("--max-new-tokens", str(o["max_new_tokens"]), str(model_dir))
+        args += ("--adapter", with_adapter) if with_adapter else ()
+        run = run_module("harness.release.serving", *args, payload=convs)
+        if not run.ok:
+            raise RuntimeError(f"serving probe of the {name} failed (exit {run.returncode}): {run.stderr[-2000:]}")
+        runs[name] = run.result
     size = sum(p.stat().st_size for p in adapter.dir.glob("adapter_model.safetensors"))
     merged_size = sum(p.stat().st_size for p in merged.glob("*.safetensors"))
-    return {**r, "adapter_mb": size / 2**20, "merged_mb": merged_size / 2**20, "model": str(merged)}
+    others = {k: v for k, v in runs.items() if k != "merged"}
+    return {
+        **runs["merged"],
+        "variants": others,
+        "adapter_mb": size / 2**20,
+        "merged_mb": merged_size / 2**20,
+        "model": str(merged),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,12 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("prompts", help="JSON list of conversations")
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--adapter", default="", help="a PEFT adapter applied unmerged on top of MODEL_DIR")
     args = ap.parse_args(argv)
     from harness.console import quiet_hf_progress
 
     quiet_hf_progress()
     convs = json.loads(Path(args.prompts).read_text())
-    print(json.dumps(_probe(Path(args.model_dir), convs, args.max_new_tokens, args.warmup)), flush=True)
+    print(json.dumps(_probe(Path(args.model_dir), convs, args.max_new_tokens, args.warmup, args.adapter)), flush=True)
     return 0
 
 
