@@ -36,11 +36,9 @@ def _probe(
     from harness.runtime.load import open_dir
 
     t0 = time.perf_counter()
-    rt = open_dir(model_dir, device="auto", dtype="auto")  # as it would be served: the device's best dtype
-    if adapter:  # the unmerged candidate: the adapter applied at every forward pass, as a LoRA server runs it
-        from peft import PeftModel
-
-        rt.model = PeftModel.from_pretrained(rt.model, adapter).eval()
+    # as it would be served: the device's best dtype; with an adapter, the unmerged candidate (applied at every
+    # forward pass, as a LoRA server runs it)
+    rt = open_dir(model_dir, device="auto", dtype="auto", adapter=Path(adapter) if adapter else None)
     load_s = time.perf_counter() - t0
     param = next(rt.model.parameters())
     dev, dt = param.device, param.dtype

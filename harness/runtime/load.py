@@ -60,8 +60,9 @@ def _dtype_name(dt: Any) -> str:
     return str(dt).replace("torch.", "")
 
 
-def open_dir(path: Path, *, device: str = "auto", dtype: str = "float32") -> HFRuntime:
-    """A saved transformers model directory (safetensors only) as a runtime: a merge, or a bundle's merge."""
+def open_dir(path: Path, *, device: str = "auto", dtype: str = "float32", adapter: Path | None = None) -> HFRuntime:
+    """A saved transformers model directory (safetensors only) as a runtime: a merge, or a bundle's merge; with
+    `adapter`, a PEFT adapter applied unmerged on top of it (as a LoRA server runs it)."""
     from transformers import AutoModelForCausalLM
 
     from harness.console import quiet_hf_progress
@@ -70,7 +71,12 @@ def open_dir(path: Path, *, device: str = "auto", dtype: str = "float32") -> HFR
     quiet_hf_progress()
     dev, dt = pick_device_dtype(device, dtype)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dt, use_safetensors=True).to(dev).eval()
-    ident = Identity("hf", sha256_json(str(Path(path).resolve())), dtype=_dtype_name(dt))
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter, is_trainable=False).eval()
+    key = [str(Path(path).resolve())] + ([str(Path(adapter).resolve())] if adapter is not None else [])
+    ident = Identity("hf", sha256_json(key if adapter is not None else key[0]), dtype=_dtype_name(dt))
     return HFRuntime(model, load_tokenizer(path), identity=ident)
 
 
