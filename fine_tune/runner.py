@@ -32,6 +32,8 @@ from harness.data import Record, load_dataset
 from harness.errors import HarnessError
 from harness.manifest import package_versions
 from harness.models import BaseModel, fingerprint, load_tokenizer
+from harness.tracking import require as require_tracker
+from harness.tracking import training_run
 from harness.training_manifest import TRAINING_MANIFEST, TrainingManifest, read_manifest
 
 
@@ -274,7 +276,7 @@ def train_stage(
         eval_steps=spec.eval_steps,
         save_strategy="steps",
         save_steps=spec.save_steps,
-        report_to="none",
+        report_to=spec.report_to,  # as it is: TRL's own tracker integrations
         seed=spec.seed,
         data_seed=spec.seed,
         max_length=spec.max_length,
@@ -306,6 +308,10 @@ def train_stage(
         row_tasks=None if args.packing else data["row_tasks"],  # packed blocks mix rows: no per-task loss
     )
     trainer.remove_callback(PrinterCallback)  # the progress bar shows the loss
+    tb_dir = stage_dir / "tensorboard"
+    for cb in trainer.callback_handler.callbacks:  # its default lies under the checkpoints, removed when done
+        if type(cb).__name__ == "TensorBoardCallback":
+            cb.logging_dir = str(tb_dir)
     last = _latest_checkpoint(ckpt_dir) if resume else None
     resumed_from = int(last.name.split("-")[-1]) if last else None
     if last:
@@ -313,6 +319,7 @@ def train_stage(
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(last) if last else None)
     wall = time.perf_counter() - t0
+    tracking = training_run(spec.report_to, tb_dir) if spec.report_to != "none" else None
     if watch.bad_loss is not None:
         step, value = watch.bad_loss
         raise HarnessError(
@@ -383,6 +390,7 @@ def train_stage(
         tokens_per_s=round(tokens / wall, 2) if wall > 0 else 0.0,
         resumed_from_step=resumed_from,
         loss_curve="loss_curve.png",
+        tracking=tracking,
         packages=package_versions(),
     )
     manifest.write(adapter_dir / TRAINING_MANIFEST, stage_dir / TRAINING_MANIFEST)
@@ -413,6 +421,7 @@ def train(
             where=str(out),
             fix="choose a new --out, or pass --resume to continue an interrupted run there",
         )
+    require_tracker(spec.report_to, "[fine_tune] report_to")  # before any model loads
     out.mkdir(parents=True, exist_ok=True)
     results: list[StageResult] = []
     init: Path | None = None

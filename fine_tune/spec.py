@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness.tracking import TRACKERS
+
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 FFN = ("gate_proj", "up_proj", "down_proj")
 METHODS = ("lora", "qlora")
@@ -62,6 +64,13 @@ class FineTuneSpec:
     task_prefixes: bool = field(
         default=False, metadata=_h('prefix each prompt with "[task] " from a row\'s task field')
     )
+    report_to: str = field(
+        default="none",
+        metadata=_h(
+            'experiment tracker TRL logs to: "none" | "tensorboard" (STAGE_DIR/tensorboard) | "wandb"; '
+            "`harness gate --log-to` adds the release to the same run"
+        ),
+    )
     output: str | None = field(
         default=None, metadata=_h("output directory; default a new runs/train-TIMESTAMP", path=True)
     )
@@ -94,6 +103,8 @@ class FineTuneSpec:
             problems.append(("learning_rate", "must be between 0 and 1, e.g. 3e-4"))
         if not 0 <= self.dropout < 1:
             problems.append(("dropout", "must be in [0, 1)"))
+        if self.report_to not in TRACKERS:
+            problems.append(("report_to", f"must be one of {', '.join(TRACKERS)}"))
         if problems:
             raise ValueError(problems)
 

@@ -15,8 +15,14 @@ def _gate(args: argparse.Namespace) -> int:
     from harness.pipeline import run
     from reports.console import print_summary
 
-    result = run(args.config, args.out, overwrite=args.overwrite)
+    result = run(args.config, args.out, overwrite=args.overwrite, log_to=args.log_to)
     print_summary(result.report, result.files)
+    if result.tracked:
+        from harness.console import console
+
+        t = result.tracked
+        run_of = "the adapter's training run" if t.same_run else "a new run"
+        console.print(f"logged {t.scalars} metrics to {t.tracker} ({run_of}, step {t.step}): {t.where}")
     return EXIT_PASS if result.passed else EXIT_BLOCKED
 
 
@@ -231,6 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--config", required=True, help="release config (TOML)")
     g.add_argument("--out", required=True, help="output directory for report.md, report.json, junit.xml")
     g.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
+    g.add_argument(
+        "--log-to",
+        default="none",
+        choices=["none", "tensorboard", "wandb"],
+        help="also write the verdict and every gate's metric to this tracker: the adapter's training run when "
+        "[fine_tune] report_to named it, else a new run (TensorBoard: OUT/tensorboard)",
+    )
     g.set_defaults(func=_gate)
 
     pl = sub.add_parser("plan", help="what each gate measures and how small a change it can resolve (no model runs)")

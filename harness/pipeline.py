@@ -37,6 +37,8 @@ from harness.models import (
     tokenizer_dir,
 )
 from harness.paths import cache_root
+from harness.tracking import Logged, log_report
+from harness.tracking import require as require_tracker
 from reports import write_reports
 from reports.types import Report
 
@@ -51,6 +53,7 @@ class RunResult:
     files: dict[str, Path]
     cache_hits: int
     cache_misses: int
+    tracked: Logged | None = None  # where `log_to` wrote the verdict and the gate metrics
 
     @property
     def passed(self) -> bool:
@@ -579,9 +582,17 @@ def power_warnings(table: dict[str, list[Power]]) -> list[str]:
     ]
 
 
-def run(config: ReleaseConfig | str | Path, out: str | Path | None = None, *, overwrite: bool = False) -> RunResult:
-    """Gate a candidate adapter against its base as the config says; write reports to `out` if given."""
+def run(
+    config: ReleaseConfig | str | Path,
+    out: str | Path | None = None,
+    *,
+    overwrite: bool = False,
+    log_to: str = "none",
+) -> RunResult:
+    """Gate a candidate adapter against its base as the config says; write reports to `out` if given, and the
+    verdict with every gate's metric to the experiment tracker `log_to` (`harness.tracking`)."""
     t0 = time.perf_counter()
+    require_tracker(log_to, "--log-to")  # before any model loads
     cfg = config if isinstance(config, ReleaseConfig) else load_config(config)
     out_dir = prepare_out_dir(Path(out), overwrite) if out is not None else None
     timings: dict[str, float] = {}
@@ -643,4 +654,5 @@ def run(config: ReleaseConfig | str | Path, out: str | Path | None = None, *, ov
         notes=tuple(adapter.warnings) + tuple(f"Power before measuring: {w}." for w in warnings),
     )
     files = write_reports(report, out_dir) if out_dir is not None else {}
-    return RunResult(report, out_dir, files, cache.hits, cache.misses)
+    tracked = log_report(report, log_to, out_dir)
+    return RunResult(report, out_dir, files, cache.hits, cache.misses, tracked)

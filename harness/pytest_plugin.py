@@ -28,6 +28,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help="where to write report.md/json and junit.xml (default: a new harness-runs/pytest-TIMESTAMP)",
     )
+    group.addoption(
+        "--harness-log-to",
+        default="none",
+        choices=["none", "tensorboard", "wandb"],
+        help="also write the verdict and gate metrics to this tracker (as `harness gate --log-to`)",
+    )
 
 
 def _config_path(config: pytest.Config) -> Path | None:
@@ -80,7 +86,7 @@ def _run_once(config: pytest.Config) -> Any:
         out_opt = config.getoption("--harness-out")
         out = Path(out_opt) if out_opt else new_run_dir(Path(config.rootpath) / "harness-runs", prefix="pytest")
         try:
-            state["result"] = run(state["config"], out)
+            state["result"] = run(state["config"], out, log_to=config.getoption("--harness-log-to"))
         except HarnessError as e:
             state["error"] = str(e)
     if "error" in state:
