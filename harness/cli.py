@@ -106,7 +106,8 @@ def _sweep(args: argparse.Namespace) -> int:
             f"--r must be a comma-separated list of integers, got {args.r!r}", fix="e.g. --r 8,16,32"
         ) from None
     cfg = load_config(args.config, purpose="train")
-    md, png, _ = sweep(cfg, ranks, Path(args.out) if args.out else new_run_dir(prefix="sweep"))
+    gates = [g.strip() for g in args.gates.split(",") if g.strip()] if args.gates else None
+    md, png, _ = sweep(cfg, ranks, Path(args.out) if args.out else new_run_dir(prefix="sweep"), gates)
     console.print(md.read_text())
     console.print(f"table: {md}; plot: {png}")
     return EXIT_PASS
@@ -269,10 +270,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.set_defaults(func=_train)
 
-    sw = sub.add_parser("sweep", help="train one adapter per LoRA rank on the same data and seed; compare them")
+    sw = sub.add_parser("sweep", help="train one adapter per LoRA rank on the same data and seed, gate each, rank them")
     sw.add_argument("--config", required=True, help="TOML with a [fine_tune] section")
     sw.add_argument("--r", required=True, help="ranks, comma-separated, e.g. 8,16,32")
     sw.add_argument("--out", help="output directory (default: a new runs/sweep-TIMESTAMP)")
+    sw.add_argument(
+        "--gates",
+        help="gates each rank is decided by, comma-separated (default: the config's perplexity, pass_at_k, judge, "
+        "calibration and regression gates; a target gate and regression are required)",
+    )
     sw.set_defaults(func=_sweep)
 
     d = sub.add_parser("demo", help="train a LoRA on the embedded model, gate it, write the report")

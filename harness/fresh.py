@@ -6,6 +6,7 @@ where a crash must not take the harness down (llama.cpp)."""
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -25,9 +26,24 @@ class Fresh:
         return self.returncode == 0 and self.result is not None
 
 
-def run_module(module: str, *args: str, payload: Any = None, timeout: float = 1800) -> Fresh:
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM belongs to the process image, unlike ru_maxrss, which
+    Linux carries over from the parent across fork + exec (it would report the harness's own peak)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_module(
+    module: str, *args: str, payload: Any = None, timeout: float = 1800, show_progress: bool = False
+) -> Fresh:
     """`python -m module *args [PAYLOAD.json]`: `payload`, when given, is written to a temporary JSON file
-    whose path is passed as the last argument."""
+    whose path is passed as the last argument. With `show_progress`, the child's stderr (its progress bars and
+    errors) goes to this process's stderr instead of into `Fresh.stderr`."""
     path = None
     if payload is not None:
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
@@ -36,7 +52,8 @@ def run_module(module: str, *args: str, payload: Any = None, timeout: float = 18
     try:
         proc = subprocess.run(
             [sys.executable, "-m", module, *args, *([path] if path else [])],
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=None if show_progress else subprocess.PIPE,
             text=True,
             timeout=timeout,
         )
@@ -44,4 +61,4 @@ def run_module(module: str, *args: str, payload: Any = None, timeout: float = 18
         if path:
             Path(path).unlink(missing_ok=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    return Fresh(proc.returncode, json.loads(lines[-1]) if lines else None, proc.stderr)
+    return Fresh(proc.returncode, json.loads(lines[-1]) if lines else None, proc.stderr or "")

@@ -3,6 +3,7 @@
 import json
 import shutil
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -250,18 +251,69 @@ def test_nan_loss_is_a_clear_error(tmp_path, tiny_base, demo_data):
         train(spec, resolve_base(str(broken)), tmp_path / "nan")
 
 
-def test_rank_sweep_writes_a_table_and_a_plot(tmp_path, tiny_base, demo_data):
+def test_rank_sweep_gates_each_rank_and_ranks_them(tmp_path, tiny_base, demo_data):
     cfg = tmp_path / "sweep.toml"
     cfg.write_text(
-        f'[model]\nbase = "{tiny_base.dir}"\n\n[fine_tune]\ntrain = "{demo_data["train"]}"\n'
+        f'[model]\nbase = "{tiny_base.dir}"\n\n[run]\ncache_dir = "{tmp_path / "cache"}"\n\n'
+        f'[fine_tune]\ntrain = "{demo_data["train"]}"\n'
         + "".join(f"{k} = {json.dumps(v)}\n" for k, v in FAST.items())
-        + f'\n[gates.perplexity]\ndata = "{demo_data["eval"]}"\n'
+        + f'\n[gates.perplexity]\ndata = "{demo_data["eval"]}"\nmin_relative_improvement = 0.0\n'
+        + '\n[gates.regression]\nscore = "likelihood"\nitems = 40\nmax_items = 0\nmax_drop = 0.2\n'
+        + "\n[gates.contamination]\n"  # not a quality gate: not part of the sweep
     )
     assert main(["sweep", "--config", str(cfg), "--r", "2,8", "--out", str(tmp_path / "sw")]) == 0
     table = (tmp_path / "sw" / "sweep.md").read_text()
-    rows = [ln for ln in table.splitlines() if ln.startswith("| 2 ") or ln.startswith("| 8 ")]
-    assert len(rows) == 2
-    params = [int(r.split("|")[2].replace(",", "")) for r in rows]
-    assert params[1] == 4 * params[0]  # trainable LoRA parameters grow linearly with r
+    assert "gated on `perplexity`, `regression`" in table and "contamination" not in table
+    rows = json.loads((tmp_path / "sw" / "sweep.json").read_text())
+    assert sorted(r["r"] for r in rows) == [2, 8]
+    by_r = {r["r"]: r for r in rows}
+    assert by_r[8]["trainable_params"] == 4 * by_r[2]["trainable_params"]  # LoRA parameters grow linearly with r
+    for row in rows:
+        report = json.loads(Path(row["report"]).with_suffix(".json").read_text())
+        assert report["candidate"]["adapter"] == row["adapter_dir"]  # each rank gated on its own adapter
+        assert [g["name"] for g in report["gates"]] == ["perplexity", "regression"]
+        assert (
+            row["gates"] == {g["name"]: g["verdict"] for g in report["gates"]} and row["verdict"] == report["verdict"]
+        )
+        # a fresh process per rank: its own peak, more than the model and torch, far less than this machine
+        assert row["memory_kind"] == "rss" and 150 < row["peak_memory_mb"] < 8000
+        assert f"| {row['r']} | **{row['verdict']}** |" in table
+    assert [r["r"] for r in rows] == [r["r"] for r in sorted(rows, key=lambda r: (r["verdict"] != "pass", r["r"]))]
     assert (tmp_path / "sw" / "sweep.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["sweep", "--config", str(cfg), "--r", "8,x"]) == 2
+    assert main(["sweep", "--config", str(cfg), "--r", "8", "--gates", "perplexity"]) == 2  # regression required
+    assert main(["sweep", "--config", str(cfg), "--r", "8", "--gates", "judge,regression"]) == 2  # not configured
+
+
+def test_sweep_table_puts_the_smallest_passing_rank_first(tmp_path):
+    from fine_tune.sweep import SweepRow, render_table
+
+    def row(r: int, verdict: str) -> SweepRow:
+        gates = {"perplexity": "pass", "regression": verdict}
+        deltas = {"perplexity": 0.12, "regression": -0.01}
+        return SweepRow(
+            r,
+            1000 * r,
+            10.0 * r,
+            1.0,
+            900.0 + r,
+            "rss",
+            tmp_path / f"r{r}",
+            verdict,
+            gates,
+            deltas,
+            tmp_path / f"r{r}.md",
+        )
+
+    gates = ("perplexity", "regression")
+    text = render_table(
+        [row(4, "fail"), row(32, "pass"), row(16, "pass")], gates, {"regression": "pass rate"}, tmp_path
+    )
+    lines = [ln for ln in text.splitlines() if ln.startswith("| ") and ln[2].isdigit()]
+    assert [int(ln.split("|")[1]) for ln in lines] == [16, 32, 4]
+    assert "Smallest rank that passes every gate: r = 16" in text
+    assert "916 (RSS)" in text
+    assert (
+        "| pass (+0.12) | fail (-0.01) |" in text and "[report](r4.md)" in text and "- `regression`: pass rate" in text
+    )
+    assert "No rank passes" in render_table([row(4, "fail")], gates, {}, tmp_path)

@@ -8,23 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 from pathlib import Path
 from typing import Any
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory. VmHWM belongs to the process image, unlike ru_maxrss, which
-    Linux carries over from the parent across fork + exec (it would report the harness's own peak)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _probe(
@@ -32,6 +19,7 @@ def _probe(
 ) -> dict:
     import torch
 
+    from harness.fresh import peak_rss_mb
     from harness.runtime import GenParams
     from harness.runtime.load import open_dir
 
