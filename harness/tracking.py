@@ -31,9 +31,7 @@ def require(tracker: str, where: str) -> None:
         raise HarnessError(f"unknown tracker {tracker!r}", where=where, fix=f"one of {', '.join(TRACKERS)}")
     pkg = _PACKAGE.get(tracker)
     if pkg and importlib.util.find_spec(pkg) is None:
-        raise HarnessError(
-            f"{tracker} is not installed", where=where, fix=f"pip install '{pkg}' (or the harness's [tracking] extra)"
-        )
+        raise HarnessError(f"{tracker} is not installed", where=where, fix=f"pip install '{pkg}'")
 
 
 def training_run(tracker: str, logging_dir: Path) -> dict[str, Any]:
