@@ -9,6 +9,7 @@ import traceback
 from pathlib import Path
 
 from harness.errors import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_INTERNAL, EXIT_PASS, HarnessError
+from harness.tracking import TRACKERS
 
 
 def _gate(args: argparse.Namespace) -> int:
@@ -241,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--log-to",
         default="none",
-        choices=["none", "tensorboard", "wandb"],
+        choices=TRACKERS,
         help="also write the verdict and every gate's metric to this tracker: the adapter's training run when "
         "[fine_tune] report_to named it, else a new run (TensorBoard: OUT/tensorboard)",
     )

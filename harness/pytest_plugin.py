@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from harness.tracking import TRACKERS
+
 _RESULT_KEY = pytest.StashKey[dict]()
 
 
@@ -31,7 +33,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--harness-log-to",
         default="none",
-        choices=["none", "tensorboard", "wandb"],
+        choices=TRACKERS,
         help="also write the verdict and gate metrics to this tracker (as `harness gate --log-to`)",
     )
 

@@ -141,4 +141,15 @@ def log_report(report: Any, tracker: str, out_dir: Path | None) -> Logged | None
     training = report.manifest.get("training") or {}
     run = training.get("tracking") or {}
     step = _step(training)
-    return _tensorboard(report, run, out_dir, step) if tracker == "tensorboard" else _wandb(report, run, step)
+    try:
+        return _tensorboard(report, run, out_dir, step) if tracker == "tensorboard" else _wandb(report, run, step)
+    except HarnessError:
+        raise
+    except Exception as e:  # the verdict stands in the report; the tracker's failure is still the user's to see
+        written = f"the report is written ({out_dir}); " if out_dir is not None else ""
+        raise HarnessError(
+            f"{written}logging the release to {tracker} failed: {type(e).__name__}: {e}",
+            where="--log-to",
+            fix="check the tracker's set-up (W&B: WANDB_API_KEY, or WANDB_MODE=offline), then re-run: "
+            "every measurement comes from the cache",
+        ) from e
