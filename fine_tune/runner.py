@@ -450,15 +450,22 @@ def train(
     return TrainOutcome(out, tuple(results))
 
 
-def train_from_config(cfg: Any, out: Path | None = None, *, resume: bool = False) -> TrainOutcome:
-    """`harness train`: the config's [fine_tune] section, refusing to train on any of its gates' eval sets."""
+def refuse_disallowed_training_data(cfg: Any) -> None:
+    """The config's [data] licence rules on every file [fine_tune] trains on (before any model loads)."""
     from fine_tune.licenses import refuse_disallowed
-    from harness.models import resolve_base
-    from harness.paths import new_run_dir
 
     spec: FineTuneSpec = cfg.fine_tune
     data = [f for f in (spec.train, spec.cpt_data, spec.valid) if f]
     refuse_disallowed(data, cfg.base_dir, cfg.data, "[fine_tune] training data")
+
+
+def train_from_config(cfg: Any, out: Path | None = None, *, resume: bool = False) -> TrainOutcome:
+    """`harness train`: the config's [fine_tune] section, refusing to train on any of its gates' eval sets."""
+    from harness.models import resolve_base
+    from harness.paths import new_run_dir
+
+    spec: FineTuneSpec = cfg.fine_tune
+    refuse_disallowed_training_data(cfg)
     base = resolve_base(spec.base or cfg.model.base, cfg.base_dir, cfg.model.revision if cfg.model else None)
     out = Path(out) if out else Path(spec.output) if spec.output else new_run_dir(prefix="train")
     return train(spec, base, out, eval_sets=list(spec.eval) + cfg.eval_data(), base_dir=cfg.base_dir, resume=resume)

@@ -103,7 +103,7 @@ def render_table(rows: list[SweepRow], gates: tuple[str, ...], metrics: dict[str
         "",
         "| r | release | "
         + " | ".join(f"{g} (Δ)" for g in gates)
-        + " | peak training memory (MB) | wall time (s) | trainable params | final val loss | report |",
+        + " | peak training memory (MB) | training wall time (s) | trainable params | final val loss | report |",
         "|---" * (len(gates) + 7) + "|",
     ]
     for row in order:
@@ -141,7 +141,7 @@ def plot(rows: list[SweepRow], path: Path) -> Path:
     axes[1].bar(ranks, [r.peak_memory_mb for r in rows], color=colours)
     axes[1].set_title("peak training memory (MB)")
     axes[2].bar(ranks, [r.wall_time_s for r in rows], color=colours)
-    axes[2].set_title("wall time (s)")
+    axes[2].set_title("training wall time (s)")
     for ax in axes:
         ax.set_xlabel("LoRA rank r")
     fig.suptitle("green: the rank passes every sweep gate; red: blocked", fontsize=9)
@@ -173,7 +173,7 @@ def _train_rank(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def sweep(cfg: Any, ranks: list[int], out: Path, gates: list[str] | None = None) -> tuple[Path, Path, list[SweepRow]]:
-    from fine_tune.runner import StageResult
+    from fine_tune.runner import StageResult, refuse_disallowed_training_data
     from harness.fresh import run_module
     from harness.pipeline import run
 
@@ -189,6 +189,7 @@ def sweep(cfg: Any, ranks: list[int], out: Path, gates: list[str] | None = None)
             where=f"{cfg.path} [model] backend",
             fix='use backend = "hf" or "vllm" for the sweep, then gate the pick on the server',
         )
+    refuse_disallowed_training_data(cfg)
     rows = []
     for r in ranks:
         alpha = max(1, round(spec.alpha * r / spec.r))

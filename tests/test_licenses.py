@@ -73,7 +73,7 @@ def test_train_and_gate_refuse_training_data_under_a_disallowed_licence_before_a
     cfg = tmp_path / "release.toml"
     cfg.write_text(
         '[model]\nbase = "no-such-model-is-loaded"\nadapter = "adapter"\n\n[data]\nallowed_licenses = ["MIT"]\n\n'
-        '[fine_tune]\ntrain = "train.jsonl"\n\n[gates.perplexity]\ndata = "eval.jsonl"\n'
+        '[fine_tune]\ntrain = "train.jsonl"\n\n[gates.perplexity]\ndata = "eval.jsonl"\n\n[gates.regression]\n'
     )
     with pytest.raises(HarnessError) as e:
         train_from_config(load_config(cfg, purpose="train"), tmp_path / "out")
@@ -82,6 +82,11 @@ def test_train_and_gate_refuse_training_data_under_a_disallowed_licence_before_a
     with pytest.raises(HarnessError) as e:
         run(cfg, tmp_path / "report")
     assert "r1 (line 2: proprietary" in str(e.value)
+    from fine_tune.sweep import sweep
+
+    with pytest.raises(HarnessError) as e:
+        sweep(load_config(cfg, purpose="train"), [4, 8], tmp_path / "sweep")
+    assert "r1 (line 2: proprietary" in str(e.value) and not (tmp_path / "sweep").exists()
 
 
 def test_config_refuses_a_licence_both_allowed_and_disallowed(tmp_path):
