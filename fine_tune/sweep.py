@@ -121,8 +121,8 @@ def render_table(rows: list[SweepRow], gates: tuple[str, ...], metrics: dict[str
     lines += [f"- `{g}`: {metrics[g]}" for g in gates if metrics.get(g)]
     lines += [
         "",
-        "Peak memory is each training process's own (a fresh process per rank). Each gate's verdict and the "
-        "candidate's value are from that rank's report; the base's measurements are shared (cached).",
+        "Peak memory is each training process's own (a fresh process per rank). Each gate's verdict and change "
+        "are from that rank's report; the base's measurements are shared (cached).",
     ]
     return "\n".join(lines) + "\n"
 
