@@ -75,8 +75,9 @@ def open_dir(path: Path, *, device: str = "auto", dtype: str = "float32", adapte
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, adapter, is_trainable=False).eval()
-    key = [str(Path(path).resolve())] + ([str(Path(adapter).resolve())] if adapter is not None else [])
-    ident = Identity("hf", sha256_json(key if adapter is not None else key[0]), dtype=_dtype_name(dt))
+    src = str(Path(path).resolve())
+    key = src if adapter is None else [src, str(Path(adapter).resolve())]
+    ident = Identity("hf", sha256_json(key), dtype=_dtype_name(dt))
     return HFRuntime(model, load_tokenizer(path), identity=ident)
 
 
