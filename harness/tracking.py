@@ -91,7 +91,8 @@ def _step(training: dict[str, Any]) -> int:
 def _tensorboard(report: Any, run: dict[str, Any], out_dir: Path | None, step: int) -> Logged:
     from torch.utils.tensorboard import SummaryWriter
 
-    same = run.get("report_to") == "tensorboard" and bool(run.get("logging_dir"))
+    # the training's log directory while it is there (an adapter copied to another machine logs to OUT)
+    same = run.get("report_to") == "tensorboard" and bool(run.get("logging_dir")) and Path(run["logging_dir"]).is_dir()
     if same:
         logdir = Path(run["logging_dir"])
     elif out_dir is not None:

@@ -4,6 +4,7 @@ TensorBoard's own event reader."""
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,10 @@ def test_gate_metrics_land_in_the_training_runs_tensorboard(tmp_path, tiny_base,
     assert logged["gates/perplexity/ci_low"] == [(4, pytest.approx(gate["ci"][0], rel=1e-6))]
     assert logged["train/loss"] == training["train/loss"]  # nothing of the training run rewritten
     assert not (tmp_path / "out" / "tensorboard").exists()
+    # the training's directory gone (the adapter moved on): a new run beside the report, nothing recreated there
+    shutil.rmtree(logdir)
+    assert main(["gate", "--config", str(cfg), "--out", str(tmp_path / "out2"), "--log-to", "tensorboard"]) == 1
+    assert _scalars(tmp_path / "out2" / "tensorboard")["release/passed"] == [(4, 0.0)] and not logdir.exists()
 
 
 def test_adapter_without_a_tracked_run_logs_to_a_new_run_in_out(tmp_path, tiny_base, tiny_zero_adapter):
