@@ -23,6 +23,7 @@ from typing import Any
 from harness.console import console
 from harness.errors import HarnessError
 from harness.files import atomic_write_text
+from harness.tracking import require as require_tracker
 
 TARGET_GATES = ("perplexity", "pass_at_k", "judge", "calibration")  # what the fine-tune is for
 SWEEP_GATES = (*TARGET_GATES, "regression")  # what a rank can change; release engineering gates the pick later
@@ -172,7 +173,11 @@ def _train_rank(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def sweep(cfg: Any, ranks: list[int], out: Path, gates: list[str] | None = None) -> tuple[Path, Path, list[SweepRow]]:
+def sweep(
+    cfg: Any, ranks: list[int], out: Path, gates: list[str] | None = None, log_to: str = "none"
+) -> tuple[Path, Path, list[SweepRow]]:
+    """Train, gate and rank one adapter per rank into `out`; with `log_to`, each rank's gate metrics go to its
+    own training run in that tracker (`harness.tracking`)."""
     from fine_tune.runner import StageResult, refuse_disallowed_training_data
     from harness.fresh import run_module
     from harness.pipeline import run
@@ -183,6 +188,7 @@ def sweep(cfg: Any, ranks: list[int], out: Path, gates: list[str] | None = None)
     if out.exists() and any(out.iterdir()):
         raise HarnessError("output directory is not empty", where=str(out), fix="choose a new --out")
     names = sweep_gates(cfg, gates)
+    require_tracker(log_to, "--log-to")
     if cfg.model is not None and cfg.model.backend == "openai":
         raise HarnessError(
             "a sweep gates each rank's adapter in this process; a server serves one candidate",
@@ -211,7 +217,7 @@ def sweep(cfg: Any, ranks: list[int], out: Path, gates: list[str] | None = None)
         adapter = Path(child.result["adapter_dir"])
         stages = [StageResult.from_manifest(d) for d in sorted((out / f"r{r}").iterdir()) if d.is_dir()]
         console.rule(f"rank {r}: gating {', '.join(names)}")
-        result = run(rank_config(cfg, adapter, names), out / f"r{r}" / "gate")
+        result = run(rank_config(cfg, adapter, names), out / f"r{r}" / "gate", log_to=log_to)
         decided = {g.name: g for g in result.report.gates}
         cuda = child.result.get("peak_cuda_mb")
         rows.append(

@@ -108,7 +108,8 @@ def _sweep(args: argparse.Namespace) -> int:
         ) from None
     cfg = load_config(args.config, purpose="train")
     gates = [g.strip() for g in args.gates.split(",") if g.strip()] if args.gates else None
-    md, png, _ = sweep(cfg, ranks, Path(args.out) if args.out else new_run_dir(prefix="sweep"), gates)
+    out = Path(args.out) if args.out else new_run_dir(prefix="sweep")
+    md, png, _ = sweep(cfg, ranks, out, gates, log_to=args.log_to)
     console.print(md.read_text())
     console.print(f"table: {md}; plot: {png}")
     return EXIT_PASS
@@ -279,6 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--gates",
         help="gates each rank is decided by, comma-separated (default: the config's perplexity, pass_at_k, judge, "
         "calibration and regression gates; a target gate and regression are required)",
+    )
+    sw.add_argument(
+        "--log-to",
+        default="none",
+        choices=TRACKERS,
+        help="each rank's gate metrics to its own training run in this tracker ([fine_tune] report_to)",
     )
     sw.set_defaults(func=_sweep)
 

@@ -224,3 +224,16 @@ def write_config(
         lines.append(f"{k} = {json.dumps(v)}")
     path.write_text("\n".join(lines) + "\n" + extra)
     return path
+
+
+def tensorboard_scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar under `logdir` (all its runs), read with TensorBoard's own event reader: tag -> (step, value)."""
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    mux = EventMultiplexer().AddRunsFromDirectory(str(logdir))
+    mux.Reload()
+    out: dict[str, list[tuple[int, float]]] = {}
+    for run, tags in mux.Runs().items():
+        for tag in tags.get("scalars", []):
+            out.setdefault(tag, []).extend((e.step, e.value) for e in mux.Scalars(run, tag))
+    return out

@@ -15,7 +15,7 @@ from harness.cli import main
 from harness.data import load_dataset
 from harness.errors import HarnessError
 from harness.models import attach_adapter, check_adapter, fingerprint, load_base_model, load_tokenizer, resolve_base
-from tests.helpers import write_jsonl
+from tests.helpers import tensorboard_scalars, write_jsonl
 
 FAST = dict(max_steps=4, batch_size=4, logging_steps=1, eval_steps=2, save_steps=2, warmup_steps=0, r=4, alpha=8)
 
@@ -257,11 +257,13 @@ def test_rank_sweep_gates_each_rank_and_ranks_them(tmp_path, tiny_base, demo_dat
         f'[model]\nbase = "{tiny_base.dir}"\n\n[run]\ncache_dir = "{tmp_path / "cache"}"\n\n'
         f'[fine_tune]\ntrain = "{demo_data["train"]}"\n'
         + "".join(f"{k} = {json.dumps(v)}\n" for k, v in FAST.items())
+        + 'report_to = "tensorboard"\n'
         + f'\n[gates.perplexity]\ndata = "{demo_data["eval"]}"\nmin_relative_improvement = 0.0\n'
         + '\n[gates.regression]\nscore = "likelihood"\nitems = 40\nmax_items = 0\nmax_drop = 0.2\n'
         + "\n[gates.contamination]\n"  # not a quality gate: not part of the sweep
     )
-    assert main(["sweep", "--config", str(cfg), "--r", "2,8", "--out", str(tmp_path / "sw")]) == 0
+    sw = ["sweep", "--config", str(cfg), "--r", "2,8", "--out", str(tmp_path / "sw"), "--log-to", "tensorboard"]
+    assert main(sw) == 0
     table = (tmp_path / "sw" / "sweep.md").read_text()
     assert "gated on `perplexity`, `regression`" in table and "contamination" not in table
     rows = json.loads((tmp_path / "sw" / "sweep.json").read_text())
@@ -278,6 +280,8 @@ def test_rank_sweep_gates_each_rank_and_ranks_them(tmp_path, tiny_base, demo_dat
         # a fresh process per rank: its own peak, more than the model and torch, far less than this machine
         assert row["memory_kind"] == "rss" and 150 < row["peak_memory_mb"] < 8000
         assert f"| {row['r']} | **{row['verdict']}** |" in table
+        logged = tensorboard_scalars(tmp_path / "sw" / f"r{row['r']}" / "sft" / "tensorboard")  # each rank's own run
+        assert logged["release/passed"] == [(4, float(row["verdict"] == "pass"))] and "train/loss" in logged
     assert [r["r"] for r in rows] == [r["r"] for r in sorted(rows, key=lambda r: (r["verdict"] != "pass", r["r"]))]
     assert (tmp_path / "sw" / "sweep.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["sweep", "--config", str(cfg), "--r", "8,x"]) == 2

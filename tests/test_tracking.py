@@ -11,23 +11,9 @@ import pytest
 
 from fine_tune import write_demo_data
 from harness.cli import main
-from tests.helpers import TEXT_ROWS, write_config, write_jsonl
-
-pytest.importorskip("tensorboard", reason="the [tracking] extra (make test installs it)")
+from tests.helpers import TEXT_ROWS, tensorboard_scalars, write_config, write_jsonl
 
 FAST = dict(max_steps=4, batch_size=4, logging_steps=1, eval_steps=2, save_steps=2, warmup_steps=0, r=4, alpha=8)
-
-
-def _scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:
-    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
-
-    mux = EventMultiplexer().AddRunsFromDirectory(str(logdir))
-    mux.Reload()
-    out: dict[str, list[tuple[int, float]]] = {}
-    for run, tags in mux.Runs().items():
-        for tag in tags.get("scalars", []):
-            out.setdefault(tag, []).extend((e.step, e.value) for e in mux.Scalars(run, tag))
-    return out
 
 
 def _train(tmp_path: Path, base, report_to: str) -> Path:
@@ -46,7 +32,7 @@ def test_gate_metrics_land_in_the_training_runs_tensorboard(tmp_path, tiny_base,
     manifest = json.loads((stage / "adapter" / "training_manifest.json").read_text())
     logdir = stage / "tensorboard"
     assert manifest["tracking"] == {"report_to": "tensorboard", "logging_dir": str(logdir.resolve())}
-    training = _scalars(logdir)
+    training = tensorboard_scalars(logdir)
     assert [s for s, _ in training["train/loss"]] == [1, 2, 3, 4]  # TRL's own logging, kept after training
     assert [s for s, _ in training["eval/valid_loss"]] == [0, 2, 4]
 
@@ -64,7 +50,7 @@ def test_gate_metrics_land_in_the_training_runs_tensorboard(tmp_path, tiny_base,
     assert "the adapter's training run, step 4" in capsys.readouterr().err
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     (gate,) = report["gates"]
-    logged = _scalars(logdir)  # the same directory: training and release side by side
+    logged = tensorboard_scalars(logdir)  # the same directory: training and release side by side
     assert logged["release/passed"] == [(4, 0.0)]  # at the training's last step
     assert logged["gates/perplexity/passed"] == [(4, 0.0)]
     for key in ("baseline", "candidate", "delta", "threshold"):
@@ -75,7 +61,9 @@ def test_gate_metrics_land_in_the_training_runs_tensorboard(tmp_path, tiny_base,
     # the training's directory gone (the adapter moved on): a new run beside the report, nothing recreated there
     shutil.rmtree(logdir)
     assert main(["gate", "--config", str(cfg), "--out", str(tmp_path / "out2"), "--log-to", "tensorboard"]) == 1
-    assert _scalars(tmp_path / "out2" / "tensorboard")["release/passed"] == [(4, 0.0)] and not logdir.exists()
+    assert (
+        tensorboard_scalars(tmp_path / "out2" / "tensorboard")["release/passed"] == [(4, 0.0)] and not logdir.exists()
+    )
 
 
 def test_adapter_without_a_tracked_run_logs_to_a_new_run_in_out(tmp_path, tiny_base, tiny_zero_adapter):
@@ -89,7 +77,7 @@ def test_adapter_without_a_tracked_run_logs_to_a_new_run_in_out(tmp_path, tiny_b
         min_relative_improvement=0.0,
     )
     assert main(["gate", "--config", str(cfg), "--out", str(tmp_path / "out"), "--log-to", "tensorboard"]) == 1
-    logged = _scalars(tmp_path / "out" / "tensorboard")
+    logged = tensorboard_scalars(tmp_path / "out" / "tensorboard")
     assert logged["release/passed"] == [(0, 0.0)]
     assert logged["gates/perplexity/delta"] == [(0, 0.0)]  # the zero adapter changes nothing
 
