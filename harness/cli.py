@@ -73,11 +73,62 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
     from harness.console import console
     from harness.promote import promote
 
-    dest = promote(args.report, args.to)
-    console.print(f"[green]promoted[/] -> {dest}")
+    done = promote(args.report, args.to, force=args.force)
+    for w in done.warnings:
+        console.print(f"[bold yellow]warning[/]: {escape(w)}", soft_wrap=True)
+    v = done.version
+    if not done.new:
+        console.print(
+            f"already promoted: v{v.number} is current and holds this candidate (sha256 {v.sha256[:12]}); "
+            "nothing changed"
+        )
+    else:
+        forced = " [yellow](forced)[/]" if done.forced else ""
+        console.print(
+            f"[green]promoted[/] v{v.number} ({v.form}, sha256 {v.sha256[:12]}){forced} -> {v.dir}; it is current now"
+        )
+    return EXIT_PASS
+
+
+def _registry_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from harness import registry
+
+    reg = registry.require(Path(args.dir))
+    cur = registry.state(reg)["current"]
+    t = Table(title=f"Registry {reg}")
+    for h in ("version", "current", "form", "sha256", "base", "verdict", "promoted_at", "by", "forced"):
+        t.add_column(h)
+    for v in registry.versions(reg):
+        t.add_row(
+            f"v{v.number}",
+            "*" if v.number == cur else "",
+            v.form,
+            v.sha256[:12],
+            v.base or "-",
+            v.verdict,
+            v.promoted_at,
+            v.promoted_by,
+            "forced" if v.forced else "",
+        )
+    Console(highlight=False, width=160).print(t)  # the table is this command's output: stdout
+    return EXIT_PASS
+
+
+def _registry_rollback(args: argparse.Namespace) -> int:
+    from harness import registry
+    from harness.console import console
+
+    was = registry.state(Path(args.dir))["current"]
+    v = registry.rollback(Path(args.dir))
+    console.print(f"[green]rolled back[/] from v{was}: v{v.number} ({v.form}, sha256 {v.sha256[:12]}) is current now")
     return EXIT_PASS
 
 
@@ -187,17 +238,22 @@ def _export(args: argparse.Namespace) -> int:
 def _bundle(args: argparse.Namespace) -> int:
     from harness.config import load_config
     from harness.console import console
-    from harness.models import check_adapter, resolve_base
+    from harness.forms import resolve_form
+    from harness.models import resolve_base
     from harness.release.artifacts import load_conversations
     from harness.release.bundle import make_bundle
 
     cfg = load_config(args.config)
     base = resolve_base(cfg.model.base, cfg.base_dir, cfg.model.revision)
-    if cfg.model.adapter is None:
-        raise HarnessError("no adapter to bundle", where=f"{args.config} [model] adapter", fix="set adapter = ...")
-    adapter = check_adapter(cfg.model.adapter, base)
+    if cfg.model.candidate_spec is None:
+        raise HarnessError(
+            "no candidate to bundle", where=f"{args.config} [model] candidate", fix="set candidate = ... (or adapter)"
+        )
+    cand = resolve_form(cfg.model.candidate_spec, base, key=cfg.model.candidate_key, base_dir=cfg.base_dir)
     convs, _ = load_conversations(args.prompts, cfg.base_dir, args.max_prompts)
-    out = make_bundle(base, adapter, Path(args.out), convs, gguf_types=tuple(args.gguf or ["F16"]), report=args.report)
+    out = make_bundle(
+        cand.base, cand.adapter, Path(args.out), convs, gguf_types=tuple(args.gguf or ["F16"]), report=args.report
+    )
     console.print(f"bundle -> {out} (check it: [gates.rollback] bundle = {str(out)!r})")
     return EXIT_PASS
 
@@ -259,10 +315,26 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true")
     r.set_defaults(func=_report)
 
-    pr = sub.add_parser("promote", help="copy the gated adapter into a registry if its report passed")
+    pr = sub.add_parser(
+        "promote", help="add the gated candidate to a registry as its new current version if its report passed"
+    )
     pr.add_argument("--report", required=True, help="report.json written by `harness gate`")
-    pr.add_argument("--to", required=True, help="registry directory")
+    pr.add_argument("--to", required=True, help="registry directory (created by the first promotion)")
+    pr.add_argument(
+        "--force",
+        action="store_true",
+        help="promote even though the registry's current version is not the reference the release was gated against",
+    )
     pr.set_defaults(func=_promote)
+
+    rg = sub.add_parser("registry", help="list a registry's versions or roll its current version back")
+    rsub = rg.add_subparsers(dest="registry_command", required=True)
+    rl = rsub.add_parser("list", help="every version: form, sha256, base, verdict, when, by whom; * marks the current")
+    rl.add_argument("dir", help="registry directory")
+    rl.set_defaults(func=_registry_list)
+    rr = rsub.add_parser("rollback", help="make the version that was current before the current one current again")
+    rr.add_argument("dir", help="registry directory")
+    rr.set_defaults(func=_registry_rollback)
 
     t = sub.add_parser("train", help="fine-tune (CPT and/or LoRA/QLoRA SFT) as the config's [fine_tune] says")
     t.add_argument("--config", required=True, help="TOML with a [fine_tune] section (a release config or its own file)")

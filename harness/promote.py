@@ -1,19 +1,102 @@
-"""`harness promote`: copy the gated adapter into a registry only if its report passed and it is unchanged."""
+"""`harness promote`: add the gated candidate to a registry as its new current version, only if the report passed,
+every file is still the one gated, and the champion it was gated against is still the current one."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from harness import registry
 from harness.errors import HarnessError
-from harness.hashing import sha256_dir
+from harness.hashing import list_files, sha256_dir
+from harness.registry import Version
+
+FORMS = ("adapter", "full")
 
 
 class PromotionRefused(HarnessError):
     """The release is blocked: exit 1, registry untouched."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What the report says was gated (the new `candidate` shape, or the old adapter-only one)."""
+
+    form: str  # adapter | full
+    path: Path
+    sha256: str
+    base: str | None
+    describe: str
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """The outcome of `promote`."""
+
+    version: Version  # the current version now
+    new: bool  # False: this exact candidate already was the current version; nothing changed
+    forced: bool = False
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def dir(self) -> Path:
+        return self.version.dir
+
+
+def gated_candidate(cand: dict[str, Any], where: str) -> Candidate:
+    """The candidate of a report: {"form", "path", "sha256", "base", "describe"}, or, in reports from before full
+    checkpoints could be gated, {"adapter", "adapter_sha256", "base"}."""
+    if "form" in cand:
+        form, path, sha = cand["form"], cand.get("path"), cand.get("sha256")
+    else:
+        form, path, sha = "adapter", cand.get("adapter"), cand.get("adapter_sha256")
+    if not path or not sha:
+        raise HarnessError(
+            "the report names no candidate (no path or sha256 under `candidate`)",
+            where=where,
+            fix="pass the report.json written by `harness gate`",
+        )
+    if form not in FORMS:
+        raise HarnessError(
+            f"a {form!r} candidate cannot be promoted: the registry holds adapter or full model directories",
+            where=where,
+            fix="gate the adapter directory or the full model directory that will ship",
+        )
+    return Candidate(form, Path(path), str(sha), cand.get("base"), cand.get("describe") or f"{form} {path}")
+
+
+def _load(rp: Path):
+    from reports import load_report
+
+    if not rp.is_file():
+        raise HarnessError("report not found", where=str(rp), fix="pass the report.json written by `harness gate`")
+    try:
+        raw = json.loads(rp.read_text(encoding="utf-8"))
+        report = load_report(rp)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise HarnessError(
+            f"not a harness report ({type(e).__name__}: {e})",
+            where=str(rp),
+            fix="pass the report.json written by `harness gate`",
+        ) from None
+    return report, raw
+
+
+def _check_passed(report, rp: Path) -> None:
+    """The verdict re-derived from the gates (every required gate passed), not only the one the report states."""
+    blocking = report.blocking
+    if report.verdict == "pass" and not blocking and report.gates:
+        return
+    blockers = ", ".join(f"{g.name} ({g.verdict})" for g in blocking) or "no gates"
+    said = "" if report.verdict != "pass" else " although the report says pass"
+    raise PromotionRefused(
+        f"the release did not pass{said} (blocked by: {blockers}); nothing was promoted",
+        where=str(rp),
+        fix="fix the candidate and gate it again; see report.md beside the report",
+    )
 
 
 def _gated_bundle(report) -> Path | None:
@@ -25,88 +108,127 @@ def _gated_bundle(report) -> Path | None:
     return None
 
 
-def promote(report_path: str | Path, registry: str | Path) -> Path:
-    """Promote the adapter named in `report_path` into `registry`; return where it landed."""
-    from reports import load_report
+def _check_bundle(bundle: Path) -> None:
+    from harness.release.bundle import verify_files
 
+    problems = verify_files(bundle)
+    if problems["missing"] or problems["altered"]:
+        raise PromotionRefused(
+            f"the release bundle changed after gating (missing: {problems['missing']}, altered: "
+            f"{problems['altered']}); nothing was promoted",
+            where=str(bundle),
+            fix="rebuild the bundle and gate it again",
+        )
+
+
+def _changed(cand: Candidate, now: str, fix: str) -> PromotionRefused:
+    what = "adapter" if cand.form == "adapter" else "full checkpoint"
+    return PromotionRefused(
+        f"the {what} changed after gating (sha256 {now[:12]}… now, {cand.sha256[:12]}… when gated); "
+        "nothing was promoted",
+        where=str(cand.path),
+        fix=fix,
+    )
+
+
+def champion_moved(reference: dict[str, Any] | None, champion: Version) -> str | None:
+    """Why the release was not gated against `champion` (the registry's current version), or None when it was."""
+    if reference and reference.get("form") != "base" and reference.get("sha256") == champion.sha256:
+        return None
+    gated = reference.get("describe") if reference else None
+    gated = gated or ("the base" if reference else "no recorded reference (a report from before references)")
+    return (
+        f"the champion moved since gating: the release was gated against {gated}, but the registry's current "
+        f"version is {champion.label}"
+    )
+
+
+def _copy_model(src: Path, dest: Path) -> None:
+    """Copy exactly the files `sha256_dir` hashes (hidden files and folders stay behind), following links."""
+    for f in list_files(src):
+        target = dest / f.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, target)
+
+
+def promote(report_path: str | Path, registry_dir: str | Path, *, force: bool = False) -> Promotion:
+    """Add the candidate gated in `report_path` to the registry `registry_dir` as its new current version.
+
+    Refused (PromotionRefused, exit 1, the registry unchanged) when the re-derived verdict is not pass, when the
+    candidate's files (or the gated release bundle) changed since gating, or when the registry's current version is
+    not what the release was gated against (unless `force`: then promoted, and recorded as forced). Promoting the
+    current version's content again changes nothing.
+    """
     rp = Path(report_path)
-    if not rp.is_file():
-        raise HarnessError("report not found", where=str(rp), fix="pass the report.json written by `harness gate`")
-    try:
-        report = load_report(rp)
-    except (ValueError, KeyError, TypeError) as e:
-        raise HarnessError(
-            f"not a harness report ({type(e).__name__}: {e})",
-            where=str(rp),
-            fix="pass the report.json written by `harness gate`",
-        ) from None
-    if report.verdict != "pass":
-        blockers = ", ".join(f"{g.name} ({g.verdict})" for g in report.blocking) or "no gates"
+    report, raw = _load(rp)
+    _check_passed(report, rp)
+    cand = gated_candidate(report.candidate, str(rp))
+    reference = getattr(report, "reference", None) or raw.get("reference")
+    if not cand.path.is_dir():
         raise PromotionRefused(
-            f"the release did not pass (blocked by: {blockers}); nothing was promoted",
-            where=str(rp),
-            fix="fix the candidate and gate it again; see report.md beside the report",
+            f"the gated {cand.form} directory no longer exists; nothing was promoted",
+            where=str(cand.path),
+            fix="gate the candidate again where it now lives",
         )
-    adapter = Path(report.candidate.get("adapter", ""))
-    gated_sha = report.candidate.get("adapter_sha256")
-    if not adapter.is_dir():
-        raise PromotionRefused(
-            "the gated adapter directory no longer exists; nothing was promoted",
-            where=str(adapter),
-            fix="gate the adapter again where it now lives",
-        )
-    current = sha256_dir(adapter, fresh=True)  # never trust the hash index here
-    if current != gated_sha:
-        raise PromotionRefused(
-            f"the adapter changed after gating (sha256 {current[:12]}… now, {str(gated_sha)[:12]}… when gated); "
-            "nothing was promoted",
-            where=str(adapter),
-            fix="gate this exact adapter again before promoting it",
-        )
-    reg = Path(registry)
-    if reg.exists() and not reg.is_dir():
-        raise HarnessError("registry path exists and is not a directory", where=str(reg), fix="choose a directory")
-    dest = reg / f"{adapter.name}-{current[:12]}"
-    if dest.exists():
-        if (dest / "adapter").is_dir() and sha256_dir(dest / "adapter", fresh=True) == current:
-            return dest  # already promoted, identical: idempotent
-        raise HarnessError(
-            "registry entry exists with different content",
-            where=str(dest),
-            fix="remove it by hand if it is stale; promote never overwrites",
-        )
-    reg.mkdir(parents=True, exist_ok=True)
-    tmp = reg / f".{dest.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(adapter, tmp / "adapter")
+    fix = f"gate this exact {'adapter' if cand.form == 'adapter' else 'checkpoint'} again before promoting it"
+    now = sha256_dir(cand.path, fresh=True)  # never trust the hash index here
+    if now != cand.sha256:
+        raise _changed(cand, now, fix)
     bundle = _gated_bundle(report)
     if bundle is not None:  # what ships is the bundle: promote it, after checking it is still what was gated
-        from harness.release.bundle import verify_files
+        _check_bundle(bundle)
 
-        problems = verify_files(bundle)
-        if problems["missing"] or problems["altered"]:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise PromotionRefused(
-                f"the release bundle changed after gating (missing: {problems['missing']}, altered: "
-                f"{problems['altered']}); nothing was promoted",
-                where=str(bundle),
-                fix="rebuild the bundle and gate it again",
-            )
-        shutil.copytree(bundle, tmp / "bundle")
-    shutil.copy2(rp, tmp / "report.json")
-    if (rp.parent / "report.md").is_file():
-        shutil.copy2(rp.parent / "report.md", tmp / "report.md")
-    (tmp / "PROMOTED.json").write_text(
-        json.dumps(
-            {
-                "adapter_sha256": current,
-                "base": report.candidate.get("base"),
+    reg = Path(registry_dir)
+    if reg.exists() and not reg.is_dir():
+        raise HarnessError("registry path exists and is not a directory", where=str(reg), fix="choose a directory")
+    created = not reg.exists()
+    reg.mkdir(parents=True, exist_ok=True)
+    staged = None
+    try:
+        with registry.locked(reg):
+            champion = registry.current(reg)
+            if champion is not None and champion.sha256 == cand.sha256:
+                return Promotion(champion, new=False)
+            warnings: tuple[str, ...] = ()
+            moved = champion_moved(reference, champion) if champion is not None else None
+            if moved and not force:
+                raise PromotionRefused(
+                    f"{moved}; nothing was promoted",
+                    where=str(rp),
+                    fix=f'gate the candidate again with reference = "registry:{reg.resolve()}", or pass --force '
+                    "to promote it anyway",
+                )
+            if moved:
+                warnings = (f"{moved}; promoting anyway (--force)",)
+            staged = registry.staging(reg)
+            _copy_model(cand.path, staged / registry.MODEL)
+            copied = sha256_dir(staged / registry.MODEL, fresh=True)  # what ships is what was gated
+            if copied != cand.sha256:
+                raise _changed(cand, copied, fix)
+            if bundle is not None:
+                shutil.copytree(bundle, staged / "bundle")
+            shutil.copy2(rp, staged / "report.json")
+            if (rp.parent / "report.md").is_file():
+                shutil.copy2(rp.parent / "report.md", staged / "report.md")
+            config = (report.manifest or {}).get("config_path")
+            if config and Path(config).is_file():
+                shutil.copy2(config, staged / "config.toml")
+            record = {
+                "form": cand.form,
+                "sha256": cand.sha256,
+                "base": cand.base,
+                "describe": cand.describe,
+                "source": str(cand.path),
+                "reference": reference,
+                "verdict": "pass",
                 "report": str(rp.resolve()),
                 "bundle": str(bundle) if bundle is not None else None,
-                "promoted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            },
-            indent=2,
-        )
-    )
-    os.replace(tmp, dest)
-    return dest
+            }
+            version = registry.add(reg, staged, record, forced=bool(moved))
+            staged = None
+            return Promotion(version, new=True, forced=bool(moved), warnings=warnings)
+    finally:
+        if staged is not None:
+            shutil.rmtree(staged, ignore_errors=True)
+        if created and reg.is_dir() and not any(reg.iterdir()):
+            reg.rmdir()  # a refused first promotion leaves no empty registry behind

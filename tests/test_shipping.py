@@ -169,7 +169,8 @@ def test_promote_ships_the_gated_bundle_and_refuses_an_altered_one(tmp_path, tin
     cfg = _config(tmp_path, tiny_base, adapter, "[gates.rollback]\nmax_prompts = 2\nmax_new_tokens = 6\n")
     result = run(cfg, tmp_path / "out")
     assert result.passed
-    dest = promote(tmp_path / "out" / "report.json", tmp_path / "registry")
+    dest = promote(tmp_path / "out" / "report.json", tmp_path / "registry").version.dir
+    assert dest == tmp_path / "registry" / "v1"
     assert (dest / "bundle" / "BUNDLE.json").is_file() and (dest / "bundle" / "model-F16.gguf").is_file()
     bundle = result.report.gates[0].details["bundle"]
     with open(f"{bundle}/recorded_outputs.json", "a") as f:
