@@ -3,8 +3,17 @@
 import importlib
 import pkgutil
 
-from gates.policy import blocking, release_verdict
-from gates.registry import GateContext, GateDef, MeasureRequest, gate, gate_names, get_gate
+from gates.policy import blocking, not_applicable_gates, release_verdict
+from gates.registry import (
+    CANDIDATE_FORMS,
+    GateContext,
+    GateDef,
+    MeasureRequest,
+    gate,
+    gate_names,
+    get_gate,
+    not_applicable,
+)
 from gates.stats import Decision, Interval, decide_non_inferiority, decide_superiority, paired_bootstrap
 from gates.types import VERDICTS, Example, GateResult, Table, Verdict
 
@@ -16,6 +25,7 @@ for _m in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{_m.name}")
 
 __all__ = [
+    "CANDIDATE_FORMS",
     "VERDICTS",
     "Decision",
     "Example",
@@ -32,6 +42,8 @@ __all__ = [
     "gate",
     "gate_names",
     "get_gate",
+    "not_applicable",
+    "not_applicable_gates",
     "paired_bootstrap",
     "release_verdict",
 ]

@@ -247,13 +247,14 @@ def calibration(p: CalibrationParams, ctx: GateContext) -> GateResult:
     decision = decide_non_inferiority(iv, p.max_brier_increase, higher_is_better=False)
     sum_b, sum_c = _summary(sb, p.bins), _summary(sc, p.bins)
     k = min(p.bins, n)
+    ref = ctx.reference
     verdict, tail = decision.verdict, ""
     if verdict == "pass":
         tail = f" The interval's upper bound stays within the tolerated rise of {p.max_brier_increase:g}."
     elif verdict == "fail":
         tail = (
             f" The whole interval is above the tolerated rise of {p.max_brier_increase:g}: the candidate's "
-            "probabilities are worse than its base's on the same items. "
+            f"probabilities are worse than its {ref}'s on the same items. "
             + (
                 "Its accuracy held, so its confidence, not its answers, moved: fine-tuning sharpened it. Temperature-"
                 "scale the candidate on held-out items, or train with label smoothing or fewer steps."
@@ -277,7 +278,7 @@ def calibration(p: CalibrationParams, ctx: GateContext) -> GateResult:
         elif ece_verdict == "inconclusive" and verdict == "pass":
             verdict = "inconclusive"
     head = (
-        f"Brier score {sum_c['brier']:.3f} vs base {sum_b['brier']:.3f} on {n} items ({len(items[0].options)} options "
+        f"Brier score {sum_c['brier']:.3f} vs {ref} {sum_b['brier']:.3f} on {n} items ({len(items[0].options)} options "
         f"each{'' if p.task else ', label ' + repr(p.label)}): change {iv.point:+.4f} ({iv.level:.0%} CI "
         f"{iv.lower:+.4f} to {iv.upper:+.4f}). Accuracy {sum_b['accuracy']:.1%} -> {sum_c['accuracy']:.1%}; ECE "
         f"({k} equal-mass bins) {sum_b['ece']:.3f} -> {sum_c['ece']:.3f}; mean confidence "
@@ -292,7 +293,7 @@ def calibration(p: CalibrationParams, ctx: GateContext) -> GateResult:
             candidate_output=f"{items[i].options[sc.pred[i]]} ({sc.conf[i]:.0%})",
             base_score=round(float(sb.brier[i]), 4),
             candidate_score=round(float(sc.brier[i]), 4),
-            note=f"right: {items[i].options[items[i].answer]}; Brier base -> candidate",
+            note=f"right: {items[i].options[items[i].answer]}; Brier {ref} -> candidate",
         )
         for i in wrong
     )
@@ -313,7 +314,7 @@ def calibration(p: CalibrationParams, ctx: GateContext) -> GateResult:
                     f"{s['mean_confidence']:.1%}",
                     _f(s["overconfidence"]),
                 )
-                for v, s in (("base", sum_b), ("candidate", sum_c))
+                for v, s in ((ref, sum_b), ("candidate", sum_c))
             ),
         ),
         Table(
@@ -321,7 +322,7 @@ def calibration(p: CalibrationParams, ctx: GateContext) -> GateResult:
             ("variant", "bin", "confidence range", "mean confidence", "accuracy", "items"),
             tuple(
                 (
-                    v,
+                    ref if v == "base" else v,
                     str(j + 1),
                     f"{b['lo']:.2f}–{b['hi']:.2f}",
                     f"{b['confidence']:.2f}",
@@ -336,7 +337,7 @@ def calibration(p: CalibrationParams, ctx: GateContext) -> GateResult:
     return GateResult(
         name=ctx.name,
         verdict=verdict,
-        metric="Brier score change (candidate - base)",
+        metric=f"Brier score change (candidate - {ref})",
         baseline=round(sum_b["brier"], 6),
         candidate=round(sum_c["brier"], 6),
         delta=round(iv.point, 6),

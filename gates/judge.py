@@ -141,8 +141,9 @@ def _num(x: float | None) -> str:
     return "–" if x is None else f"{x:.4g}"
 
 
-def _tables(d: dict[str, Any]) -> tuple[Table, ...]:
-    """Can the judge be trusted (swap consistency, ties, biases), and the rubric, for the report."""
+def _tables(d: dict[str, Any], reference: str = "base") -> tuple[Table, ...]:
+    """Can the judge be trusted (swap consistency, ties, biases), and the rubric, for the report; `reference` names
+    the compared model's column."""
     q, j = d.get("quality"), d.get("judge")
     if not q or not j:
         return ()
@@ -189,7 +190,7 @@ def _tables(d: dict[str, Any]) -> tuple[Table, ...]:
                 r.get("verdict", "not scored"),
             )
         )
-    return quality, Table("Rubric (1-5)", ("axis", "base", "candidate", "change CI", "verdict"), tuple(rows))
+    return quality, Table("Rubric (1-5)", ("axis", reference, "candidate", "change CI", "verdict"), tuple(rows))
 
 
 def sign_test(wins: int, losses: int) -> float:
@@ -312,7 +313,7 @@ def judge(p: JudgeParams, ctx: GateContext) -> GateResult:
                 for q in failed[: p.evidence]
             ),
             details=details,
-            tables=_tables(details),
+            tables=_tables(details, ctx.reference),
         )
     parsed = [q for q in pairs if q.outcome is not None]
     scores = np.array([q.score for q in parsed])
@@ -363,7 +364,7 @@ def judge(p: JudgeParams, ctx: GateContext) -> GateResult:
     ]
     if axes:
         parts.append(
-            "Rubric (candidate vs base, 1-5): "
+            f"Rubric (candidate vs {ctx.reference}, 1-5): "
             + "; ".join(
                 f"{a} {v['candidate']:.2f} vs {v['base']:.2f}" if v.get("scored") else f"{a} not scored"
                 for a, v in axes.items()
@@ -384,8 +385,8 @@ def judge(p: JudgeParams, ctx: GateContext) -> GateResult:
     )
     if parsed and not floors.measured_on:
         parts.append(
-            "Base and candidate answered every prompt identically, so the judge floors were not measured "
-            "(there is nothing to discriminate)."
+            f"{ctx.reference.capitalize()} and candidate answered every prompt identically, so the judge floors "
+            "were not measured (there is nothing to discriminate)."
         )
     failing = [f"{k} ({v})" for k, v in checks.items() if v != "pass"]
     failing += [f"judge floors ({', '.join(floors.failed)})"] if floors.failed else []
@@ -399,7 +400,7 @@ def judge(p: JudgeParams, ctx: GateContext) -> GateResult:
             candidate_output=q.candidate,
             base_score=1.0,
             candidate_score=0.0,
-            note=f"judge (base shown first): {q.base_first.reason[:300]}",
+            note=f"judge ({ctx.reference} shown first): {q.base_first.reason[:300]}",
         )
         for q in lost[: p.evidence]
     )
@@ -415,7 +416,7 @@ def judge(p: JudgeParams, ctx: GateContext) -> GateResult:
         ci=(round(iv.lower - 0.5, 6), round(iv.upper - 0.5, 6)),
         explanation=" ".join(parts) + plumbing,
         evidence=evidence,
-        tables=_tables({**details, "rubric": axes}),
+        tables=_tables({**details, "rubric": axes}, ctx.reference),
         details={
             **details,
             "wins": wins,

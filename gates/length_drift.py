@@ -83,7 +83,7 @@ def length_drift(p: LengthDriftParams, ctx: GateContext) -> GateResult:
         lc.append(xc)
     xb, xc = np.concatenate(lb), np.concatenate(lc)
     if xb.sum() == 0:
-        raise ValueError("the base's answers are all empty: no length to compare against")
+        raise ValueError(f"the {ctx.reference}'s answers are all empty: no length to compare against")
     iv = paired_bootstrap(
         lambda idx: xc[idx].sum(axis=1) / np.maximum(xb[idx].sum(axis=1), 1e-9),
         len(xb),
@@ -106,8 +106,8 @@ def length_drift(p: LengthDriftParams, ctx: GateContext) -> GateResult:
         verdict, tail = "inconclusive", "The interval straddles the band's edge: more prompts would decide it."
     at_cap = float(np.mean(xc >= p.max_new_tokens))
     head = (
-        f"Answer length, candidate vs base, over {len(xb)} prompts: {xc.mean():.1f} vs {xb.mean():.1f} tokens per "
-        f"answer, ratio {iv.point:.3f} ({iv.level:.0%} CI {iv.lower:.3f} to {iv.upper:.3f}); tolerated "
+        f"Answer length, candidate vs {ctx.reference}, over {len(xb)} prompts: {xc.mean():.1f} vs {xb.mean():.1f} "
+        f"tokens per answer, ratio {iv.point:.3f} ({iv.level:.0%} CI {iv.lower:.3f} to {iv.upper:.3f}); tolerated "
         f"{lo:.3f} to {hi:.3f}. {at_cap:.0%} of the candidate's answers reached max_new_tokens = {p.max_new_tokens}"
         + (" (their true length is longer: the ratio is a lower bound)." if at_cap else ".")
         + " "
@@ -129,7 +129,7 @@ def length_drift(p: LengthDriftParams, ctx: GateContext) -> GateResult:
     return GateResult(
         name=ctx.name,
         verdict=verdict,
-        metric="answer length ratio (candidate / base tokens)",
+        metric=f"answer length ratio (candidate / {ctx.reference} tokens)",
         required=ctx.required,
         baseline=round(float(xb.mean()), 4),
         candidate=round(float(xc.mean()), 4),

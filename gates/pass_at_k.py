@@ -133,8 +133,9 @@ def pass_at_k(p: PassAtKParams, ctx: GateContext) -> GateResult:
     mc = mcnemar_exact(first_k[0], first_k[1])
     conform_b = float(np.mean([x for i in base.items for x in i.parsed]))
     conform_c = float(np.mean([x for i in cand.items for x in i.parsed]))
+    ref = ctx.reference
     head = (
-        f"pass@{p.k} {pc.mean():.3f} for the candidate vs {pb.mean():.3f} for the base over {len(diff)} items "
+        f"pass@{p.k} {pc.mean():.3f} for the candidate vs {pb.mean():.3f} for the {ref} over {len(diff)} items "
         f"(n={p.n} samples each): gain {iv.point:+.3f} ({iv.level:.0%} CI {iv.lower:+.3f} to {iv.upper:+.3f}); "
         f"required > {p.margin:+.3f}. Format conformance {conform_b:.0%} -> {conform_c:.0%}. "
         f"{mc.describe()} (any of the first {p.k} sample(s) passed, per item)."
@@ -147,7 +148,7 @@ def pass_at_k(p: PassAtKParams, ctx: GateContext) -> GateResult:
     elif decision.verdict == "fail":
         tail = (
             " The whole interval is at or below the requirement: the candidate does not do the probed job "
-            "better than its base. See the items it fails below."
+            f"better than its {ref}. See the items it fails below."
         )
     else:
         more = f"about {decision.more_items} more items" if decision.more_items else "more items"
@@ -167,13 +168,13 @@ def pass_at_k(p: PassAtKParams, ctx: GateContext) -> GateResult:
                 candidate_output=bad,
                 base_score=round(float(pb[j]), 4),
                 candidate_score=round(float(pc[j]), 4),
-                note=f"base passed {b.c}/{b.n}, candidate {c.c}/{c.n}" + (f"; {detail}" if detail else ""),
+                note=f"{ref} passed {b.c}/{b.n}, candidate {c.c}/{c.n}" + (f"; {detail}" if detail else ""),
             )
         )
     return GateResult(
         name=ctx.name,
         verdict=decision.verdict,
-        metric=f"pass@{p.k} gain (candidate - base)",
+        metric=f"pass@{p.k} gain (candidate - {ref})",
         required=ctx.required,
         baseline=round(float(pb.mean()), 6),
         candidate=round(float(pc.mean()), 6),

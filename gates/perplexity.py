@@ -100,8 +100,9 @@ def perplexity(p: PerplexityParams, ctx: GateContext) -> GateResult:
     decision = decide_superiority(iv, p.min_relative_improvement)
     b_ppl = float(np.exp(nb.sum() / tb.sum()))
     c_ppl = float(np.exp(nc.sum() / tc.sum()))
+    ref = ctx.reference
     head = (
-        f"Candidate perplexity {c_ppl:.3f} vs base {b_ppl:.3f} per {unit}: {iv.point:+.1%} relative improvement "
+        f"Candidate perplexity {c_ppl:.3f} vs {ref} {b_ppl:.3f} per {unit}: {iv.point:+.1%} relative improvement "
         f"({iv.level:.0%} CI {iv.lower:+.1%} to {iv.upper:+.1%}, {iv.n} documents); "
         f"required {p.min_relative_improvement:+.1%}. Bits per byte {base.bits_per_byte:.4f} -> "
         f"{cand.bits_per_byte:.4f}."
@@ -111,7 +112,7 @@ def perplexity(p: PerplexityParams, ctx: GateContext) -> GateResult:
     elif decision.verdict == "fail":
         tail = (
             " The whole interval is at or below the requirement: the fine-tune does not fit this domain text better"
-            " than its base. Train longer or on more domain data, check the adapter is the intended one,"
+            f" than its {ref}. Train longer or on more domain data, check the adapter is the intended one,"
             " or lower min_relative_improvement if a smaller gain is acceptable."
         )
     else:
@@ -126,7 +127,7 @@ def perplexity(p: PerplexityParams, ctx: GateContext) -> GateResult:
             prompt=base.docs[i].preview,
             base_score=round(float(np.exp(nb[i] / tb[i])), 4),
             candidate_score=round(float(np.exp(nc[i] / tc[i])), 4),
-            note=f"per-{unit} NLL {per_doc[i]:+.3f} nats (base PPL -> candidate PPL)",
+            note=f"per-{unit} NLL {per_doc[i]:+.3f} nats ({ref} PPL -> candidate PPL)",
         )
         for i in worst
     )

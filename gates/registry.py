@@ -65,7 +65,10 @@ class PlanInfo:
 
 @dataclass(frozen=True)
 class GateContext:
-    """What a gate may read: its measurements, the run's seed and whether the gate is required."""
+    """What a gate may read: its measurements, the run's seed and whether the gate is required. `reference` is the
+    word its explanations use for the model the candidate is compared with (the variant keyed "base" in
+    `measurements`): "base" when that is the base model, "reference" when it is another model (a registry release,
+    an adapter, a full checkpoint)."""
 
     name: str
     required: bool
@@ -75,6 +78,7 @@ class GateContext:
     looks: tuple[int, ...] = ()  # sequential gates: item counts of the planned looks
     look: int = 0  # sequential gates: index of this look in `looks`
     sizes: Mapping[str, int] = field(default_factory=dict)  # items in each data set the plan reads
+    reference: str = "base"  # the word for the compared model in explanations ("base" | "reference")
 
     @property
     def final_look(self) -> bool:
@@ -117,7 +121,11 @@ class GateDef:
     plan: Callable[[Any, PlanInfo], list[MeasureRequest]] | None = None  # replaces `requests` when set
     sequential: Sequential | None = None
     power: Callable[[Any, GateContext], list[Any]] | None = None  # -> list[gates.stats.Power]
+    only_for: tuple[str, ...] | None = None  # candidate forms the gate applies to (CANDIDATE_FORMS); None: every form
+    reason_na: str = ""  # why the gate does not apply to the other forms
 
+
+CANDIDATE_FORMS = ("adapter", "full")  # an adapter on the base; a full (or merged) checkpoint
 
 _REGISTRY: dict[str, GateDef] = {}
 
@@ -130,19 +138,50 @@ def gate(
     plan: Callable[[Any, PlanInfo], list[MeasureRequest]] | None = None,
     sequential: Sequential | None = None,
     power: Callable[[Any, GateContext], list[Any]] | None = None,
+    only_for: tuple[str, ...] | None = None,
+    reason_na: str = "",
 ) -> Callable[[Decide], Decide]:
     """Register a gate under `name` (the stable name used by configs, reports and pytest ids). `plan`, when
     given, sees what the other gates measure (PlanInfo) and returns this gate's requests. `sequential` lets
     the gate look again on more items; `power(p, ctx)` says what its intervals can resolve from whatever
-    measurements `ctx` holds (the base's alone, both, or none: a stated prior)."""
+    measurements `ctx` holds (the base's alone, both, or none: a stated prior). `only_for` names the candidate
+    forms (CANDIDATE_FORMS) the gate has a question for; for any other form it is `n/a` with `reason_na`."""
+    if only_for is not None:
+        only_for = tuple(only_for)
+        bad = [f for f in only_for if f not in CANDIDATE_FORMS]
+        if bad or not only_for:
+            raise ValueError(f"gate {name!r}: only_for must name some of {CANDIDATE_FORMS}, got {only_for!r}")
 
     def register(fn: Decide) -> Decide:
         if name in _REGISTRY:
             raise ValueError(f"gate {name!r} is already registered")
-        _REGISTRY[name] = GateDef(name, params, requests, fn, (fn.__doc__ or "").strip(), plan, sequential, power)
+        _REGISTRY[name] = GateDef(
+            name,
+            params,
+            requests,
+            fn,
+            (fn.__doc__ or "").strip(),
+            plan,
+            sequential,
+            power,
+            only_for,
+            reason_na.strip().rstrip("."),
+        )
         return fn
 
     return register
+
+
+def not_applicable(gate_def: GateDef | str, candidate_form: str) -> str | None:
+    """Why the gate has no question for a candidate of `candidate_form` ("adapter" | "full"; any form outside the
+    gate's `only_for` is not applicable), or None when it applies (make the result with `GateResult.not_applicable`)."""
+    gdef = get_gate(gate_def) if isinstance(gate_def, str) else gate_def
+    if gdef.only_for is None or candidate_form in gdef.only_for:
+        return None
+    return gdef.reason_na or (
+        f"the gate applies only to a candidate of form {' or '.join(repr(f) for f in gdef.only_for)}; "
+        f"this candidate's form is {candidate_form!r}"
+    )
 
 
 def get_gate(name: str) -> GateDef:

@@ -269,7 +269,7 @@ def _suite_part(p: RegressionParams, ctx: GateContext, level: float) -> tuple[_P
         else ""
     )
     sentence = (
-        f"General {what} {s.cand.mean():.1%} vs base {s.base.mean():.1%} on {len(diff)} prompts: change "
+        f"General {what} {s.cand.mean():.1%} vs {ctx.reference} {s.base.mean():.1%} on {len(diff)} prompts: change "
         f"{iv.point:+.1%} ({level:.0%} CI {iv.lower:+.1%} to {iv.upper:+.1%}); tolerated drop "
         f"{p.max_drop:.0%} -> {d.verdict}." + (f" {mc.describe()}." if mc else "") + looks
     )
@@ -379,7 +379,7 @@ def _tasks_part(p: RegressionParams, ctx: GateContext) -> tuple[_Part, list[Task
             "task",
             "metric",
             "documents",
-            "base",
+            ctx.reference,
             "candidate",
             "change",
             "CI",
@@ -455,7 +455,12 @@ def regression(p: RegressionParams, ctx: GateContext) -> GateResult:
         parts.append(suite)
         details.update(suite.details)
         what = _WHAT[p.score]
-        headline = (f"general {what} change (candidate - base)", float(s.base.mean()), float(s.cand.mean()), iv)
+        headline = (
+            f"general {what} change (candidate - {ctx.reference})",
+            float(s.base.mean()),
+            float(s.cand.mean()),
+            iv,
+        )
     if p.text:
         ppl = _ppl_part(p, ctx, level)
         parts.append(ppl)
@@ -467,7 +472,7 @@ def regression(p: RegressionParams, ctx: GateContext) -> GateResult:
         tables = (table,)
         if headline is None:  # the worst task leads the gate's row
             w = min(ds, key=lambda d: (_ORDER[d.verdict] * -1, d.ci.lower))
-            headline = (f"{w.name} {w.metric} change (candidate - base)", w.base, w.candidate, w.ci)
+            headline = (f"{w.name} {w.metric} change (candidate - {ctx.reference})", w.base, w.candidate, w.ci)
     verdict = max((x.verdict for x in parts), key=_ORDER.__getitem__)
     if verdict == "fail":
         tail = (

@@ -79,7 +79,13 @@ def _differing(par: dict[str, Any], note: str) -> tuple[Example, ...]:
     )
 
 
-@gate("merge_parity", params=MergeParityParams, requests=_merge_requests)
+@gate(
+    "merge_parity",
+    params=MergeParityParams,
+    requests=_merge_requests,
+    only_for=("adapter",),
+    reason_na="the candidate is already merged (a full checkpoint): there is no adapter to merge",
+)
 def merge_parity(p: MergeParityParams, ctx: GateContext) -> GateResult:
     """The merged (full-precision) model behaves like base + adapter unmerged."""
     m = ctx.get(_merge_requests(p)[0], "data")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Verdict = Literal["pass", "fail", "inconclusive", "skip", "error"]
-VERDICTS: tuple[str, ...] = ("pass", "fail", "inconclusive", "skip", "error")
+# "n/a" (not applicable): the gate has no question for this candidate's form (e.g. `merge_parity` for a candidate that
+# is already a full checkpoint); it neither passes nor blocks
+Verdict = Literal["pass", "fail", "inconclusive", "skip", "error", "n/a"]
+VERDICTS: tuple[str, ...] = ("pass", "fail", "inconclusive", "skip", "error", "n/a")
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,20 @@ class GateResult:
 
     @property
     def blocks(self) -> bool:
-        """A required gate blocks unless it passed; an optional one never blocks."""
-        return self.required and self.verdict != "pass"
+        """A required gate blocks unless it passed or does not apply (n/a); an optional one never blocks."""
+        return self.required and self.verdict not in ("pass", "n/a")
+
+    @property
+    def applicable(self) -> bool:
+        """False for an `n/a` gate: it asked nothing of this candidate, so it counts as neither a pass nor a block."""
+        return self.verdict != "n/a"
+
+    @property
+    def reason_na(self) -> str:
+        """Why the gate does not apply ("" unless its verdict is n/a)."""
+        if self.applicable:
+            return ""
+        return str(self.details.get("not_applicable") or self.explanation.removeprefix("Not applicable: "))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -92,4 +106,18 @@ class GateResult:
             metric=metric,
             required=required,
             explanation=f"The gate could not be decided and blocks the release: {msg}",
+        )
+
+    @classmethod
+    def not_applicable(cls, name: str, reason: str, *, required: bool = True, metric: str = "") -> GateResult:
+        """The gate has no question for this candidate (verdict `n/a`): `reason` says why, e.g. "the candidate is
+        already merged"."""
+        reason = reason.strip().rstrip(".")
+        return cls(
+            name=name,
+            verdict="n/a",
+            metric=metric,
+            required=required,
+            explanation=f"Not applicable: {reason}.",
+            details={"not_applicable": reason},
         )

@@ -1,7 +1,8 @@
 """pytest plugin: `pytest --harness-config release.toml` collects one test per gate (test id = gate name).
 
 The pipeline runs once per session, on the first gate test; a gate that does not pass fails its test
-with the gate's explanation and worst examples. Nothing heavy is imported until a gate test runs.
+with the gate's explanation and worst examples; a gate that does not apply to the candidate (n/a) is skipped with
+the reason. Nothing heavy is imported until a gate test runs.
 """
 
 from __future__ import annotations
@@ -96,18 +97,27 @@ def _run_once(config: pytest.Config) -> Any:
     return state["result"]
 
 
+def check_gate(g: Any, reference: str = "base") -> None:
+    """A gate's test outcome: return (passed), `pytest.skip` (n/a: not applicable, with the reason; or an optional gate
+    that did not pass) or raise GateFailed with the explanation and worst examples (`reference` names the compared
+    model in them)."""
+    if g.verdict == "pass":
+        return
+    if g.verdict == "n/a":  # the gate has no question for this candidate: neither passed nor failed
+        pytest.skip(f"gate {g.name!r} not applicable: {g.reason_na}")
+    if not g.required:
+        pytest.skip(f"optional gate {g.verdict}: {g.explanation}")
+    from reports.junit import _evidence_text
+
+    raise GateFailed(f"gate {g.name!r} {g.verdict}: {_evidence_text(g, reference)}")
+
+
 class GateItem(pytest.Item):
     def runtest(self) -> None:
         result = _run_once(self.config)
         g = next(r for r in result.report.gates if r.name == self.name)
         self.user_properties.append(("verdict", g.verdict))
-        if g.verdict == "pass":
-            return
-        if not g.required:
-            pytest.skip(f"optional gate {g.verdict}: {g.explanation}")
-        from reports.junit import _evidence_text
-
-        raise GateFailed(f"gate {g.name!r} {g.verdict}: {_evidence_text(g)}")
+        check_gate(g, result.report.reference_label)
 
     def repr_failure(self, excinfo, style=None):  # type: ignore[override]
         if isinstance(excinfo.value, GateFailed):

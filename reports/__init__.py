@@ -26,7 +26,7 @@ def write_reports(report: Report, out_dir: Path) -> dict[str, Path]:
         "junit": out_dir / "junit.xml",
     }
     try:
-        files.update(write_figures(report.gates, out_dir))
+        files.update(write_figures(report.gates, out_dir, report.reference_label))
     except Exception as e:  # a picture never costs the report: its numbers are in the tables
         report = report.with_note(f"pictures not drawn ({type(e).__name__}: {e}); their numbers are in the tables")
     atomic_write_text(files["json"], render_json(report))

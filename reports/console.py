@@ -10,7 +10,7 @@ from rich.table import Table
 from harness.console import console
 from reports.types import Report
 
-_STYLE = {"pass": "green", "fail": "red", "error": "magenta", "inconclusive": "yellow", "skip": "dim"}
+_STYLE = {"pass": "green", "fail": "red", "error": "magenta", "inconclusive": "yellow", "skip": "dim", "n/a": "cyan"}
 
 
 def _f(x: float | None) -> str:
@@ -18,8 +18,12 @@ def _f(x: float | None) -> str:
 
 
 def print_summary(report: Report, files: dict[str, Path] | None = None) -> None:
+    if report.reference:
+        console.print(f"Reference: {escape(str(report.reference.get('describe') or report.reference.get('path')))}")
+    if report.candidate.get("describe"):
+        console.print(f"Candidate: {escape(str(report.candidate['describe']))}")
     table = Table(title="Release gates", show_lines=False)
-    for col in ("gate", "req", "base", "candidate", "delta", "CI", "threshold", "verdict"):
+    for col in ("gate", "req", report.reference_label, "candidate", "delta", "CI", "threshold", "verdict"):
         table.add_column(col)
     for g in report.gates:
         ci = f"[{_f(g.ci[0])}, {_f(g.ci[1])}]" if g.ci else "–"
@@ -34,13 +38,16 @@ def print_summary(report: Report, files: dict[str, Path] | None = None) -> None:
             f"[{_STYLE[g.verdict]}]{g.verdict}[/]",
         )
     console.print(table)
-    for g in report.gates:
+    for g in report.gates:  # n/a gates too: their explanation is why they do not apply
         if g.verdict != "pass":
-            console.print(f"[{_STYLE[g.verdict]}]{g.name}[/]: {escape(g.explanation)}")
+            console.print(f"[{_STYLE[g.verdict]}]{escape(g.name)}[/]: {escape(g.explanation)}")
     if report.verdict == "pass":
-        console.print("[bold green]PASS[/]: every required gate passed; the candidate may be promoted.")
+        na = f" ({', '.join(g.name for g in report.not_applicable)}: not applicable)" if report.not_applicable else ""
+        console.print(f"[bold green]PASS[/]: every required gate passed{escape(na)}; the candidate may be promoted.")
     else:
-        names = ", ".join(g.name for g in report.blocking) or "no gates ran"
-        console.print(f"[bold red]BLOCKED[/] by {names}: do not promote.")
+        names = ", ".join(g.name for g in report.blocking) or (
+            "nothing: no gate applies to this candidate" if report.not_applicable else "nothing: no gates ran"
+        )
+        console.print(f"[bold red]BLOCKED[/] by {escape(names)}: do not promote.")
     if files:
         console.print(f"Report: {files['markdown']}  (also {files['json'].name}, {files['junit'].name})")

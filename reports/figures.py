@@ -2,9 +2,11 @@
 table of the report: the forest plot's in the gate table, the reliability diagrams' under the calibration gate,
 the loss curve's in the training section.
 
-- `forest.png`: every statistical gate (one with an interval), candidate - base with its interval and the gate's
+- `forest.png`: every statistical gate (one with an interval), candidate - reference with its interval and the gate's
   threshold line, coloured by verdict. Gates measure in different units, so each has its own row and axis.
-- `NAME.png` for a calibration gate: the reliability diagram of base and candidate (equal-mass bins).
+- `NAME.png` for a calibration gate: the reliability diagram of reference and candidate (equal-mass bins).
+
+`reference` is the word the pictures use for the compared model: "base" when it is the base, else "reference".
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ from pathlib import Path
 
 from gates.types import GateResult
 
-COLOURS = {"pass": "#2e7d32", "fail": "#c62828", "inconclusive": "#f9a825", "error": "#6a1b9a", "skip": "#757575"}
+COLOURS = {
+    "pass": "#2e7d32",
+    "fail": "#c62828",
+    "inconclusive": "#f9a825",
+    "error": "#6a1b9a",
+    "skip": "#757575",
+    "n/a": "#bdbdbd",
+}
 
 
 def _plt():
@@ -26,10 +35,11 @@ def _plt():
 
 
 def statistical(gates: tuple[GateResult, ...]) -> list[GateResult]:
-    return [g for g in gates if g.ci is not None and g.delta is not None]
+    """Gates with an interval to draw (a gate that does not apply, n/a, never has one to show)."""
+    return [g for g in gates if g.applicable and g.ci is not None and g.delta is not None]
 
 
-def forest_plot(gates: tuple[GateResult, ...], path: Path) -> Path | None:
+def forest_plot(gates: tuple[GateResult, ...], path: Path, reference: str = "base") -> Path | None:
     """One row per statistical gate: the estimate, its interval, the threshold (dashed) and zero (grey)."""
     rows = statistical(gates)
     if not rows:
@@ -52,7 +62,10 @@ def forest_plot(gates: tuple[GateResult, ...], path: Path) -> Path | None:
         ax.set_title(f"{g.metric} — {g.verdict}", fontsize=8, loc="left", color=colour)
         ax.tick_params(axis="x", labelsize=7)
         ax.grid(axis="x", alpha=0.3)
-    fig.suptitle("Candidate - base per statistical gate (interval; dashed: threshold; grey: no change)", fontsize=9)
+    fig.suptitle(
+        f"Candidate - {reference} per statistical gate (interval; dashed: threshold; grey: no change)", fontsize=9
+    )
+    axes[-1, 0].set_xlabel(f"candidate - {reference} (each gate in its metric's units)", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
@@ -60,9 +73,9 @@ def forest_plot(gates: tuple[GateResult, ...], path: Path) -> Path | None:
     return path
 
 
-def reliability_diagram(g: GateResult, path: Path) -> Path | None:
-    """Stated confidence (x) against accuracy (y) per equal-mass bin, base and candidate; the diagonal is calibrated,
-    below it is overconfident. Marker area follows the bin's items."""
+def reliability_diagram(g: GateResult, path: Path, reference: str = "base") -> Path | None:
+    """Stated confidence (x) against accuracy (y) per equal-mass bin, reference and candidate; the diagonal is
+    calibrated, below it is overconfident. Marker area follows the bin's items."""
     rel = g.details.get("reliability")
     if not rel:
         return None
@@ -76,7 +89,8 @@ def reliability_diagram(g: GateResult, path: Path) -> Path | None:
         x, y = [b["confidence"] for b in bins], [b["accuracy"] for b in bins]
         summary = g.details.get(variant, {})
         label = (
-            f"{variant} (ECE {summary.get('ece', float('nan')):.3f}, Brier {summary.get('brier', float('nan')):.3f})"
+            f"{reference if variant == 'base' else variant} (ECE {summary.get('ece', float('nan')):.3f}, "
+            f"Brier {summary.get('brier', float('nan')):.3f})"
         )
         ax.plot(x, y, style, color=colour, label=label, alpha=0.8)
         ax.scatter(x, y, s=[12 * b["items"] ** 0.5 for b in bins], color=colour, alpha=0.4)
@@ -94,15 +108,15 @@ def reliability_diagram(g: GateResult, path: Path) -> Path | None:
     return path
 
 
-def write_figures(gates: tuple[GateResult, ...], out_dir: Path) -> dict[str, Path]:
+def write_figures(gates: tuple[GateResult, ...], out_dir: Path, reference: str = "base") -> dict[str, Path]:
     """Every picture the report links, written into `out_dir`; a picture that cannot be drawn is left out."""
     files: dict[str, Path] = {}
-    forest = forest_plot(gates, out_dir / "forest.png")
+    forest = forest_plot(gates, out_dir / "forest.png", reference)
     if forest:
         files["forest"] = forest
     for g in gates:
-        if g.details.get("reliability"):
-            p = reliability_diagram(g, out_dir / f"{g.name}.png")
+        if g.applicable and g.details.get("reliability"):
+            p = reliability_diagram(g, out_dir / f"{g.name}.png", reference)
             if p:
                 files[f"reliability:{g.name}"] = p
     return files

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from gates.types import GateResult
 from reports.figures import statistical
 from reports.power import power_section
 from reports.types import Report
 
-_ICON = {"pass": "✅", "fail": "❌", "error": "💥", "inconclusive": "❔", "skip": "⏭️"}
+_ICON = {"pass": "✅", "fail": "❌", "error": "💥", "inconclusive": "❔", "skip": "⏭️", "n/a": "➖"}
 
 
 def _num(x: float | None) -> str:
@@ -33,9 +34,10 @@ def _cell(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def gate_table(gates: tuple[GateResult, ...]) -> list[str]:
+def gate_table(gates: tuple[GateResult, ...], reference: str = "base") -> list[str]:
+    """One row per gate; `reference` heads the compared model's column ("base" | "reference")."""
     lines = [
-        "| gate | required | metric | base | candidate | delta | CI | threshold | verdict |",
+        f"| gate | required | metric | {reference} | candidate | delta | CI | threshold | verdict |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for g in gates:
@@ -46,10 +48,10 @@ def gate_table(gates: tuple[GateResult, ...]) -> list[str]:
     return lines
 
 
-def _evidence(g: GateResult) -> list[str]:
+def _evidence(g: GateResult, reference: str = "base") -> list[str]:
     if not g.evidence:
         return []
-    lines = ["", "Worst examples:", "", "| id | item | base | candidate | note |", "|---|---|---|---|---|"]
+    lines = ["", "Worst examples:", "", f"| id | item | {reference} | candidate | note |", "|---|---|---|---|---|"]
     for e in g.evidence:
         base = e.base_output if e.base_output is not None else _num(e.base_score)
         cand = e.candidate_output if e.candidate_output is not None else _num(e.candidate_score)
@@ -70,10 +72,10 @@ def gate_tables(g: GateResult) -> list[str]:
     return out
 
 
-def _figures(g: GateResult) -> list[str]:
+def _figures(g: GateResult, reference: str = "base") -> list[str]:
     """The pictures under a gate's heading (their numbers are in its tables just above)."""
     if g.details.get("reliability"):
-        return ["", f"![reliability diagram of base and candidate]({g.name}.png)"]
+        return ["", f"![reliability diagram of {reference} and candidate]({g.name}.png)"]
     return []
 
 
@@ -158,49 +160,85 @@ def _loss_table(rows: list[dict]) -> list[str]:
     return out
 
 
+def _sha(x: Any) -> str:
+    return f"`{str(x)[:16]}…`"
+
+
+def models_section(report: Report) -> list[str]:
+    """Header lines naming the two models compared: the candidate, the reference (and its registry), the base."""
+    c, ref = report.candidate, report.reference
+    if c.get("describe"):
+        cand = f"- **Candidate:** {c['describe']}" + (f" (sha256 {_sha(c['sha256'])})" if c.get("sha256") else "")
+    else:  # a report from before references: the candidate was an adapter
+        cand = f"- **Candidate:** `{c.get('adapter')}` (adapter sha256 {_sha(c.get('adapter_sha256'))})"
+    out = [cand]
+    if ref:
+        what = ref.get("describe") or f"`{ref.get('path')}` ({ref.get('form')})"
+        out.append(f"- **Reference:** {what}" + (f" (sha256 {_sha(ref['sha256'])})" if ref.get("sha256") else ""))
+        reg = ref.get("registry")
+        if reg:
+            out.append(f"- **Reference registry:** `{reg.get('dir')}`, version {reg.get('version')}")
+    out.append(f"- **Base:** `{c.get('base') or (ref or {}).get('base')}`")
+    return out
+
+
 def render_markdown(report: Report) -> str:
     passed = report.verdict == "pass"
-    c = report.candidate
+    label = report.reference_label
     banner = "✅ PASS: safe to promote" if passed else "❌ BLOCKED: do not promote"
     counts = {v: sum(1 for g in report.gates if g.verdict == v) for v in _ICON}
     summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+    na = report.not_applicable
     out = [
         f"# Release report: {banner}",
         "",
-        f"- **Candidate:** `{c.get('adapter')}` (adapter sha256 `{str(c.get('adapter_sha256'))[:16]}…`)",
-        f"- **Base:** `{c.get('base')}`",
-        f"- **Gates:** {summary}",
+        *models_section(report),
+        f"- **Gates:** {summary or 'none'}",
         f"- **Created:** {report.created_at}",
     ]
+    if na:
+        out.append(
+            "- **Not applicable** (neither passed nor blocking): " + "; ".join(f"`{g.name}`: {g.reason_na}" for g in na)
+        )
     if not passed:
-        out.append(f"- **Blocked by:** {', '.join(f'`{g.name}` ({g.verdict})' for g in report.blocking)}")
+        if report.blocking:
+            why = ", ".join(f"`{g.name}` ({g.verdict})" for g in report.blocking)
+        elif na:
+            why = "nothing: no gate applies to this candidate, so nothing was checked"
+        else:
+            why = "nothing: no gates ran"
+        out.append(f"- **Blocked by:** {why}")
     for note in report.notes:
         out.append(f"- **Note:** {note}")
-    out += ["", "## Gates", "", *gate_table(report.gates)]
+    out += ["", "## Gates", "", *gate_table(report.gates, label)]
     if statistical(report.gates):
         out += [
             "",
-            "![forest plot: candidate - base per statistical gate, with its interval and threshold](forest.png)",
+            f"![forest plot: candidate - {label} per statistical gate, with its interval and threshold](forest.png)",
             "",
             "The forest plot's numbers are the delta, CI and threshold columns above.",
         ]
 
-    not_passed = [g for g in report.gates if g.verdict != "pass"]
+    not_passed = [g for g in report.gates if g.verdict != "pass" and g.applicable]
     if not_passed:
         out += ["", "## Gates that did not pass"]
         for g in not_passed:
             req = "" if g.required else " (optional: does not block)"
             out += ["", f"### {_ICON[g.verdict]} `{g.name}`: {g.verdict}{req}", "", g.explanation]
-            out += [*gate_tables(g), *_figures(g), *_evidence(g)]
+            out += [*gate_tables(g), *_figures(g, label), *_evidence(g, label)]
     passed_gates = [g for g in report.gates if g.verdict == "pass"]
     if passed_gates:
         out += ["", "## Gates that passed"]
         for g in passed_gates:
-            out += ["", f"### ✅ `{g.name}`", "", g.explanation, *gate_tables(g), *_figures(g), *_evidence(g)]
+            out += ["", f"### ✅ `{g.name}`", "", g.explanation, *gate_tables(g), *_figures(g, label)]
+            out += _evidence(g, label)
 
     m = report.manifest
     base, ad = m.get("base", {}), m.get("adapter", {})
+    ref = report.reference or {}
     rows = [
+        *([("reference", f"{ref.get('form')}: `{ref.get('path')}`")] if ref else []),
+        *([("reference sha256", f"`{ref.get('sha256')}`")] if ref.get("sha256") else []),
         ("base model", f"`{base.get('id')}` ({base.get('source')})"),
         ("base weights sha256", f"`{base.get('weights_sha256')}`"),
         ("base GGUF sha256", f"`{base.get('gguf_sha256')}`" if base.get("gguf_sha256") else "–"),
@@ -212,9 +250,15 @@ def render_markdown(report: Report) -> str:
             "chat template sha256 (base / candidate)",
             f"`{str(base.get('chat_template_sha256'))[:16]}…` / `{str(ad.get('chat_template_sha256'))[:16]}…`",
         ),
-        ("adapter", f"`{ad.get('dir')}`"),
-        ("adapter sha256", f"`{ad.get('sha256')}`"),
-        ("adapter's recorded base", f"`{ad.get('recorded_base_model_name_or_path')}`"),
+        *(  # a full-checkpoint candidate has no adapter
+            [
+                ("adapter", f"`{ad.get('dir')}`"),
+                ("adapter sha256", f"`{ad.get('sha256')}`"),
+                ("adapter's recorded base", f"`{ad.get('recorded_base_model_name_or_path')}`"),
+            ]
+            if ad or not report.reference
+            else []
+        ),
         ("seed", str(m.get("seed"))),
         (
             "device",
@@ -250,7 +294,7 @@ def render_markdown(report: Report) -> str:
         rows.append((f"data `{d['name']}`", f"{d['records']} records, sha256 `{d['sha256'][:16]}…`"))
     pk = m.get("packages", {})
     rows.append(("packages", ", ".join(f"{k} {v}" for k, v in pk.items() if v)))
-    out += power_section(report.gates)
+    out += power_section(report.gates, label)
     out += export_section(report.gates)
     out += dataset_section(m.get("dataset_audit"))
     out += training_section(m.get("training"))

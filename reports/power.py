@@ -6,11 +6,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 HEADER = ("gate", "measure", "items", "sd (from)", "expected ± half-width", "tolerance", "resolves?", "items needed")
-_SOURCES = {"prior": "prior", "base": "base alone", "paired": "base + candidate"}
 
 
-def power_rows(table: Mapping[str, Sequence[Any]]) -> list[tuple[str, ...]]:
-    """One row per (gate, measure); `table` maps a gate to Power objects or their dicts."""
+def _sources(reference: str) -> dict[str, str]:
+    """What each sd source is called; the source "base" is the compared model's measurement alone."""
+    return {"prior": "prior", "base": f"{reference} alone", "paired": f"{reference} + candidate"}
+
+
+def power_rows(table: Mapping[str, Sequence[Any]], reference: str = "base") -> list[tuple[str, ...]]:
+    """One row per (gate, measure); `table` maps a gate to Power objects or their dicts; `reference` is the word for
+    the compared model ("base" | "reference")."""
+    sources = _sources(reference)
     rows = []
     for name, powers in table.items():
         for p in powers:
@@ -22,7 +28,7 @@ def power_rows(table: Mapping[str, Sequence[Any]]) -> list[tuple[str, ...]]:
                     f"`{name}`",
                     d["measure"],
                     str(d["items"]),
-                    f"{d['sd']:.3g} ({_SOURCES.get(d['sd_source'], d['sd_source'])}"
+                    f"{d['sd']:.3g} ({sources.get(d['sd_source'], d['sd_source'])}"
                     + (", upper bound)" if d.get("upper_bound") else ")"),
                     f"±{d['half_width']:.3g}",
                     "– (superiority: a gain must clear its margin by this much)" if tol is None else f"{tol:.3g}",
@@ -33,9 +39,10 @@ def power_rows(table: Mapping[str, Sequence[Any]]) -> list[tuple[str, ...]]:
     return rows
 
 
-def power_section(gates: Sequence[Any]) -> list[str]:
-    """`## How much each gate can resolve`, from each gate's `details["power"]` (measured after the run)."""
-    table = {g.name: g.details["power"] for g in gates if g.details.get("power")}
+def power_section(gates: Sequence[Any], reference: str = "base") -> list[str]:
+    """`## How much each gate can resolve`, from each gate's `details["power"]` (measured after the run); gates that
+    do not apply (n/a) have no row."""
+    table = {g.name: g.details["power"] for g in gates if g.details.get("power") and g.verdict != "n/a"}
     if not table:
         return []
     out = [
@@ -43,12 +50,14 @@ def power_section(gates: Sequence[Any]) -> list[str]:
         "## How much each gate can resolve",
         "",
         "Expected 95% half-width of each paired interval at the items measured, with the sd of the per-item change",
-        "from base and candidate; a tolerance below the half-width cannot be shown, whatever the candidate does.",
+        f"from {reference} and candidate; a tolerance below the half-width cannot be shown, whatever the candidate "
+        "does.",
         "`items needed`: items that would show non-inferiority at the tolerance with 80% power if nothing changed.",
-        "An `upper bound` sd assumes the candidate answers independently of the base (nothing paired was measured).",
+        f"An `upper bound` sd assumes the candidate answers independently of the {reference} (nothing paired was "
+        "measured).",
         "",
         "| " + " | ".join(HEADER) + " |",
         "|" + "---|" * len(HEADER),
     ]
-    out += ["| " + " | ".join(r) + " |" for r in power_rows(table)]
+    out += ["| " + " | ".join(r) + " |" for r in power_rows(table, reference)]
     return out
