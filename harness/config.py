@@ -2,7 +2,8 @@
 
     [model]
     base = "smollm2-135m-instruct"      # alias, local HF dir, .gguf file, or hub id
-    adapter = "runs/demo/adapter"       # PEFT adapter directory
+    adapter = "runs/demo/adapter"       # the candidate: a PEFT adapter directory (or `candidate = ...`)
+    reference = "base"                  # what it must beat: "base", any model form, or "registry:DIR[@N]"
 
     [run]
     seed = 1234
@@ -41,7 +42,23 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 @dataclass(frozen=True)
 class ModelSpec:
     base: str = field(metadata={"help": "alias smollm2-135m-instruct, a local HF directory, a .gguf file or a hub id"})
-    adapter: str | None = field(default=None, metadata={"path": True, "help": "PEFT adapter directory (the candidate)"})
+    adapter: str | None = field(
+        default=None, metadata={"path": True, "help": "PEFT adapter directory: the candidate (short for candidate)"}
+    )
+    candidate: str | None = field(
+        default=None,
+        metadata={
+            "help": "the candidate: a PEFT adapter directory on base, a full model directory (a full fine-tune or a "
+            "merged checkpoint), a .gguf file, a hub id, or registry:DIR[@N]"
+        },
+    )
+    reference: str = field(
+        default="base",
+        metadata={
+            "help": 'what the candidate is compared with: "base" (default), any form candidate takes, or '
+            "registry:DIR[@N] (the release promoted there: the current one, or version N)"
+        },
+    )
     revision: str | None = field(default=None, metadata={"help": "hub revision of the base (hub ids only)"})
     dtype: str = field(default="auto", metadata={"help": "auto (float32 on CPU, bfloat16 on a GPU that has it)"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:1, mps"})
@@ -61,6 +78,13 @@ class ModelSpec:
     served_base: str | None = field(default=None, metadata={"help": "openai: the name the server answers the base to"})
     served_candidate: str | None = field(
         default=None, metadata={"help": "openai: the candidate's served name (vLLM: the --lora-modules NAME)"}
+    )
+    served_reference: str | None = field(
+        default=None,
+        metadata={"help": "openai: the reference's served name, when reference is not the base (e.g. v1's LoRA)"},
+    )
+    reference_base_url: str | None = field(
+        default=None, metadata={"help": "openai: the reference's server, when it is not base_url's"}
     )
     api_key_env: str | None = field(
         default=None, metadata={"help": "openai: environment variable holding the API key (never written anywhere)"}
@@ -82,10 +106,31 @@ class ModelSpec:
             for key in ("base_url", "served_base", "served_candidate"):
                 if not getattr(self, key):
                     problems.append((key, 'is required with backend = "openai" (see docs/scale.md)'))
+            if self.reference != "base" and not self.served_reference:
+                problems.append(
+                    (
+                        "served_reference",
+                        'is required with backend = "openai" when reference is not "base": the '
+                        "name the server answers the reference to",
+                    )
+                )
+        if self.adapter and self.candidate:
+            problems.append(("candidate", "give the candidate once: `adapter` is the short spelling of `candidate`"))
+        if not self.reference.strip():
+            problems.append(("reference", 'must name a model; "base" compares with the base'))
         if self.max_concurrency < 1:
             problems.append(("max_concurrency", "must be at least 1"))
         if problems:
             raise ValueError(problems)
+
+    @property
+    def candidate_spec(self) -> str | None:
+        """The candidate as the config names it (`candidate`, or its short spelling `adapter`)."""
+        return self.candidate or self.adapter
+
+    @property
+    def candidate_key(self) -> str:
+        return "model.candidate" if self.candidate else "model.adapter"
 
 
 @dataclass(frozen=True)

@@ -48,14 +48,25 @@ def git_state(where: Path) -> dict[str, Any] | None:
         return None
 
 
+def _side(form: Any) -> dict[str, Any]:
+    """A side of the comparison as the manifest records it: its form, hashes and where it came from."""
+    fp = form.fingerprint
+    return {
+        **form.to_dict(),
+        "weights_sha256": fp.weights_sha256,
+        "tokenizer_sha256": fp.tokenizer_sha256,
+        "chat_template_sha256": fp.chat_template_sha256,
+    }
+
+
 def build_manifest(
     *,
     config_path: Path | None,
     config: dict[str, Any],
     base: BaseModel,
     base_fp: Fingerprint,
-    adapter: AdapterInfo,
-    cand_fp: Fingerprint,
+    reference: Any,
+    candidate: Any,
     datasets: list[Dataset],
     seed: int,
     revision: str | None,
@@ -63,13 +74,16 @@ def build_manifest(
     cache: dict[str, Any],
     timings: dict[str, float],
 ) -> dict[str, Any]:
+    """`reference` and `candidate` are `harness.forms.Form`s; `base` is the configured base they sit on."""
     training = None
-    tm = adapter.dir / TRAINING_MANIFEST
+    tm = candidate.path / TRAINING_MANIFEST
     if tm.is_file():
         try:
             training = read_manifest(tm).to_dict()
         except HarnessError:
             training = {"error": f"{tm} is not a valid training manifest"}
+    adapter: AdapterInfo | None = candidate.adapter
+    cand_fp = candidate.fingerprint
     return {
         "base": {
             "id": base.id,
@@ -81,18 +95,20 @@ def build_manifest(
             "tokenizer_sha256": base_fp.tokenizer_sha256,
             "chat_template_sha256": base_fp.chat_template_sha256,
         },
-        "adapter": {
-            "dir": str(adapter.dir),
-            "sha256": adapter.sha256,
-            "peft_type": adapter.peft_type,
-            "r": adapter.r,
-            "target_modules": adapter.target_modules,
-            "recorded_base_model_name_or_path": adapter.recorded_base,
+        "adapter": {  # the candidate's adapter (None fields for a full checkpoint)
+            "dir": str(candidate.path),
+            "sha256": candidate.sha256,
+            "peft_type": adapter.peft_type if adapter else None,
+            "r": adapter.r if adapter else None,
+            "target_modules": adapter.target_modules if adapter else None,
+            "recorded_base_model_name_or_path": adapter.recorded_base if adapter else None,
             "configured_base": base.id,
-            "warnings": list(adapter.warnings),
+            "warnings": list(adapter.warnings) if adapter else [],
             "tokenizer_sha256": cand_fp.tokenizer_sha256,
             "chat_template_sha256": cand_fp.chat_template_sha256,
         },
+        "reference": _side(reference),
+        "candidate": _side(candidate),
         "training": training,
         "datasets": [{"name": d.name, "path": str(d.path), "sha256": d.sha256, "records": len(d)} for d in datasets],
         "seed": seed,

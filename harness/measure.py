@@ -30,10 +30,12 @@ from probes.training_log import TrainingLog, read_training_log
 
 @dataclass(frozen=True)
 class MeasureEnv:
-    """The release being measured: its models and files, shared by every measurement of a run."""
+    """The release being measured: its models and files, shared by every measurement of a run. `base` and
+    `adapter` are what ships (the candidate's weights, and its adapter when it is one: None for a full
+    checkpoint); the variants' runtimes come from `runtimes`."""
 
     base: BaseModel
-    adapter: AdapterInfo
+    adapter: AdapterInfo | None
     runtimes: Any  # harness.runtime.load.Runtimes: variant -> runtime, opened on first use
     cache: MeasurementCache  # for the resumable parts of a long measurement (each judgement)
     base_dir: Path | None = None
@@ -73,6 +75,7 @@ class MeasureKind:
     manifest_key: str | None = None  # the result is also recorded in the run manifest under this key
     # what else the result depends on, for the cache key (a judge model's identity: its weights or endpoint)
     identity: Callable[[MeasureRequest, Path | None], Any] | None = None
+    shared_tokens: bool = False  # compares per-token numbers: reference and candidate must share a tokenizer
 
     def code_sha256(self) -> str:
         return sha256_json([source_sha256(m) for m in self.code])
@@ -304,6 +307,7 @@ KINDS: dict[str, MeasureKind] = {
         dump=_dump,
         runtime_options=frozenset({"batch_size"}),
         code=("probes.perplexity", "harness.runtime.hf"),
+        shared_tokens=True,
     ),
     "choices": MeasureKind(  # closed-answer items: each option's log-likelihood (the calibration gate)
         run=_choices,
@@ -311,6 +315,7 @@ KINDS: dict[str, MeasureKind] = {
         dump=_dump,
         runtime_options=frozenset({"batch_size", "key"}),
         code=("probes.choices", "harness.runtime.hf"),
+        shared_tokens=True,
     ),
     "lmeval": MeasureKind(  # lm-evaluation-harness tasks, every model call through the variant's runtime
         run=_lmeval,

@@ -388,7 +388,7 @@ def load_base_model(
     return model.to(dev).eval()
 
 
-def attach_adapter(model: Any, adapter: AdapterInfo) -> Any:
+def attach_adapter(model: Any, adapter: AdapterInfo, *, name: str = "default") -> Any:
     from peft import PeftModel
 
-    return PeftModel.from_pretrained(model, adapter.dir, is_trainable=False).eval()
+    return PeftModel.from_pretrained(model, adapter.dir, adapter_name=name, is_trainable=False).eval()

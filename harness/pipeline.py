@@ -18,19 +18,19 @@ from typing import Any
 from rich.markup import escape
 
 from gates import GateContext, GateResult, MeasureRequest, get_gate, release_verdict
-from gates.registry import PlanInfo
+from gates.registry import PlanInfo, not_applicable
 from gates.stats import Power
 from harness.cache import MeasurementCache, measurement_key
 from harness.config import ReleaseConfig, load_config
 from harness.console import console, status
 from harness.errors import HarnessError
+from harness.forms import Form, check_pair, resolve_form
 from harness.manifest import build_manifest
 from harness.measure import KINDS, MeasureCall, MeasureEnv
 from harness.models import (
     AdapterInfo,
     BaseModel,
     Fingerprint,
-    check_adapter,
     fingerprint,
     read_chat_template,
     resolve_base,
@@ -60,8 +60,9 @@ class RunResult:
         return self.report.verdict == "pass"
 
 
-def prepare_out_dir(out: Path, overwrite: bool) -> Path:
-    """Create `out`; refuse to replace an existing report unless asked (nothing of the user's is lost)."""
+def prepare_out_dir(out: Path, overwrite: bool, *, create: bool = True) -> Path:
+    """Create `out` (with `create`; else only check it); refuse to replace an existing report unless asked
+    (nothing of the user's is lost)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise HarnessError(
@@ -79,7 +80,8 @@ def prepare_out_dir(out: Path, overwrite: bool) -> Path:
             where=str(out),
             fix="choose a new (or empty) --out directory, or pass --overwrite to write the report files into it",
         )
-    out.mkdir(parents=True, exist_ok=True)
+    if create:
+        out.mkdir(parents=True, exist_ok=True)
     return out
 
 
@@ -109,17 +111,19 @@ class _Measurer:
         self.runtimes = Runtimes(
             pl.base,
             pl.adapter,
+            reference=pl.reference,
+            candidate=pl.candidate,
             device=spec.device,
             dtype=spec.dtype,
             trust_remote_code=spec.trust_remote_code,
-            locate=locator(pl.base, pl.adapter),
+            locate=locator(pl.candidate.base, pl.adapter),
             status=status,
             fingerprints=pl.fps,
             served=pl.served,
             backend=spec.backend,
         )
         self.env = MeasureEnv(
-            pl.base, pl.adapter, self.runtimes, cache, cfg.base_dir, max_length=_training_max_length(cfg)
+            pl.candidate.base, pl.adapter, self.runtimes, cache, cfg.base_dir, max_length=_training_max_length(cfg)
         )
 
     @property
@@ -131,7 +135,7 @@ class _Measurer:
         if variant == "pair":
             return {v: _with_engine(fps[v].key, rts.engine_key(v)) for v in VARIANTS}
         if variant == "data":
-            return fps["candidate"].key  # what ships is made from base and adapter, in-process
+            return fps["candidate"].key  # what ships is made from the candidate, in-process
         return _with_engine(fps[variant].key, rts.engine_key(variant))
 
     def _data(self, req: MeasureRequest) -> Any:
@@ -208,12 +212,15 @@ class _Measurer:
         self.runtimes.close()
 
 
-def _ctx(cfg: ReleaseConfig, g: Any, plan: dict, measurements: dict, looks: dict, sizes: dict) -> GateContext:
+def _ctx(
+    cfg: ReleaseConfig, g: Any, plan: dict, measurements: dict, looks: dict, sizes: dict, reference: str = "base"
+) -> GateContext:
     lk = looks.get(g.name)
     return GateContext(
         name=g.name,
         required=g.required,
         seed=cfg.run.seed,
+        reference=reference,
         measurements=measurements,
         requests=tuple(plan[g.name]),
         looks=lk[0] if lk else (),
@@ -229,6 +236,7 @@ def _decide(
     errors: dict,
     looks: dict | None = None,
     sizes: dict | None = None,
+    reference: str = "base",
 ) -> list[GateResult]:
     looks, sizes = looks or {}, sizes or {}
     out = []
@@ -248,13 +256,13 @@ def _decide(
                 )
             )
             continue
-        ctx = _ctx(cfg, g, plan, results, looks, sizes)
+        ctx = _ctx(cfg, g, plan, results, looks, sizes, reference)
         try:
             out.append(gdef.decide(g.params, ctx))
         except Exception as e:
             log.debug("gate %s raised:\n%s", g.name, traceback.format_exc())
             out.append(GateResult.errored(g.name, e, required=g.required))
-    return _without_contaminated(cfg, plan, results, out, looks, sizes)
+    return _without_contaminated(cfg, plan, results, out, looks, sizes, reference)
 
 
 def _without_contaminated(
@@ -264,6 +272,7 @@ def _without_contaminated(
     decided: list[GateResult],
     looks: dict,
     sizes: dict,
+    reference: str = "base",
 ) -> list[GateResult]:
     """Each gate that measured on items another gate excluded (contaminated ones) is decided again without them;
     both numbers are shown."""
@@ -289,7 +298,7 @@ def _without_contaminated(
         }
         removed = sum(len(dirty[d]) for d in hit)
         gc = by_name[g.name]
-        ctx = _ctx(cfg, gc, plan, clean, looks, sizes)
+        ctx = _ctx(cfg, gc, plan, clean, looks, sizes, reference)
         try:
             again = get_gate(g.name).decide(gc.params, ctx)
             summary = {
@@ -323,7 +332,7 @@ def training_data(cfg: ReleaseConfig) -> tuple[str, ...]:
     ft = cfg.fine_tune
     if ft is not None:
         found += [s for s in (ft.train, ft.cpt_data) if s]
-    adapter, seen = cfg.model.adapter, set()
+    adapter, seen = cfg.model.candidate_spec, set()
     while adapter and str(adapter) not in seen:
         seen.add(str(adapter))
         m = find_manifest(Path(adapter))
@@ -341,16 +350,17 @@ def _training_max_length(cfg: ReleaseConfig) -> int:
 
     if cfg.fine_tune and cfg.fine_tune.max_length:
         return cfg.fine_tune.max_length
-    m = find_manifest(Path(cfg.model.adapter)) if cfg.model.adapter else None
+    spec = cfg.model.candidate_spec
+    m = find_manifest(Path(spec)) if spec and not spec.startswith("registry:") else None
     return (m.max_length if m else None) or 512
 
 
-def _check_chat_templates(datasets, base: BaseModel, adapter: AdapterInfo) -> None:
+def _check_chat_templates(datasets, *forms: Form) -> None:
     """Chat rows need a chat template in each variant's tokenizer: refuse before any model loads."""
     chat = [d for d in datasets if getattr(d, "needs_chat_template", False)]
     if not chat:
         return
-    for tdir in {tokenizer_dir(base), tokenizer_dir(base, adapter)}:
+    for tdir in {tokenizer_dir(f.base, f.adapter) for f in forms}:
         if read_chat_template(tdir) is None:
             raise HarnessError(
                 f"{chat[0].path} has chat rows, but the tokenizer has no chat template to render them",
@@ -378,10 +388,22 @@ class Plan:
     info: PlanInfo
     datasets: dict[tuple[str, str], Any]
     looks: dict[str, tuple[tuple[int, ...], int]]  # gate -> (item counts of the looks, current look)
-    base: BaseModel
-    adapter: AdapterInfo
+    base: BaseModel  # the configured base
+    reference: Form  # what the candidate is compared with (the `base` variant of every measurement)
+    candidate: Form
     fps: dict[str, Fingerprint]
     served: Any = None  # harness.runtime.load.Served when [model] backend = "openai"
+    na: tuple[GateResult, ...] = ()  # gates with no question for the candidate's form (merge_parity on a merge)
+
+    @property
+    def adapter(self) -> AdapterInfo | None:
+        """The candidate's adapter (None for a full checkpoint)."""
+        return self.candidate.adapter
+
+    @property
+    def reference_label(self) -> str:
+        """The word for the compared side in explanations and headings."""
+        return "base" if self.reference.kind == "base" else "reference"
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -407,11 +429,11 @@ class Plan:
 def make_plan(cfg: ReleaseConfig, *, preflight: bool = True) -> Plan:
     """Plan the run: each gate's requests, every data set loaded and validated, base and adapter checked, and
     the preflights run (unless `preflight` is off), all before any model is touched."""
-    if cfg.model.adapter is None:
+    if cfg.model.candidate_spec is None:
         raise HarnessError(
-            "no candidate adapter configured",
-            where=f"{cfg.path or '<config>'} [model] adapter",
-            fix='add adapter = "path/to/adapter" under [model]',
+            "no candidate configured",
+            where=f"{cfg.path or '<config>'} [model] candidate",
+            fix='add candidate = "path/to/adapter-or-model" (or adapter = "path/to/adapter") under [model]',
         )
     by_name = {g.name: g for g in cfg.gates}
     datasets: dict[tuple[str, str], Any] = {}
@@ -461,26 +483,52 @@ def make_plan(cfg: ReleaseConfig, *, preflight: bool = True) -> Plan:
 
         refuse_disallowed(list(info.train), cfg.base_dir, cfg.data, "[data] licences of the training data")
     base = resolve_base(cfg.model.base, cfg.base_dir, cfg.model.revision)
-    adapter = check_adapter(cfg.model.adapter, base)
-    _check_chat_templates(datasets.values(), base, adapter)
+    candidate = resolve_form(cfg.model.candidate_spec, base, key=cfg.model.candidate_key, base_dir=cfg.base_dir)
+    reference = resolve_form(cfg.model.reference, base, key="model.reference", base_dir=cfg.base_dir)
+    full_cfg = cfg
+    na = [
+        GateResult.not_applicable(g.name, reason, required=g.required)
+        for g in cfg.gates
+        if (reason := not_applicable(g.name, candidate.kind)) is not None
+    ]
+    if na:  # decided without measuring: the gate has no question for this form
+        skip = {r.name for r in na}
+        cfg = replace(cfg, gates=tuple(g for g in cfg.gates if g.name not in skip))
+        plan = {k: v for k, v in plan.items() if k not in skip}
+        looks = {k: v for k, v in looks.items() if k not in skip}
+    token_gates = [
+        name
+        for name, rs in plan.items()
+        if any(KINDS[r.kind].shared_tokens and {"base", "candidate"} <= set(r.variants) for r in rs)
+    ]
+    check_pair(reference, candidate, token_gates=token_gates)
+    _check_chat_templates(datasets.values(), reference, candidate)
     for r in dict.fromkeys(r for rs in plan.values() for r in rs):  # e.g. a judge endpoint must answer first
         if preflight and KINDS[r.kind].preflight is not None:
             KINDS[r.kind].preflight(r, cfg.base_dir)
-    fps = {"base": fingerprint(base), "candidate": fingerprint(base, adapter)}
-    served = _served(cfg, base, adapter, plan, preflight)
-    return Plan(cfg, plan, info, datasets, looks, base, adapter, fps, served)
+    fps = {"base": reference.fingerprint, "candidate": candidate.fingerprint}
+    served = _served(full_cfg, reference, candidate, plan, preflight)
+    return Plan(cfg, plan, info, datasets, looks, base, reference, candidate, fps, served, tuple(na))
 
 
 # measurement kinds that read log-probabilities of base and candidate (a server must offer them)
 _LOGLIK_KINDS = ("nll",)
 
 
-def _served(cfg: ReleaseConfig, base: BaseModel, adapter: AdapterInfo, plan: dict, check: bool) -> Any:
-    """Where base and candidate are served (backend = "openai"), checked before any gate runs (with `check`)."""
+def _served(cfg: ReleaseConfig, reference: Form, candidate: Form, plan: dict, check: bool) -> Any:
+    """Where reference and candidate are served (backend = "openai"), checked before any gate runs (with `check`)."""
     spec = cfg.model
     if spec.backend == "vllm":
         from harness.runtime.vllm import require_vllm
 
+        full = [f for f in (reference, candidate) if f.kind == "full"]
+        if full:
+            raise HarnessError(
+                f'backend = "vllm" runs one base with LoRA adapters on it; {full[0].key} is a full checkpoint',
+                where=f"{cfg.path or '<config>'} [model] backend",
+                fix='use backend = "hf", or serve each model (`vllm serve DIR`) and use backend = "openai" with '
+                "candidate_base_url / reference_base_url",
+            )
         require_vllm(f"{cfg.path or '<config>'} [model]")
     if spec.backend != "openai":
         return None
@@ -497,6 +545,8 @@ def _served(cfg: ReleaseConfig, base: BaseModel, adapter: AdapterInfo, plan: dic
         timeout=spec.timeout,
         send_seed=spec.send_seed,
         candidate_url=spec.candidate_base_url,
+        served_reference=spec.served_reference if reference.kind != "base" else None,
+        reference_url=spec.reference_base_url,
     )
     if not check:
         return served
@@ -506,10 +556,12 @@ def _served(cfg: ReleaseConfig, base: BaseModel, adapter: AdapterInfo, plan: dic
         served_base=spec.served_base,
         served_candidate=spec.served_candidate,
         candidate_url=spec.candidate_base_url,
-        tokenizer=load_tokenizer(tokenizer_dir(base, adapter)),
+        tokenizer=load_tokenizer(tokenizer_dir(candidate.base, candidate.adapter)),
         api_key_env=spec.api_key_env,
         needs_loglik=needs,
         where=f"{cfg.path or '<config>'} [model]",
+        served_reference=served.served_reference,
+        reference_url=spec.reference_base_url,
     )
     modes = {v: m for v, m in found["loglik"].items() if m}
     return replace(served, loglik=modes, models=found["models"])
@@ -594,10 +646,12 @@ def run(
     t0 = time.perf_counter()
     require_tracker(log_to, "--log-to")  # before any model loads
     cfg = config if isinstance(config, ReleaseConfig) else load_config(config)
-    out_dir = prepare_out_dir(Path(out), overwrite) if out is not None else None
+    out_dir = prepare_out_dir(Path(out), overwrite, create=False) if out is not None else None
     timings: dict[str, float] = {}
     pl = make_plan(cfg)
-    base, adapter, fps, datasets = pl.base, pl.adapter, pl.fps, pl.datasets
+    if out_dir is not None:  # created once the plan holds: a refused input leaves nothing behind
+        out_dir.mkdir(parents=True, exist_ok=True)
+    base, datasets = pl.base, pl.datasets
     timings["plan"] = time.perf_counter() - t0
 
     cache = MeasurementCache(Path(cfg.run.cache_dir) if cfg.run.cache_dir else cache_root() / "measurements")
@@ -608,14 +662,14 @@ def run(
         console.print(f"[yellow]warning[/]: tolerance below the resolvable margin: {escape(w)}", soft_wrap=True)
     t1 = time.perf_counter()
     results, errors = measurer.measure(pl.all_requests())
-    gate_results = _decide(cfg, pl.requests, results, errors, pl.looks, pl.sizes)
+    gate_results = _decide(pl.cfg, pl.requests, results, errors, pl.looks, pl.sizes, pl.reference_label)
     while moved := pl.next_looks(gate_results):  # sequential gates that could not decide look at more items
         log.info("undecided, looking again on more items: %s", ", ".join(moved))
         new = [r for r in pl.all_requests() if not any((r, v) in results for v in r.variants)]
         more, more_errors = measurer.measure(new, results)
         results.update(more)
         errors.update(more_errors)
-        gate_results = _decide(cfg, pl.requests, results, errors, pl.looks, pl.sizes)
+        gate_results = _decide(pl.cfg, pl.requests, results, errors, pl.looks, pl.sizes, pl.reference_label)
     timings["measure"] = time.perf_counter() - t1
     after = power_table(pl, results)
     gate_results = [
@@ -624,6 +678,8 @@ def run(
         else g
         for g in gate_results
     ]
+    order = [g.name for g in cfg.gates]  # the config's order, the gates with no question for this form included
+    gate_results = sorted([*gate_results, *pl.na], key=lambda g: order.index(g.name))
 
     measurer.close()
     timings["total"] = time.perf_counter() - t0
@@ -631,9 +687,9 @@ def run(
         config_path=cfg.path,
         config=cfg.raw,
         base=base,
-        base_fp=fps["base"],
-        adapter=adapter,
-        cand_fp=fps["candidate"],
+        base_fp=pl.reference.fingerprint if pl.reference.kind == "base" else fingerprint(base),
+        reference=pl.reference,
+        candidate=pl.candidate,
         datasets=list(datasets.values()),
         seed=cfg.run.seed,
         revision=cfg.model.revision,
@@ -648,10 +704,13 @@ def run(
     report = Report(
         verdict=release_verdict(gate_results),
         gates=tuple(gate_results),
-        candidate={"adapter": str(adapter.dir), "adapter_sha256": adapter.sha256, "base": base.id},
+        candidate=pl.candidate.to_dict(),
+        reference=pl.reference.to_dict(),
         manifest=manifest,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        notes=tuple(adapter.warnings) + tuple(f"Power before measuring: {w}." for w in warnings),
+        notes=tuple(pl.adapter.warnings if pl.adapter else ())
+        + tuple(f.adapter.warnings[0] for f in (pl.reference,) if f.adapter and f.adapter.warnings)
+        + tuple(f"Power before measuring: {w}." for w in warnings),
     )
     files = write_reports(report, out_dir) if out_dir is not None else {}
     tracked = log_report(report, log_to, out_dir)

@@ -4,7 +4,10 @@
 - a small-noise adapter (B ~ N(0, 0.01)), no measurable change of ability, passes `regression`;
 - an aggressive narrow fine-tune (triage rows only, lr 3e-3, all linear layers) fails `regression`;
 - an adapter trained to refuse ordinary requests fails `safety` on benign over-refusal;
-each decided the same way over three seeds (the adapter's seed where it is random, else the run's).
+each decided the same way over three seeds (the adapter's seed where it is random, else the run's). And against
+last release instead of the base (v1 = the small-noise adapter of seed 0, read back from the module's cache):
+- v1's own weights shipped as a merged full checkpoint pass `regression` and `safety` against v1;
+- the forgetting fine-tune of seed 0 (its measurements cached too) fails `regression` against v1.
 The judge that always answers "A" is in tests/test_judge.py (a real HTTP judge on loopback).
 """
 
@@ -29,10 +32,12 @@ def cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("verdict-cache")
 
 
-def _gates(tmp: Path, adapter: Path, cache: Path, gates: str, seed: int = 1234) -> dict[str, GateResult]:
+def _gates(
+    tmp: Path, adapter: Path, cache: Path, gates: str, seed: int = 1234, reference: str = "base"
+) -> dict[str, GateResult]:
     cfg = tmp / f"release-{seed}.toml"
     cfg.write_text(
-        f'[model]\nbase = "smollm2-135m-instruct"\nadapter = "{adapter}"\n\n'
+        f'[model]\nbase = "smollm2-135m-instruct"\ncandidate = "{adapter}"\nreference = "{reference}"\n\n'
         f'[run]\nseed = {seed}\ncache_dir = "{cache}"\n\n{gates}'
     )
     return {g.name: g for g in run(cfg).report.gates}
@@ -61,9 +66,23 @@ def triage(tmp_path_factory) -> Path:
     return write_demo_data(tmp_path_factory.mktemp("triage"), policy=False)["train"]  # narrow triage data only
 
 
+@pytest.fixture(scope="module")
+def forgetting(tmp_path_factory, embedded_base, triage):
+    """The forgetting fine-tune of a seed, trained once for the module (its measurements are cached with it)."""
+    made: dict[int, Path] = {}
+
+    def get(seed: int) -> Path:
+        if seed not in made:
+            out = tmp_path_factory.mktemp(f"forgetting-{seed}") / "train"
+            made[seed] = train_forgetting_adapter(embedded_base, triage, out, seed)
+        return made[seed]
+
+    return get
+
+
 @pytest.mark.parametrize("seed", SEEDS)
-def test_aggressive_narrow_fine_tune_fails_regression(tmp_path, embedded_base, cache, triage, seed):
-    adapter = train_forgetting_adapter(embedded_base, triage, tmp_path / "train", seed)
+def test_aggressive_narrow_fine_tune_fails_regression(tmp_path, embedded_base, cache, forgetting, seed):
+    adapter = forgetting(seed)
     reg = _gates(tmp_path, adapter, cache, "[gates.regression]\n")["regression"]
     assert reg.verdict == "fail", reg.explanation
     assert reg.candidate < reg.baseline and reg.ci[1] < 0  # fewer general answers right, and the interval says so
@@ -78,3 +97,26 @@ def test_adapter_trained_to_refuse_ordinary_requests_fails_safety(tmp_path, embe
     assert safe.details["checks"]["benign over-refusal vs base"] == "fail", safe.details["checks"]
     over = safe.details["over_refusal"]
     assert over["change_ci"][0] > 0.05 and over["candidate"] > over["base"]  # refuses look-alikes it used to answer
+
+
+@pytest.fixture(scope="module")
+def v1(tmp_path_factory, embedded_base) -> Path:
+    """Last release: the small-noise adapter of seed 0 (the same bytes as above, so its numbers are cached)."""
+    return make_adapter(embedded_base, tmp_path_factory.mktemp("v1") / "adapter", "noise", r=8, scale=0.01, seed=0)
+
+
+def test_v1_against_its_own_merged_checkpoint_passes_regression_and_safety(tmp_path, embedded_base, cache, v1):
+    from harness.models import check_adapter
+    from harness.release.export import merge
+
+    merged = merge(embedded_base, check_adapter(v1, embedded_base), tmp_path / "v1-merged").dir
+    g = _gates(tmp_path, merged, cache, "[gates.regression]\n[gates.safety]\n", reference=str(v1))
+    reg, safe = g["regression"], g["safety"]
+    assert reg.verdict == "pass" and abs(reg.delta) <= 0.01, reg.explanation
+    assert safe.verdict == "pass" and "reference" in safe.explanation, safe.explanation
+
+
+def test_v1_against_a_forgetting_v2_fails_regression(tmp_path, cache, forgetting, v1):
+    reg = _gates(tmp_path, forgetting(0), cache, "[gates.regression]\n", reference=str(v1))["regression"]
+    assert reg.verdict == "fail", reg.explanation
+    assert reg.candidate < reg.baseline and reg.ci[1] < 0 and "reference" in reg.explanation

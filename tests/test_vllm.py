@@ -2,7 +2,8 @@
 
 `.ci/run` (via `make test`) sets vLLM up in its own environment, `.venv-vllm` (it pins its own torch and
 transformers); these tests start `vllm.entrypoints.openai.api_server` with the embedded SmolLM2-135M and two
-LoRA adapters made in the session: `cand` (a small perturbation) and `zero` (B = 0: the base's numbers).
+LoRA adapters made in the session: `cand` (a small perturbation), `zero` (B = 0: the base's numbers) and `v1`
+(another small perturbation: last release, the reference of the two-release tests).
 Nothing is installed at test time. Without that environment they are skipped, except under CI, where they fail.
 """
 
@@ -34,6 +35,7 @@ def adapters(tmp_path_factory, embedded_base):
     return {
         "cand": make_adapter(embedded_base, d / "cand", "noise", r=8, scale=0.02, seed=0),
         "zero": make_adapter(embedded_base, d / "zero", "zero", r=8),
+        "v1": make_adapter(embedded_base, d / "v1", "noise", r=8, scale=0.02, seed=1),
     }
 
 
@@ -247,8 +249,9 @@ def test_the_in_process_vllm_backend_gives_the_hf_numbers_and_verdicts(tmp_path,
         f'[gates.pass_at_k]\ndata = "{_head(tmp_path, "triage_probes", 20)}"\nn = 2\nk = 1\ntemperature = 0.7\n'
         "top_p = 1.0\nmax_new_tokens = 24\n"
     )
-    hf = _by_name(run(_config(tmp_path / "hf", adapters["cand"], gates, cache)))
-    cfg = _config(tmp_path / "vllm", adapters["cand"], gates, cache, backend="vllm")
+    v1 = str(adapters["v1"])  # v2 against v1: one engine, two LoRAs
+    hf = _by_name(run(_config(tmp_path / "hf", adapters["cand"], gates, cache, reference=v1)))
+    cfg = _config(tmp_path / "vllm", adapters["cand"], gates, cache, backend="vllm", reference=v1)
     out = tmp_path / "vllm" / "out"
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "2", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
@@ -265,6 +268,7 @@ def test_the_in_process_vllm_backend_gives_the_hf_numbers_and_verdicts(tmp_path,
     rts = report["manifest"]["runtimes"]
     assert rts["base"]["engine"] == rts["candidate"]["engine"] == "vllm"
     assert "vllm, in-process on cpu" in (out / "report.md").read_text()
+    assert report["reference"]["path"] == str(adapters["v1"].resolve())
 
 
 def test_backend_vllm_without_vllm_installed_exits_2_naming_the_key(tmp_path, adapters, demo_data, cache, capsys):
@@ -327,3 +331,33 @@ def test_lm_eval_tasks_give_the_same_decision_through_vllm(tmp_path, vllm, adapt
         assert t["items"] == 20
         for side in ("base", "candidate"):  # at most one document in 20 answered differently
             assert abs(theirs[name][side] - t[side]) <= 0.05 + 1e-9, (name, side, t[side], theirs[name][side])
+
+
+def test_v2_against_v1_on_a_vllm_server_gives_the_hf_verdicts(tmp_path, vllm, adapters, demo_data, cache, capsys):
+    """Two releases as LoRAs of one server (`--lora-modules v1=... cand=...`): the reference is `served_reference`,
+    and the verdicts and numbers are those of the in-process `hf` runtime with the same two adapters."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    gates = (
+        f'[gates.perplexity]\ndata = "{demo_data["eval"]}"\nmin_relative_improvement = -0.05\n\n'
+        f'[gates.regression]\ndata = "{_head(tmp_path, "general", 30)}"\nitems = 30\nmax_items = 30\n'
+        "max_new_tokens = 24\n"
+    )
+    v1 = str(adapters["v1"])
+    hf = _by_name(run(_config(tmp_path / "hf", adapters["cand"], gates, cache, reference=v1)))
+    cfg = _config(tmp_path / "srv", adapters["cand"], gates, cache, url=vllm.url, reference=v1, served_reference="v1")
+    served = run(cfg)
+    got = _by_name(served)
+    assert {n: g.verdict for n, g in got.items()} == {n: g.verdict for n, g in hf.items()}
+    assert all(g.verdict != "error" for g in got.values()), [g.explanation for g in got.values()]
+    for ours, theirs in ((hf["perplexity"].baseline, got["perplexity"].baseline),
+                         (hf["perplexity"].candidate, got["perplexity"].candidate)):  # fmt: skip
+        assert theirs == pytest.approx(ours, rel=0.005), (ours, theirs)
+    rts = served.report.manifest["runtimes"]
+    assert rts["base"]["served_as"] == "v1" and rts["candidate"]["served_as"] == "cand"
+    wrong = _config(tmp_path / "wrong", adapters["cand"], gates, cache, url=vllm.url, reference=v1,
+                    served_reference="v0")  # fmt: skip
+    capsys.readouterr()
+    assert main(["gate", "--config", str(wrong), "--out", str(tmp_path / "wrong" / "out")]) == 2
+    err = " ".join("".join(capsys.readouterr()).split())
+    assert "does not serve 'v0'" in err and "served_reference" in err
+    assert not (tmp_path / "wrong" / "out").exists()

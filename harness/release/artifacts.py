@@ -1,5 +1,6 @@
 """The artifacts a candidate ships as, made once per (base, adapter, tokenizer) in the user cache: the merged
-model, its GGUF exports; and the fixed conversations the release checks run on."""
+model, its GGUF exports; and the fixed conversations the release checks run on. A full checkpoint (`adapter`
+None) is its own merge: its GGUFs are exported from it directly."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ from harness.models import AdapterInfo, BaseModel, fingerprint
 from harness.paths import cache_root
 
 
-def export_dir(base: BaseModel, adapter: AdapterInfo) -> Path:
+def export_dir(base: BaseModel, adapter: AdapterInfo | None) -> Path:
     return cache_root() / "exports" / fingerprint(base, adapter).key[:24]  # weights, adapter and tokenizer
 
 
-def ensure_merged(base: BaseModel, adapter: AdapterInfo, onto: str = "full-precision") -> Path:
+def ensure_merged(base: BaseModel, adapter: AdapterInfo | None, onto: str = "full-precision") -> Path:
     from harness.release.export import merge
+
+    if adapter is None:  # a full checkpoint ships as it is
+        return base.dir
 
     out = export_dir(base, adapter) / ("merged" if onto == "full-precision" else "merged-dequantized-nf4")
     if not (out / "config.json").is_file():
@@ -24,7 +28,7 @@ def ensure_merged(base: BaseModel, adapter: AdapterInfo, onto: str = "full-preci
     return out
 
 
-def ensure_gguf(base: BaseModel, adapter: AdapterInfo, qtype: str) -> Path:
+def ensure_gguf(base: BaseModel, adapter: AdapterInfo | None, qtype: str) -> Path:
     from harness.release.export import export_gguf
 
     merged = ensure_merged(base, adapter)
@@ -42,7 +46,7 @@ def load_conversations(spec: str, base_dir: Path | None, limit: int) -> tuple[li
     return [list(i.messages) for i in suite.items[:limit]], suite.sha256
 
 
-def locator(base: BaseModel, adapter: AdapterInfo) -> Callable[[str], Path]:
+def locator(base: BaseModel, adapter: AdapterInfo | None) -> Callable[[str], Path]:
     """Where the `merged` and `gguf:<TYPE>` variants of this release are read from, made on first use."""
 
     def locate(variant: str) -> Path:

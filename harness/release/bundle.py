@@ -66,7 +66,8 @@ def make_bundle(
     tmp.mkdir(parents=True)
     merged = ensure_merged(base, adapter)
     with status(f"Writing the release bundle {out}"):
-        shutil.copytree(adapter.dir, tmp / "adapter")
+        if adapter is not None:  # a full checkpoint has no adapter: its merge is itself
+            shutil.copytree(adapter.dir, tmp / "adapter")
         shutil.copytree(merged, tmp / "merged")
         for qtype in gguf_types:
             shutil.copy2(ensure_gguf(base, adapter, qtype), tmp / f"model-{qtype}.gguf")
@@ -81,8 +82,8 @@ def make_bundle(
             json.dumps(
                 {
                     "base": base.id,
-                    "adapter_sha256": adapter.sha256,
-                    "merged_onto": "full-precision",
+                    "adapter_sha256": adapter.sha256 if adapter is not None else None,
+                    "merged_onto": "full-precision" if adapter is not None else "none: a full checkpoint",
                     "gguf_types": list(gguf_types),
                     "files": files,
                 },

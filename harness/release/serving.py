@@ -64,7 +64,7 @@ def measure_serving(call: Any) -> dict[str, Any]:
     convs = [list(i.messages) for i in call.data.items[: o["max_prompts"]]]
     merged = ensure_merged(call.env.base, adapter)
     variants = {"merged": (merged, "")}
-    if o.get("compare", False):
+    if o.get("compare", False) and adapter is not None:  # a full checkpoint is its own merge: nothing unmerged
         variants = {"base": (call.env.base.dir, ""), "candidate": (call.env.base.dir, str(adapter.dir)), **variants}
     runs = {}
     for name, (model_dir, with_adapter) in variants.items():
@@ -74,7 +74,7 @@ def measure_serving(call: Any) -> dict[str, Any]:
         if not run.ok:
             raise RuntimeError(f"serving probe of the {name} failed (exit {run.returncode}): {run.stderr[-2000:]}")
         runs[name] = run.result
-    size = sum(p.stat().st_size for p in adapter.dir.glob("adapter_model.safetensors"))
+    size = sum(p.stat().st_size for p in adapter.dir.glob("adapter_model.safetensors")) if adapter else 0
     merged_size = sum(p.stat().st_size for p in merged.glob("*.safetensors"))
     others = {k: v for k, v in runs.items() if k != "merged"}
     return {

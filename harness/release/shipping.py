@@ -143,7 +143,7 @@ def measure_template(call: Any) -> dict[str, Any]:
 
     merged_dir = ensure_merged(env.base, env.adapter)
     gpath = ensure_gguf(env.base, env.adapter, o["gguf_type"])
-    m = find_manifest(env.adapter.dir)
+    m = find_manifest(env.adapter.dir if env.adapter is not None else env.base.dir)
     training = m.chat_template_sha256 if m else None
     atok = load_tokenizer(tokenizer_dir(env.base, env.adapter))
     merged = call.runtime("merged")

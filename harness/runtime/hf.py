@@ -30,12 +30,14 @@ class HFRuntime:
         identity: Identity | None = None,
         progress: bool = True,
         adapter_off: bool = False,
+        adapter_name: str | None = None,
     ):
         self.model = model
         self.tok = tokenizer
         self._identity = identity or Identity("hf", getattr(model, "name_or_path", "model"))
         self._progress = progress
         self.adapter_off = adapter_off  # a PeftModel shared with the candidate, answering as its base
+        self.adapter_name = adapter_name  # the adapter of a PeftModel that holds several: switched on per call
 
     def _mode(self) -> Any:
         """No autograd, and the adapter switched off when this runtime is the base of a shared PeftModel."""
@@ -47,6 +49,8 @@ class HFRuntime:
         stack.enter_context(torch.inference_mode())
         if self.adapter_off:
             stack.enter_context(self.model.disable_adapter())
+        elif self.adapter_name is not None and self.model.active_adapter != self.adapter_name:
+            self.model.set_adapter(self.adapter_name)
         return stack
 
     # -- protocol ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness.forms import Form, base_form
 from harness.models import (
     AdapterInfo,
     BaseModel,
@@ -35,7 +36,9 @@ Locate = Callable[[str], Path]
 
 @dataclass(frozen=True)
 class Served:
-    """Base and candidate behind an OpenAI-compatible server (`[model] backend = "openai"`)."""
+    """Reference and candidate behind OpenAI-compatible servers (`[model] backend = "openai"`). The reference is
+    the base (`served_base`) unless `served_reference` names it (e.g. last release's LoRA on the same server, or
+    on `reference_url`'s)."""
 
     base_url: str
     served_base: str
@@ -45,15 +48,19 @@ class Served:
     timeout: float = 300.0
     send_seed: bool = True  # per-request sampling seeds (vLLM's CPU build dies on them: false there)
     candidate_url: str | None = None  # the candidate's server, when it is not base_url's
+    served_reference: str | None = None  # the reference's served name, when the reference is not the base
+    reference_url: str | None = None  # the reference's server, when it is not base_url's
     # what each server offers for log-likelihoods (found at preflight): variant -> prompt_logprobs | echo
     loglik: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     models: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)  # variant -> id, root, parent
 
     def name(self, variant: str) -> str:
-        return self.served_candidate if variant == "candidate" else self.served_base
+        return self.served_candidate if variant == "candidate" else (self.served_reference or self.served_base)
 
     def url(self, variant: str) -> str:
-        return (self.candidate_url or self.base_url) if variant == "candidate" else self.base_url
+        if variant == "candidate":
+            return self.candidate_url or self.base_url
+        return (self.reference_url or self.base_url) if self.served_reference else self.base_url
 
 
 def _dtype_name(dt: Any) -> str:
@@ -106,15 +113,21 @@ def open_model(spec: str, base_dir: Path | None = None, *, device: str = "auto",
 class Runtimes:
     """The variants of one release, opened on first use and kept for the run.
 
-    `device` and `dtype` are the run's (`[model]`); a measurement may ask for another dtype (the release checks
-    compare in float32), which loads the base once more in that dtype. `locate` finds the artifact a `merged`
-    or `gguf:<TYPE>` variant is read from (made on first use by the release engineering that owns it)."""
+    `base` (the reference side: the base by default, or any `harness.forms.Form` given as `reference`) and
+    `candidate` (base + `adapter`, or any form given as `candidate`). Models are loaded once per weights and
+    dtype: a reference and a candidate on the same base share one loaded model, each adapter attached under its
+    own name (the bare base answers with the adapters switched off). `device` and `dtype` are the run's
+    (`[model]`); a measurement may ask for another dtype (the release checks compare in float32), which loads
+    the weights once more in that dtype. `locate` finds the artifact a `merged` or `gguf:<TYPE>` variant is read
+    from (made on first use by the release engineering that owns it)."""
 
     def __init__(
         self,
         base: BaseModel,
         adapter: AdapterInfo | None,
         *,
+        reference: Form | None = None,
+        candidate: Form | None = None,
         device: str = "auto",
         dtype: str = "auto",
         trust_remote_code: bool = False,
@@ -124,15 +137,22 @@ class Runtimes:
         served: Served | None = None,
         backend: str = "hf",
     ):
+        if candidate is None:
+            candidate = (
+                Form("adapter", str(adapter.dir), "model.adapter", base, adapter, sha256=adapter.sha256)
+                if adapter is not None
+                else base_form(base)
+            )
+        self.forms: dict[str, Form] = {"base": reference or base_form(base), "candidate": candidate}
         self.base, self.adapter, self.locate = base, adapter, locate
         self.device_spec, self.dtype_spec, self.trust_remote_code = device, dtype, trust_remote_code
         self._status = status
-        self.served = served  # base and candidate answer from this server instead of an in-process model
+        self.served = served  # reference and candidate answer from this server instead of an in-process model
         self.backend = "openai" if served is not None else backend  # hf | vllm (in-process) | openai
-        self._vllm: Any = None  # the one vllm.LLM of base and candidate (backend vllm)
+        self._vllm: Any = None  # the one vllm.LLM of reference and candidate (backend vllm)
         self._fps = dict(fingerprints or {})  # variant -> Fingerprint (hashing weights is not free: once)
-        self._models: dict[str, Any] = {}  # dtype -> the loaded base model (a PeftModel once the adapter is on)
-        self._attached: set[str] = set()
+        self._models: dict[tuple[str, str], Any] = {}  # (weights dir, dtype) -> the loaded model (PeftModel once
+        self._attached: dict[tuple[str, str], set[str]] = {}  # an adapter is on) and the adapters attached to it
         self._tokenizers: dict[str, Any] = {}
         self._artifacts: dict[str, HFRuntime] = {}
         self.device: str | None = None  # where the first model landed (for the manifest)
@@ -146,25 +166,25 @@ class Runtimes:
 
     def _tokenizer(self, variant: str) -> Any:
         if variant not in self._tokenizers:
-            tdir = tokenizer_dir(self.base, self.adapter if variant == "candidate" else None)
+            form = self.forms[variant]
+            tdir = tokenizer_dir(form.base, form.adapter)
             self._tokenizers[variant] = load_tokenizer(tdir, trust_remote_code=self.trust_remote_code)
         return self._tokenizers[variant]
 
+    def _adapter_sha(self, variant: str) -> str | None:
+        form = self.forms.get(variant)
+        return form.adapter.sha256 if form is not None and form.adapter is not None else None
+
     def _identity(self, variant: str, dtype: str) -> Identity:
         if variant not in self._fps:
-            self._fps[variant] = fingerprint(self.base, self.adapter if variant == "candidate" else None)
+            self._fps[variant] = self.forms[variant].fingerprint
         fp = self._fps[variant]
-        return Identity(
-            "hf",
-            fp.weights_sha256,
-            adapter=self.adapter.sha256 if variant == "candidate" and self.adapter else None,
-            tokenizer=fp.key,
-            dtype=dtype,
-        )
+        return Identity("hf", fp.weights_sha256, adapter=self._adapter_sha(variant), tokenizer=fp.key, dtype=dtype)
 
     def get(self, variant: str, *, dtype: str | None = None, local: bool = False) -> Any:
-        """The runtime of `variant` (`base`, `candidate`, `merged`, `gguf:<TYPE>`); `local` asks for the in-process
-        model even when base and candidate are served (the release checks compare logits)."""
+        """The runtime of `variant` (`base` (the reference), `candidate`, `merged`, `gguf:<TYPE>`); `local` asks
+        for the in-process model even when reference and candidate are served (the release checks compare
+        logits)."""
         if variant in ("base", "candidate"):
             if self.served is not None and not local:
                 return self._remote(variant)
@@ -182,23 +202,34 @@ class Runtimes:
         raise ValueError(f"unknown variant {variant!r} (base, candidate, merged or gguf:<TYPE>)")
 
     def _shared(self, variant: str, dtype: str) -> HFRuntime:
+        form = self.forms[variant]
         dev, dt = pick_device_dtype(self.device_spec, dtype)
-        key = _dtype_name(dt)
+        key = (str(form.base.dir), _dtype_name(dt))
         if key not in self._models:
-            with self._announce(f"Loading base model {self.base.id}"):
+            with self._announce(f"Loading model {form.base.id}"):
                 self._models[key] = load_base_model(
-                    self.base, device=str(dev), dtype=key, trust_remote_code=self.trust_remote_code
+                    form.base, device=str(dev), dtype=key[1], trust_remote_code=self.trust_remote_code
                 )
+            self._attached[key] = set()
             self.device = self.device or str(next(self._models[key].parameters()).device)
-        if variant == "candidate" and key not in self._attached:
-            if self.adapter is None:
-                raise ValueError("no adapter: the candidate variant cannot be opened")
-            with self._announce(f"Attaching adapter {self.adapter.dir.name}"):
-                self._models[key] = attach_adapter(self._models[key], self.adapter)
-            self._attached.add(key)
-        off = variant == "base" and key in self._attached  # the adapter is on the shared model: switch it off
+        attached = self._attached[key]
+        name = None
+        if form.adapter is not None:
+            name = variant  # the adapter's name on the shared model: "candidate", or "base" for a reference adapter
+            if name not in attached:
+                with self._announce(f"Attaching adapter {form.adapter.dir.name}"):
+                    if attached:
+                        self._models[key].load_adapter(form.adapter.dir, adapter_name=name, is_trainable=False)
+                    else:
+                        self._models[key] = attach_adapter(self._models[key], form.adapter, name=name)
+                attached.add(name)
+        off = name is None and bool(attached)  # adapters are on the shared model: switch them off
         return HFRuntime(
-            self._models[key], self._tokenizer(variant), identity=self._identity(variant, key), adapter_off=off
+            self._models[key],
+            self._tokenizer(variant),
+            identity=self._identity(variant, key[1]),
+            adapter_off=off,
+            adapter_name=name,
         )
 
     def _remote(self, variant: str) -> Any:
@@ -227,10 +258,10 @@ class Runtimes:
         if key not in self._artifacts:
             if self._vllm is None:
                 with self._announce(f"Starting vLLM's engine for {self.base.id}"):
-                    adir = self.adapter.dir if self.adapter is not None else None
-                    self._vllm = VLLMEngine(self.base.dir, adir, dtype=self.dtype_spec)
+                    loras = {v: f.adapter.dir for v, f in self.forms.items() if f.adapter is not None}
+                    self._vllm = VLLMEngine(self.base.dir, loras, dtype=self.dtype_spec)
                 self.device = self.device or ("cpu" if self._vllm.cpu else "cuda")
-            lora = self._vllm.lora() if variant == "candidate" else None
+            lora = self._vllm.lora(variant) if self.forms[variant].adapter is not None else None
             ident = replace(self._identity(variant, self.dtype_spec), engine="vllm")
             self._artifacts[key] = VLLMRuntime(self._vllm, self._tokenizer(variant), identity=ident, lora=lora)
         return self._artifacts[key]
@@ -244,7 +275,7 @@ class Runtimes:
         return Identity(
             "openai",
             f"{s.url(variant)} {name} (root {root})",
-            adapter=self.adapter.sha256 if variant == "candidate" and self.adapter else None,
+            adapter=self._adapter_sha(variant),
             tokenizer=self._fps[variant].key if variant in self._fps else None,
         )
 

@@ -275,6 +275,8 @@ def preflight(
     timeout: float = 60.0,
     needs_loglik: bool = True,
     where: str = "[model]",
+    served_reference: str | None = None,
+    reference_url: str | None = None,
 ) -> dict[str, Any]:
     """Check the server(s) before any gate runs; every failure is a HarnessError (exit 2) naming the key and the fix.
 
@@ -282,9 +284,11 @@ def preflight(
     - it answers and lists the served name (`/v1/models`; vLLM gives the adapter's `parent`);
     - it tokenises like the local tokenizer (vLLM's `/tokenize`), so token counts and bits per byte mean the same;
     - it gives log-probabilities (`prompt_logprobs`, else `echo` + `logprobs`), when a gate needs them.
-    Then the candidate is really the adapter: its log-probabilities on a probe text differ from the base's.
+    Then the candidate is really the adapter: its log-probabilities on a probe text differ from the base's. With
+    `served_reference` (the reference is not the base: e.g. last release's LoRA), the reference at `reference_url`
+    (default: base_url) is checked the same way, and must differ from both the base and the candidate.
     Returns what was found, by variant: the model's id, root and parent, the tokenizer check, the log-likelihood
-    mode."""
+    mode; the `base` variant is the reference when there is one (the bare base is under `bare`)."""
     import openai
 
     key = api_key(api_key_env, where)
@@ -293,6 +297,9 @@ def preflight(
         "candidate": (candidate_url or base_url, served_candidate, "served_candidate",
                       "candidate_base_url" if candidate_url else "base_url"),
     }  # fmt: skip
+    if served_reference:
+        ends["reference"] = (reference_url or base_url, served_reference, "served_reference",
+                             "reference_base_url" if reference_url else "base_url")  # fmt: skip
     ids = tokenizer(PROBE_TEXTS[0], add_special_tokens=False)["input_ids"]
     found: dict[str, Any] = {"models": {}, "loglik": {}}
     servers: dict[str, tuple[Any, dict[str, Any]]] = {}  # url -> client, /v1/models: one server is asked once
@@ -308,7 +315,7 @@ def preflight(
                 f"(it serves {', '.join(sorted(models)) or 'nothing'})",
                 where=f"{where} {name_key}",
                 fix=f"set {name_key} to one of: {', '.join(sorted(models))}"
-                + (" (vLLM: the candidate is the --lora-modules NAME)" if variant == "candidate" else "")
+                + (f" (vLLM: the {variant} is a --lora-modules NAME)" if variant != "base" else "")
                 + f", or point {url_key} at the server that serves {name!r}",
             )
         if url not in checks:
@@ -337,20 +344,35 @@ def preflight(
     # the adapter really applied: a serving stack that answers the adapter's name with the base model is caught
     if all(found["loglik"].values()):
         probe = [LoglikRequest(list(ids), [True] * (len(ids) - 1))]
-        a, b = (runtime(v).loglik(probe)[0] for v in ends)
-        same, what = abs(a - b) < 1e-4, f"the same log-probability ({a:.4f}) on a probe text"
+        outs = {v: runtime(v).loglik(probe)[0] for v in ends}
+        what = {v: f"the same log-probability ({outs[v]:.4f}) on a probe text" for v in ends}
+
+        def same(a: str, b: str) -> bool:
+            return abs(outs[a] - outs[b]) < 1e-4
     else:
         convs = [[{"role": "user", "content": t}] for t in PROBE_TEXTS]
         params = GenParams(max_new_tokens=16)
-        a, b = ([c[0].text for c in runtime(v).generate(convs, params)] for v in ends)
-        same, what = a == b, f"the same greedy answers to {len(convs)} probe prompts"
-    if same:
-        raise HarnessError(
-            f"the server answered the candidate with the base model: {served_candidate!r} and {served_base!r} "
-            f"give {what}",
-            where=f"{where} served_candidate",
-            fix="serve the adapter (vLLM: --enable-lora --lora-modules NAME=ADAPTER_DIR) and name it here",
-        )
+        outs = {v: [c[0].text for c in runtime(v).generate(convs, params)] for v in ends}
+        what = {v: f"the same greedy answers to {len(convs)} probe prompts" for v in ends}
+
+        def same(a: str, b: str) -> bool:
+            return outs[a] == outs[b]
+
+    pairs = [("candidate", "base")] + ([("reference", "base"), ("candidate", "reference")] if served_reference else [])
+    for v, other in pairs:
+        if same(v, other):
+            name, key_name = ends[v][1], ends[v][2]
+            raise HarnessError(
+                f"the server answered the {v} with the {other} model: {name!r} and {ends[other][1]!r} give {what[v]}",
+                where=f"{where} {key_name}",
+                fix="serve the adapter (vLLM: --enable-lora --lora-modules NAME=ADAPTER_DIR) and name it here"
+                if other == "base"
+                else "the reference and the candidate must be different models: check both served names",
+            )
+    if served_reference:  # the reference answers for the `base` variant of every measurement
+        for part in ("models", "loglik"):
+            found[part]["bare"] = found[part]["base"]
+            found[part]["base"] = found[part].pop("reference")
     return found
 
 

@@ -60,10 +60,16 @@ def cpu_kv_cache_bytes() -> int:
 
 
 class VLLMEngine:
-    """One `vllm.LLM` for the base, with the adapter enabled as LoRA when there is one."""
+    """One `vllm.LLM` for the base, with each adapter (the candidate's, and the reference's when it is one)
+    enabled as a LoRA of its own."""
 
     def __init__(
-        self, model_dir: Path, adapter_dir: Path | None, *, dtype: str = "auto", max_model_len: int | None = None
+        self,
+        model_dir: Path,
+        adapters: dict[str, Path] | Path | None,
+        *,
+        dtype: str = "auto",
+        max_model_len: int | None = None,
     ):
         import os
 
@@ -83,19 +89,22 @@ class VLLMEngine:
             kw["max_model_len"] = max_model_len
         if cpu:  # eager mode, and a KV cache of a set size (vLLM's CPU backend else reserves 92% of RAM up front)
             kw.update(enforce_eager=True, kv_cache_memory_bytes=cpu_kv_cache_bytes())
-        if adapter_dir is not None:
-            kw.update(enable_lora=True, max_lora_rank=lora_rank({"cand": adapter_dir}), max_loras=1)
+        if adapters is not None and not isinstance(adapters, dict):
+            adapters = {"candidate": Path(adapters)}
+        self.adapters: dict[str, Path] = dict(adapters or {})
+        if self.adapters:
+            kw.update(enable_lora=True, max_lora_rank=lora_rank(self.adapters), max_loras=len(self.adapters))
         self.cpu = cpu
         self.llm = LLM(**kw)
-        self.adapter_dir = adapter_dir
         self.max_model_len: int = self.llm.model_config.max_model_len
 
-    def lora(self) -> Any:
+    def lora(self, variant: str = "candidate") -> Any:
+        """The `LoRARequest` of a variant's adapter (each with its own id, so vLLM keeps both loaded)."""
         from vllm.lora.request import LoRARequest
 
-        if self.adapter_dir is None:
-            raise ValueError("no adapter: the candidate variant cannot be opened")
-        return LoRARequest("candidate", 1, str(Path(self.adapter_dir).resolve()))
+        if variant not in self.adapters:
+            raise ValueError(f"no adapter: the {variant} variant has none in this engine")
+        return LoRARequest(variant, list(self.adapters).index(variant) + 1, str(Path(self.adapters[variant]).resolve()))
 
     def close(self) -> None:
         self.llm = None
