@@ -72,10 +72,14 @@ def rank_config(cfg: Any, adapter: Path, gates: tuple[str, ...]) -> Any:
     from harness.config import ModelSpec
 
     model = cfg.model or ModelSpec(base=cfg.fine_tune.base)
-    raw = {**cfg.raw, "model": {**cfg.raw.get("model", {}), "base": model.base, "adapter": str(adapter)}}
+    raw_model = {k: v for k, v in cfg.raw.get("model", {}).items() if k != "candidate"}  # the rank's adapter is
+    raw = {**cfg.raw, "model": {**raw_model, "base": model.base, "adapter": str(adapter)}}  # the candidate now
     raw["gates"] = {k: v for k, v in cfg.raw.get("gates", {}).items() if k in gates}
     return dataclasses.replace(
-        cfg, model=dataclasses.replace(model, adapter=str(adapter)), gates=tuple(cfg.gate(n) for n in gates), raw=raw
+        cfg,
+        model=dataclasses.replace(model, adapter=str(adapter), candidate=None),
+        gates=tuple(cfg.gate(n) for n in gates),
+        raw=raw,
     )
 
 

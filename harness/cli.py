@@ -36,6 +36,8 @@ def _plan(args: argparse.Namespace) -> int:
 
     console = Console(highlight=False, width=160)  # the plan is this command's output: stdout
     pl, table = plan_power(args.config)
+    console.print(f"[bold]candidate[/]: {pl.candidate.describe()}", soft_wrap=True)
+    console.print(f"[bold]reference[/]: {pl.reference.describe()}", soft_wrap=True)
     for name, reqs in pl.requests.items():
         looks = pl.looks.get(name)
         data = ", ".join(dict.fromkeys(f"{r.data} ({pl.sizes[r.data]})" for r in reqs if r.data in pl.sizes))
@@ -47,7 +49,7 @@ def _plan(args: argparse.Namespace) -> int:
     for row in power_rows(table):
         t.add_row(*(c.replace("`", "").replace("**", "") for c in row))
     console.print(t)
-    for w in power_warnings(table):
+    for w in power_warnings(table, pl.reference_label):
         console.print(f"[yellow]warning[/]: {w}", soft_wrap=True)
     return EXIT_PASS
 

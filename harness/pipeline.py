@@ -37,6 +37,7 @@ from harness.models import (
     tokenizer_dir,
 )
 from harness.paths import cache_root
+from harness.registry import resolve as resolve_registry
 from harness.tracking import Logged, log_report
 from harness.tracking import require as require_tracker
 from reports import write_reports
@@ -323,6 +324,18 @@ def _without_contaminated(
     return out
 
 
+def _candidate_dir(cfg: ReleaseConfig) -> Path | None:
+    """The candidate's folder as the config names it (relative to the config's folder), where its training
+    manifest may be; a registry version's copy is under `registry:DIR`."""
+    spec = cfg.model.candidate_spec if cfg.model else None
+    if not spec:
+        return None
+    if spec.startswith("registry:"):
+        return resolve_registry(spec, cfg.base_dir, key=cfg.model.candidate_key).model
+    p = Path(spec).expanduser()
+    return p if p.is_absolute() else cfg.base_dir / p
+
+
 def training_data(cfg: ReleaseConfig) -> tuple[str, ...]:
     """Training data of the candidate: [fine_tune] train / cpt_data, and the data named by the adapter's
     training manifest (and by the manifests of the adapters it was initialised from, e.g. a CPT stage)."""
@@ -332,7 +345,7 @@ def training_data(cfg: ReleaseConfig) -> tuple[str, ...]:
     ft = cfg.fine_tune
     if ft is not None:
         found += [s for s in (ft.train, ft.cpt_data) if s]
-    adapter, seen = cfg.model.candidate_spec, set()
+    adapter, seen = _candidate_dir(cfg), set()
     while adapter and str(adapter) not in seen:
         seen.add(str(adapter))
         m = find_manifest(Path(adapter))
@@ -350,8 +363,8 @@ def _training_max_length(cfg: ReleaseConfig) -> int:
 
     if cfg.fine_tune and cfg.fine_tune.max_length:
         return cfg.fine_tune.max_length
-    spec = cfg.model.candidate_spec
-    m = find_manifest(Path(spec)) if spec and not spec.startswith("registry:") else None
+    cand = _candidate_dir(cfg)
+    m = find_manifest(cand) if cand else None
     return (m.max_length if m else None) or 512
 
 
@@ -618,12 +631,14 @@ def plan_power(config: ReleaseConfig | str | Path) -> tuple[Plan, dict[str, list
     return pl, power_table(pl, _Measurer(pl, cache).cached(_flat(_power_requests(pl))))
 
 
-def power_warnings(table: dict[str, list[Power]]) -> list[str]:
+def power_warnings(table: dict[str, list[Power]], reference: str = "base") -> list[str]:
+    """Each interval that cannot resolve its tolerance, in words; `reference` names the compared side."""
     return [
-        f"{name}: {p.measure}: a {p.items}-item interval resolves about +-{p.half_width:.3g} (sd from {p.sd_source}"
+        f"{name}: {p.measure}: a {p.items}-item interval resolves about +-{p.half_width:.3g} (sd from "
+        f"{reference if p.sd_source == 'base' else p.sd_source}"
         + (
-            ", an upper bound: as if the candidate answered independently of the base; paired answers usually agree"
-            " far more, and the measured sd replaces it once both are measured)"
+            f", an upper bound: as if the candidate answered independently of the {reference}; paired answers "
+            "usually agree far more, and the measured sd replaces it once both are measured)"
             if p.upper_bound
             else ")"
         )
@@ -657,7 +672,7 @@ def run(
     cache = MeasurementCache(Path(cfg.run.cache_dir) if cfg.run.cache_dir else cache_root() / "measurements")
     measurer = _Measurer(pl, cache)
     before = power_table(pl, measurer.cached(_flat(_power_requests(pl))))
-    warnings = power_warnings(before)
+    warnings = power_warnings(before, pl.reference_label)
     for w in warnings:
         console.print(f"[yellow]warning[/]: tolerance below the resolvable margin: {escape(w)}", soft_wrap=True)
     t1 = time.perf_counter()

@@ -167,14 +167,19 @@ def _sha(x: Any) -> str:
 def models_section(report: Report) -> list[str]:
     """Header lines naming the two models compared: the candidate, the reference (and its registry), the base."""
     c, ref = report.candidate, report.reference
+
+    def sha(side: dict[str, Any], words: str) -> str:  # the hash, unless the description already gives it
+        h = side.get("sha256")
+        return f" (sha256 {_sha(h)})" if h and str(h)[:12] not in words else ""
+
     if c.get("describe"):
-        cand = f"- **Candidate:** {c['describe']}" + (f" (sha256 {_sha(c['sha256'])})" if c.get("sha256") else "")
+        cand = f"- **Candidate:** {c['describe']}" + sha(c, c["describe"])
     else:  # a report from before references: the candidate was an adapter
         cand = f"- **Candidate:** `{c.get('adapter')}` (adapter sha256 {_sha(c.get('adapter_sha256'))})"
     out = [cand]
     if ref:
         what = ref.get("describe") or f"`{ref.get('path')}` ({ref.get('form')})"
-        out.append(f"- **Reference:** {what}" + (f" (sha256 {_sha(ref['sha256'])})" if ref.get("sha256") else ""))
+        out.append(f"- **Reference:** {what}" + sha(ref, what))
         reg = ref.get("registry")
         if reg:
             out.append(f"- **Reference registry:** `{reg.get('dir')}`, version {reg.get('version')}")

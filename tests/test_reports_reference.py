@@ -169,7 +169,7 @@ def test_markdown_names_a_registry_reference_and_says_reference():
     rep = _report([_perplexity_result()], reference=REGISTRY_REF, candidate=FULL_CANDIDATE)
     assert rep.reference_label == "reference"
     md = render_markdown(rep)
-    assert "- **Reference:** registry /x/reg v3, adapter sha256 ab12cd34ef56 (sha256 `ab12cd34ef560000…`)" in md
+    assert "- **Reference:** registry /x/reg v3, adapter sha256 ab12cd34ef56\n" in md  # its hash once, not twice
     assert "- **Reference registry:** `/x/reg`, version 3" in md
     assert "- **Candidate:** full checkpoint /models/merged-v4 (sha256 `fefefefefefefefe…`)" in md
     assert "| gate | required | metric | reference | candidate | delta |" in md

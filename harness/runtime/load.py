@@ -217,7 +217,8 @@ class Runtimes:
         if form.adapter is not None:
             name = variant  # the adapter's name on the shared model: "candidate", or "base" for a reference adapter
             if name not in attached:
-                with self._announce(f"Attaching adapter {form.adapter.dir.name}"):
+                who = "the reference's" if variant == "base" else "the candidate's"
+                with self._announce(f"Attaching {who} adapter {form.adapter.dir}"):
                     if attached:
                         self._models[key].load_adapter(form.adapter.dir, adapter_name=name, is_trainable=False)
                     else:
