@@ -167,3 +167,33 @@ def test_bad_pairs_exit_2_naming_the_key_and_write_nothing(tmp_path, tiny_base, 
     (other_tok / "tokenizer.json").write_text(json.dumps(tj))
     err = gate(candidate=other_tok, reference=str(v1))
     assert "tokenizer differs" in err and "perplexity" in err and "model.reference" in err
+
+
+def _hub_stand_in(cache: Path, repo: str, files_from: Path) -> None:
+    """A model repo laid out as huggingface_hub caches it (refs/main -> snapshots/<commit>/), from local files."""
+    commit = "0" * 40
+    root = cache / f"models--{repo.replace('/', '--')}"
+    shutil.copytree(files_from, root / "snapshots" / commit)
+    (root / "refs").mkdir()
+    (root / "refs" / "main").write_text(commit)
+
+
+def test_hub_ids_load_from_the_hub_cache_as_adapter_or_full_model(
+    tmp_path, tiny_base, v1, v1_merged, text_data, monkeypatch
+):
+    """The hub loading code, on local stand-ins (nothing downloads here): a hub adapter is gated against a hub
+    full checkpoint of the same weights merged, through huggingface_hub's own cache lookup, offline."""
+    from huggingface_hub import constants
+
+    hub = tmp_path / "hub"
+    _hub_stand_in(hub, "acme/triage-v1-lora", v1)
+    _hub_stand_in(hub, "acme/triage-v1-merged", v1_merged)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    cfg = _config(tmp_path, tiny_base, candidate="acme/triage-v1-merged", reference="acme/triage-v1-lora",
+                  data=text_data, cache=tmp_path / "cache", margin=-0.01)  # fmt: skip
+    res = run(cfg)
+    assert (res.report.candidate["form"], res.report.reference["form"]) == ("full", "adapter")
+    assert res.report.reference["sha256"] == check_adapter(v1, tiny_base).sha256  # the same bytes, found via the hub
+    g = _gates(res)["perplexity"]
+    assert g.verdict == "pass" and abs(g.delta) < 1e-3, g.explanation
