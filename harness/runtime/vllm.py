@@ -154,7 +154,7 @@ class VLLMRuntime:
 
         sp = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
         ids = [list(r.ids) for r in requests]
-        if self.engine.adapter_dir is None:
+        if not self.engine.adapters:
             outs = self._run(ids, sp, description)
         else:  # one at a time: vLLM 0.32 with LoRA enabled kills its engine on batched prompt log-probabilities
             outs = [o for x in self._progress(ids, description) for o in self._run([x], sp, None)]
