@@ -27,6 +27,7 @@ from harness.models import (
     check_adapter,
     fingerprint,
     resolve_base,
+    tokenizer_dir,
     weight_files,
 )
 from harness.registry import Version
@@ -88,7 +89,7 @@ def base_form(base: BaseModel, key: str = "model.reference") -> Form:
     return Form("base", "base", key, base, sha256=fingerprint(base).weights_sha256)
 
 
-def _full(base: BaseModel, spec: str, key: str, registry: Any = None) -> Form:
+def _full(base: BaseModel, spec: str, key: str, registry: Version | None = None) -> Form:
     where = f"{key} = {spec!r}"
     if not any((base.dir / n).is_file() for n in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
         raise HarnessError(
@@ -114,8 +115,10 @@ def resolve_form(spec: str, base: BaseModel, *, key: str, base_dir: Path | None 
         if not path.is_absolute() and base_dir is not None and (base_dir / path).exists():
             path = base_dir / path
     if (path.is_dir() and (path / "adapter_config.json").is_file()) or key == "model.adapter":
-        adapter = check_adapter(path, base, key=f"{key}")
+        adapter = check_adapter(path, base, key=key)
         return Form("adapter", spec, key, base, adapter, sha256=adapter.sha256, registry=registry)
+    if path.suffix == ".gguf" and not path.is_file():
+        raise HarnessError("GGUF file not found", where=f"{key} = {spec!r}", fix="check the path")
     if path.is_dir() or path.suffix == ".gguf" or registry is not None:
         if path.is_dir() and not (path / "config.json").is_file():
             raise HarnessError(
@@ -146,8 +149,6 @@ def resolve_form(spec: str, base: BaseModel, *, key: str, base_dir: Path | None 
 
 
 def vocab_sha256(form: Form) -> str:
-    from harness.models import tokenizer_dir
-
     return sha256_dir(tokenizer_dir(form.base, form.adapter), names=VOCAB_FILES)
 
 

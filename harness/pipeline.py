@@ -498,7 +498,6 @@ def make_plan(cfg: ReleaseConfig, *, preflight: bool = True) -> Plan:
     base = resolve_base(cfg.model.base, cfg.base_dir, cfg.model.revision)
     candidate = resolve_form(cfg.model.candidate_spec, base, key=cfg.model.candidate_key, base_dir=cfg.base_dir)
     reference = resolve_form(cfg.model.reference, base, key="model.reference", base_dir=cfg.base_dir)
-    full_cfg = cfg
     na = [
         GateResult.not_applicable(g.name, reason, required=g.required)
         for g in cfg.gates
@@ -520,7 +519,7 @@ def make_plan(cfg: ReleaseConfig, *, preflight: bool = True) -> Plan:
         if preflight and KINDS[r.kind].preflight is not None:
             KINDS[r.kind].preflight(r, cfg.base_dir)
     fps = {"base": reference.fingerprint, "candidate": candidate.fingerprint}
-    served = _served(full_cfg, reference, candidate, plan, preflight)
+    served = _served(cfg, reference, candidate, plan, preflight)
     return Plan(cfg, plan, info, datasets, looks, base, reference, candidate, fps, served, tuple(na))
 
 
@@ -702,7 +701,7 @@ def run(
         config_path=cfg.path,
         config=cfg.raw,
         base=base,
-        base_fp=pl.reference.fingerprint if pl.reference.kind == "base" else fingerprint(base),
+        base_fp=fingerprint(base),
         reference=pl.reference,
         candidate=pl.candidate,
         datasets=list(datasets.values()),

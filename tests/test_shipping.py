@@ -222,3 +222,35 @@ def test_near_ties_do_not_count_against_top1_agreement(tiny_base, noise, flips_c
     else:
         assert par.max_abs_logit < TIE_MARGIN / 2  # no flip can happen where the lead is >= TIE_MARGIN
         assert par.top1_decisive == 1.0
+
+
+def test_a_full_checkpoint_ships_through_every_release_check_and_promotes(tmp_path, tiny_base, adapter, cache):
+    """A merged checkpoint as the candidate: merge_parity is n/a (nothing to merge), the GGUFs are exported from it,
+    the template is checked across it and its GGUF, the bundle (no adapter) reproduces its outputs, serving measures
+    it; promote copies the checkpoint and refuses once any of its files changed."""
+    from harness.promote import PromotionRefused, promote
+
+    full = shutil.copytree(ensure_merged(tiny_base, check_adapter(adapter, tiny_base)), tmp_path / "merged-release")
+    gates = GATES.replace('types = ["F32", "F16", "Q8_0"]', 'types = ["F16"]') + (
+        "[gates.rollback]\nmax_prompts = 2\nmax_new_tokens = 6\n"
+        "[gates.serving]\nmax_prompts = 2\nmax_new_tokens = 4\nmax_p95_latency_s = 60.0\n"
+    )
+    cfg = tmp_path / "release.toml"
+    cfg.write_text(
+        f'[model]\nbase = "{tiny_base.dir}"\ncandidate = "{full}"\n[run]\ncache_dir = "{tmp_path}/mc"\n{gates}'
+    )
+    res = run(cfg, tmp_path / "out")
+    g = {x.name: x for x in res.report.gates}
+    assert g["merge_parity"].verdict == "n/a" and not g["merge_parity"].blocks
+    assert all(x.verdict == "pass" for n, x in g.items() if n != "merge_parity"), [x.explanation for x in g.values()]
+    assert res.passed and res.report.candidate["form"] == "full"
+    assert g["gguf_parity"].details["merged_dir"] == str(full.resolve())  # the checkpoint is its own merge
+    bundle = g["rollback"].details["bundle"]
+    assert not (tmp_path / bundle / "adapter").exists() and g["rollback"].details["reproduced"] == 2
+    assert g["serving"].details["adapter_mb"] == 0 and g["serving"].details["model"] == str(full.resolve())
+    version = promote(tmp_path / "out" / "report.json", tmp_path / "registry").version
+    assert version.form == "full" and (version.model / "config.json").is_file()
+    with open(full / "config.json", "a") as f:
+        f.write("\n")  # one byte of the checkpoint's config changed after gating
+    with pytest.raises(PromotionRefused):
+        promote(tmp_path / "out" / "report.json", tmp_path / "registry2")

@@ -34,6 +34,7 @@ def ensure_gguf(base: BaseModel, adapter: AdapterInfo | None, qtype: str) -> Pat
     merged = ensure_merged(base, adapter)
     out = export_dir(base, adapter) / f"model-{qtype}.gguf"
     if not out.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)  # a full checkpoint made no merge there first
         export_gguf(merged, out, qtype)
     return out
 
