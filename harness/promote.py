@@ -3,7 +3,6 @@ every file is still the one gated, and the champion it was gated against is stil
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +73,6 @@ def _load(rp: Path):
     if not rp.is_file():
         raise HarnessError("report not found", where=str(rp), fix="pass the report.json written by `harness gate`")
     try:
-        raw = json.loads(rp.read_text(encoding="utf-8"))
         report = load_report(rp)
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise HarnessError(
@@ -82,7 +80,7 @@ def _load(rp: Path):
             where=str(rp),
             fix="pass the report.json written by `harness gate`",
         ) from None
-    return report, raw
+    return report
 
 
 def _check_passed(report, rp: Path) -> None:
@@ -160,10 +158,10 @@ def promote(report_path: str | Path, registry_dir: str | Path, *, force: bool = 
     current version's content again changes nothing.
     """
     rp = Path(report_path)
-    report, raw = _load(rp)
+    report = _load(rp)
     _check_passed(report, rp)
     cand = gated_candidate(report.candidate, str(rp))
-    reference = getattr(report, "reference", None) or raw.get("reference")
+    reference = report.reference
     if not cand.path.is_dir():
         raise PromotionRefused(
             f"the gated {cand.form} directory no longer exists; nothing was promoted",

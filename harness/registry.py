@@ -212,7 +212,7 @@ def resolve(spec: str, base_dir: Path | None = None, *, key: str = "model.refere
         raise HarnessError(f"no registry at {reg}", where=where, fix=_FIX_EMPTY.format(dir=reg))
     try:
         v = current(reg) if number is None else version(reg, number)
-        there = ", ".join(f"v{x.number}" for x in versions(reg)) or "none"
+        there = "" if v is not None else ", ".join(f"v{x.number}" for x in versions(reg)) or "none"
     except HarnessError as e:  # a damaged registry: said where the config names it
         raise HarnessError(f"{e.where}: {e.message}", where=where, fix=e.fix) from None
     if number is None:

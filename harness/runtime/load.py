@@ -144,7 +144,7 @@ class Runtimes:
                 else base_form(base)
             )
         self.forms: dict[str, Form] = {"base": reference or base_form(base), "candidate": candidate}
-        self.base, self.adapter, self.locate = base, adapter, locate
+        self.base, self.locate = base, locate
         self.device_spec, self.dtype_spec, self.trust_remote_code = device, dtype, trust_remote_code
         self._status = status
         self.served = served  # reference and candidate answer from this server instead of an in-process model
