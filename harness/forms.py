@@ -126,7 +126,7 @@ def resolve_form(spec: str, base: BaseModel, *, key: str, base_dir: Path | None 
                 where=f"{key} = {spec!r}",
                 fix="point at the folder that PeftModel.save_pretrained or model.save_pretrained wrote, or a .gguf",
             )
-        full = resolve_base(str(path), base_dir)
+        full = resolve_base(str(path), base_dir, key=key)
         return _full(full, spec, key, registry)
     if path.exists():
         raise HarnessError(
@@ -135,7 +135,7 @@ def resolve_form(spec: str, base: BaseModel, *, key: str, base_dir: Path | None 
             fix="point at an adapter directory, a full model directory, a .gguf file, a hub id or registry:DIR",
         )
     if spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
-        hub = resolve_base(spec, base_dir)
+        hub = resolve_base(spec, base_dir, key=key)
         if (hub.dir / "adapter_config.json").is_file():
             adapter = check_adapter(hub.dir, base, key=key)
             return Form("adapter", spec, key, base, adapter, sha256=adapter.sha256)

