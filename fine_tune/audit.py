@@ -14,9 +14,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.data import clip, iter_lines
 from harness.errors import HarnessError
 
 EXAMPLES = 2
+SHOWN_CHARS = 4000  # the most of a rendered example the audit prints (a row may hold up to 1 MB)
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,9 @@ class Audit:
         lic = self.licenses
         if lic.get("unlicensed"):
             n = lic.get("licenses", {}).get("(none)", len(lic["unlicensed"]))
+            ids = ", ".join(map(clip, lic["unlicensed"][:3]))
             out.append(
-                f'{n} row(s) carry no licence (e.g. {", ".join(lic["unlicensed"][:3])}): give rows a "license" '
+                f'{n} row(s) carry no licence (e.g. {ids}): give rows a "license" '
                 "field or the folder a dataset card (README.md with `license:` in its front matter)"
             )
         if lic.get("refused_rows"):
@@ -170,14 +173,21 @@ def render_audit(a: Audit) -> list[str]:
         f"| licences (rows) | {_licences(a.licenses)} |",
         f"| sources (rows) | {', '.join(f'{k} {n}' for k, n in a.licenses.get('sources', {}).items()) or '–'} |",
         f"| answers cut by max_length | {len(a.answer_cut)}"
-        + (f" ({', '.join(a.answer_cut[:5])}{'…' if len(a.answer_cut) > 5 else ''})" if a.answer_cut else "")
+        + (f" ({', '.join(map(clip, a.answer_cut[:5]))}{'…' if len(a.answer_cut) > 5 else ''})" if a.answer_cut else "")
         + " |",
     ]
     for w in a.warnings():
         lines.append(f"\n> ⚠️ {w}")
     if a.rendered:
-        lines += ["", "First row exactly as the trainer renders it:", "", "```text", a.rendered[0].rstrip(), "```"]
+        lines += ["", "First row exactly as the trainer renders it:", "", "```text", _shown(a.rendered[0]), "```"]
     return lines
+
+
+def _shown(text: str) -> str:
+    text = text.rstrip()
+    if len(text) <= SHOWN_CHARS:
+        return text
+    return f"{text[:SHOWN_CHARS]}\n… ({len(text) - SHOWN_CHARS:,} more characters not shown)"
 
 
 def _licences(lic: dict[str, Any]) -> str:
@@ -207,11 +217,11 @@ def dedup(src: str | Path, dst: str | Path, *, fuzzy_cutoff: float = 90.0, near:
     ts = read_text_set(str(src))
     dup = duplicates(ts, cutoff=fuzzy_cutoff)
     drop = set(dup.drop_lines if near else dup.exact_lines)
-    raw = src.read_text(encoding="utf-8").splitlines()
-    kept = [line for no, line in enumerate(raw, start=1) if line.strip() and no not in drop]
+    raw = list(iter_lines(src))  # numbered as read_text_set numbers them (a line end is \n; BOM dropped)
+    kept = [line for no, line in raw if line.strip() and no not in drop]
     dst.parent.mkdir(parents=True, exist_ok=True)
     dst.write_text("\n".join(kept) + "\n", encoding="utf-8")
-    rows = sum(1 for line in raw if line.strip())
+    rows = sum(1 for _, line in raw if line.strip())
     return {"read": rows, "written": len(kept), "exact_dropped": len(dup.exact_lines), "dropped": rows - len(kept)}
 
 

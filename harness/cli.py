@@ -55,22 +55,35 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from reports import load_report, render_markdown
+    from harness.data import clip
+    from harness.files import atomic_write_text
+    from reports import check_out_file, load_report, render_markdown
 
-    src = Path(args.json)
+    src, out = Path(args.json), Path(args.out) if args.out else None
     if not src.is_file():
         raise HarnessError("report not found", where=str(src), fix="pass the report.json written by `harness gate`")
-    try:
-        text = render_markdown(load_report(src))
-    except (ValueError, KeyError, TypeError) as e:
-        raise HarnessError(f"not a harness report ({type(e).__name__}: {e})", where=str(src)) from None
-    if args.out:
-        out = Path(args.out)
-        if out.exists() and not args.overwrite:
+    if out is not None:  # refused before anything is read or written
+        if out.exists() and not out.is_dir() and not args.overwrite:
             raise HarnessError("file exists", where=str(out), fix="choose another --out or pass --overwrite")
-        out.write_text(text, encoding="utf-8")
-    else:
+        check_out_file(out, "--out", "report.md")
+    report = load_report(src)
+    try:
+        text = render_markdown(report)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise HarnessError(
+            f"not a harness report ({type(e).__name__}: {clip(str(e))})",
+            where=str(src),
+            fix="pass the report.json written by `harness gate` (re-run the gate if it was damaged)",
+        ) from None
+    if out is None:
         sys.stdout.write(text)
+        return EXIT_PASS
+    try:
+        atomic_write_text(out, text)
+    except OSError as e:
+        raise HarnessError(
+            f"cannot write the report: {e.strerror or e}", where=str(out), fix="choose another --out"
+        ) from None
     return EXIT_PASS
 
 
@@ -178,7 +191,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _data_audit(args: argparse.Namespace) -> int:
     from fine_tune.audit import audit, audit_json, render_audit
+    from reports import check_out_file
 
+    if args.json:  # refused before the audit runs
+        if Path(args.json).exists() and not Path(args.json).is_dir():
+            raise HarnessError("file exists and would be overwritten", where=args.json, fix="choose a new --json path")
+        check_out_file(Path(args.json), "--json", "audit.json")
     allowed, disallowed = list(args.allow or []), list(args.disallow or [])
     if args.config:
         from harness.config import load_config
@@ -196,10 +214,7 @@ def _data_audit(args: argparse.Namespace) -> int:
     )
     print("\n".join(render_audit(a)))
     if args.json:
-        out = Path(args.json)
-        if out.exists():
-            raise HarnessError("file exists and would be overwritten", where=str(out), fix="choose a new --json path")
-        out.write_text(audit_json(a), encoding="utf-8")
+        Path(args.json).write_text(audit_json(a), encoding="utf-8")
     if a.licenses.get("refused_rows"):
         from fine_tune.licenses import LicenseTally, refusal_message
 

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from harness.data import clip
 from probes.sandbox import run_python
 
 
@@ -177,8 +178,8 @@ def validate_spec(spec: Any) -> dict:
     if not isinstance(spec, dict) or "type" not in spec:
         raise SpecError('"check" must be an object with a "type", e.g. {"type": "contains", "value": "Paris"}')
     kind = spec["type"]
-    if kind not in CHECKERS:
-        raise SpecError(f"unknown checker {kind!r}; known: {', '.join(CHECKERS)}")
+    if not isinstance(kind, str) or kind not in CHECKERS:
+        raise SpecError(f"unknown checker {clip(repr(kind))}; known: {', '.join(CHECKERS)}")
     for key in _REQUIRED[kind]:
         if key not in spec:
             raise SpecError(f'checker {kind!r} needs "{key}"')

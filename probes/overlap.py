@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.data import iter_jsonl, read_txt, resolve_data_path
+from harness.data import empty_fix, iter_jsonl, read_txt, resolve_data_path
 from harness.errors import HarnessError
 from harness.hashing import sha256_file
 
@@ -93,7 +93,7 @@ def read_text_set(spec: str, base_dir: Path | None = None, *, key: str | None = 
             meta = {k: v for k, v in obj.items() if k in ("template", "task", "source", "policy")}
             items.append(TextItem(rid, line_no, text, meta))
     if not items:
-        raise HarnessError("data file has no rows", where=where, fix="check the file")
+        raise HarnessError("data file has no rows", where=where, fix=empty_fix(path))
     name = spec if spec.startswith("builtin:") else path.name
     return TextSet(spec, name, path, sha256_file(path), tuple(items))
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.data import iter_jsonl, resolve_data_path
+from harness.data import clip, first_duplicate, iter_jsonl, resolve_data_path
 from harness.errors import HarnessError
 from harness.hashing import sha256_file
 from probes.checkers import SpecError, validate_spec
@@ -106,8 +106,7 @@ def load_suite(
     items = [_item(obj, f"{path}:{line_no}", line_no, check_optional) for line_no, obj in iter_jsonl(path, _HELP)]
     if not items:
         raise HarnessError("probe suite has no items", where=where, fix=_HELP)
-    ids = [i.id for i in items]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise HarnessError(f"duplicate id {dup!r}", where=where, fix='give every item a unique "id"')
+    dup = first_duplicate([i.id for i in items])
+    if dup is not None:
+        raise HarnessError(f"duplicate id {clip(dup)!r}", where=where, fix='give every item a unique "id"')
     return Suite(path, spec if spec.startswith("builtin:") else path.name, sha256_file(path), tuple(items))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -74,3 +76,20 @@ class Report:
 def reference_label(reference: dict[str, Any] | None) -> Literal["base", "reference"]:
     """The word for the compared model: "base" unless `reference` names another model (its form is not "base")."""
     return "base" if not reference or reference.get("form", "base") == "base" else "reference"
+
+
+CONTENT_HASH = "content_sha256"  # report.json's hash of everything else it holds (an edit after writing shows)
+
+
+def content_sha256(d: dict[str, Any]) -> str:
+    """The sha256 of a report dict as its JSON file holds it (every key but CONTENT_HASH, keys sorted), the same
+    before writing and after reading back."""
+    canon = json.loads(json.dumps({k: v for k, v in d.items() if k != CONTENT_HASH}, default=str))
+    text = json.dumps(canon, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sealed(report: Report) -> dict[str, Any]:
+    """`report.to_dict()` with its content hash, as report.json is written."""
+    d = report.to_dict()
+    return {**d, CONTENT_HASH: content_sha256(d)}
