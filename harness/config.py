@@ -33,7 +33,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from fine_tune.spec import FineTuneSpec
-from harness.errors import ConfigError, HarnessError
+from harness.errors import NOT_AN_ENV_NAME, ConfigError, HarnessError, is_env_name
+from harness.files import read_utf8
 
 BACKENDS = ("hf", "vllm", "openai")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -245,6 +246,10 @@ def _type_name(tp: Any) -> str:
     return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(tp, str(tp))
 
 
+# keys that name an environment variable holding a secret: a value that is no variable name may be the secret
+SECRET_NAMES = frozenset({"api_key_env"})
+
+
 def _resolve_path(value: str, base_dir: Path) -> str:
     if value.startswith("builtin:"):
         return value
@@ -268,6 +273,10 @@ def _build(cls: type, table: Any, section: str, probs: _Problems, base_dir: Path
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             probs.add(section, key, f"unknown key; {hint}allowed keys: {', '.join(allowed)}")
+            ok = False
+            continue
+        if key in SECRET_NAMES and value is not None and not is_env_name(value):
+            probs.add(section, key, NOT_AN_ENV_NAME)  # never echoed: it may be the key itself
             ok = False
             continue
         if not _type_ok(value, hints[key]):
@@ -369,7 +378,7 @@ def load_config(path: str | Path, purpose: str = "gate") -> ReleaseConfig:
     p = Path(path).expanduser().resolve()
     if not p.is_file():
         raise HarnessError("release config not found", where=str(p), fix="pass --config PATH to a TOML release config")
-    text = p.read_text(encoding="utf-8")
+    text = read_utf8(p, what="release config", fix_bom="save it without the BOM (UTF-8 without signature)")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -7,9 +7,13 @@ when every measurement is in the cache, no model (and not even torch) is loaded.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
+import os
+import tempfile
 import time
 import traceback
+import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -61,9 +65,9 @@ class RunResult:
         return self.report.verdict == "pass"
 
 
-def prepare_out_dir(out: Path, overwrite: bool, *, create: bool = True) -> Path:
-    """Create `out` (with `create`; else only check it); refuse to replace an existing report unless asked
-    (nothing of the user's is lost)."""
+def prepare_out_dir(out: Path, overwrite: bool) -> Path:
+    """Check `out` before anything runs: refuse to replace an existing report unless asked (nothing of the user's
+    is lost), and refuse a place that cannot be written. Nothing is created yet (`make_out_dir`)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise HarnessError(
@@ -81,9 +85,59 @@ def prepare_out_dir(out: Path, overwrite: bool, *, create: bool = True) -> Path:
             where=str(out),
             fix="choose a new (or empty) --out directory, or pass --overwrite to write the report files into it",
         )
-    if create:
-        out.mkdir(parents=True, exist_ok=True)
+    writable_dir(out, "--out")
     return out
+
+
+def writable_dir(path: Path, what: str) -> None:
+    """Refuse up front a directory that cannot be written, or made: the nearest folder that exists on the way to
+    `path` must be a writable directory."""
+    near = Path(path).absolute()
+    while not near.exists() and near != near.parent:
+        near = near.parent
+    if not near.is_dir():
+        raise HarnessError(
+            f"{near} is a file, so no directory can be made under it",
+            where=f"{what} {path}",
+            fix=f"choose a {what} path whose folders are directories",
+        )
+    try:  # a folder made and removed at once: permissions, read-only file systems and root alike
+        if not os.access(near, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "permission denied")
+        os.rmdir(tempfile.mkdtemp(prefix=".harness-write-check-", dir=near))
+    except OSError as e:
+        raise HarnessError(
+            f"{near} cannot be written ({e.strerror or e})",
+            where=f"{what} {path}",
+            fix=f"choose a {what} path you can write to (or change that folder's permissions)",
+        ) from None
+
+
+def make_out_dir(out: Path) -> list[Path]:
+    """Create `out` and its missing parents; return the folders made, outermost first (to undo on failure)."""
+    made, p = [], Path(out).absolute()
+    while not p.exists() and p != p.parent:
+        made.append(p)
+        p = p.parent
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise HarnessError(
+            f"cannot create the output directory: {e.strerror or e}",
+            where=str(out),
+            fix="choose a --out directory you can write to",
+        ) from None
+    return made[::-1]
+
+
+def remove_made(made: list[Path]) -> None:
+    """Remove the folders `make_out_dir` made, innermost first, where they are still empty (a run that failed
+    before writing its report leaves nothing behind; a folder the user made is never touched)."""
+    for d in reversed(made):
+        try:
+            d.rmdir()
+        except OSError:
+            return
 
 
 def _slice(ds: Any, bounds: tuple[int, int]) -> Any:
@@ -99,16 +153,35 @@ def _with_engine(key: str, engine: Any) -> Any:
     return key if engine is None else {"fingerprint": key, **engine}
 
 
-class _Measurer:
+FAILED = "__measurement_failed__"  # the record of a measurement that raised (its error text)
+
+
+class RecordedFailure(Exception):
+    """A measurement that failed in the run being replayed, as that run recorded it."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
+
+
+def error_text(e: BaseException) -> str:
+    """How a failed measurement reads in its gate's explanation (a replayed failure reads as it did)."""
+    return e.text if isinstance(e, RecordedFailure) else f"{type(e).__name__}: {e}"
+
+
+class Measurer:
     """Makes the measurements a plan needs, each through `KINDS[kind].run(MeasureCall)` and the one cache; the
     release's variants are runtimes opened on the first cache miss that needs them."""
 
-    def __init__(self, pl: Plan, cache: MeasurementCache):
+    def __init__(self, pl: Plan, cache: MeasurementCache, run_id: str | None = None):
         from harness.release.artifacts import locator
         from harness.runtime.load import Runtimes
 
         cfg, spec = pl.cfg, pl.cfg.model
         self.cfg, self.plan, self.cache = cfg, pl, cache
+        # what this run measured that no content key holds (uncached kinds, kept-out results, failures) is also
+        # recorded under the run's id, so `harness promote` can replay the run's decisions from the cache
+        self.run_id = run_id
         self.runtimes = Runtimes(
             pl.base,
             pl.adapter,
@@ -142,9 +215,11 @@ class _Measurer:
     def _data(self, req: MeasureRequest) -> Any:
         return self.plan.datasets.get((req.kind, req.data))
 
-    def _key(self, req: MeasureRequest, variant: str) -> str:
+    def _key(self, req: MeasureRequest, variant: str, run: str | None = None) -> str:
         kind = KINDS[req.kind]
         keyed = {k: v for k, v in req.options if k not in kind.runtime_options}
+        if run is not None:  # this run's own record of the measurement
+            keyed["run"] = run
         if kind.identity is not None:
             keyed["identity"] = kind.identity(req, self.cfg.base_dir)
         ds = self._data(req)
@@ -171,7 +246,19 @@ class _Measurer:
         value = kind.run(call)
         if key and kind.keep(value):
             self.cache.put(key, kind.dump(value))
+        else:
+            self._record(req, variant, kind.dump(value))
         return value
+
+    def _record(self, req: MeasureRequest, variant: str, value: Any) -> None:
+        """Keep what this run measured (or how it failed) under its run id; a record that cannot be written only
+        means the run cannot be replayed (promotion then refuses), never a failed measurement."""
+        if self.run_id is None:
+            return
+        try:
+            self.cache.put(self._key(req, variant, run=self.run_id), value)
+        except (OSError, TypeError, ValueError) as e:
+            log.warning("could not record %s of the %s for replay: %s", req.kind, variant, e)
 
     def cached(self, requests: list[MeasureRequest]) -> dict[tuple[MeasureRequest, str], Any]:
         """The base/candidate measurements the cache already holds (no model is loaded, nothing is counted)."""
@@ -207,6 +294,7 @@ class _Measurer:
                 except Exception as e:  # a crashed measurement becomes an `error` verdict, never a pass
                     log.debug("measurement failed", exc_info=True)
                     errors[(req, variant)] = e
+                    self._record(req, variant, {FAILED: error_text(e)})
         return results, errors
 
     def close(self) -> None:
@@ -250,9 +338,9 @@ def _decide(
             out.append(
                 GateResult.errored(
                     g.name,
-                    f"measuring {r.kind} of the {v} on {r.data} failed: {type(e).__name__}: {e}"
+                    f"measuring {r.kind} of the {v} on {r.data} failed: {error_text(e)}"
                     if v != "pair"
-                    else f"{r.kind} on {r.data} failed: {type(e).__name__}: {e}",
+                    else f"{r.kind} on {r.data} failed: {error_text(e)}",
                     required=g.required,
                 )
             )
@@ -627,7 +715,7 @@ def plan_power(config: ReleaseConfig | str | Path) -> tuple[Plan, dict[str, list
     cfg = config if isinstance(config, ReleaseConfig) else load_config(config)
     pl = make_plan(cfg, preflight=False)
     cache = MeasurementCache(Path(cfg.run.cache_dir) if cfg.run.cache_dir else cache_root() / "measurements")
-    return pl, power_table(pl, _Measurer(pl, cache).cached(_flat(_power_requests(pl))))
+    return pl, power_table(pl, Measurer(pl, cache).cached(_flat(_power_requests(pl))))
 
 
 def power_warnings(table: dict[str, list[Power]], reference: str = "base") -> list[str]:
@@ -648,6 +736,30 @@ def power_warnings(table: dict[str, list[Power]], reference: str = "base") -> li
     ]
 
 
+def measure_and_decide(cfg: ReleaseConfig, pl: Plan, measurer: Measurer) -> tuple[dict, list[GateResult]]:
+    """Measure what the plan asks (sequential gates looking again while undecided) and decide every gate, in the
+    config's order with the gates that have no question for this form. `harness gate` measures; `harness promote`
+    replays the same run from the cache through this same code (`Replay`), so both decide alike."""
+    results, errors = measurer.measure(pl.all_requests())
+    gate_results = _decide(pl.cfg, pl.requests, results, errors, pl.looks, pl.sizes, pl.reference_label)
+    while moved := pl.next_looks(gate_results):  # sequential gates that could not decide look at more items
+        log.info("undecided, looking again on more items: %s", ", ".join(moved))
+        new = [r for r in pl.all_requests() if not any((r, v) in results for v in r.variants)]
+        more, more_errors = measurer.measure(new, results)
+        results.update(more)
+        errors.update(more_errors)
+        gate_results = _decide(pl.cfg, pl.requests, results, errors, pl.looks, pl.sizes, pl.reference_label)
+    after = power_table(pl, results)
+    gate_results = [
+        replace(g, details={**g.details, "power": [dataclasses.asdict(p) for p in after[g.name]]})
+        if g.name in after
+        else g
+        for g in gate_results
+    ]
+    order = [g.name for g in cfg.gates]  # the config's order, the gates with no question for this form included
+    return results, sorted([*gate_results, *pl.na], key=lambda g: order.index(g.name))
+
+
 def run(
     config: ReleaseConfig | str | Path,
     out: str | Path | None = None,
@@ -660,40 +772,31 @@ def run(
     t0 = time.perf_counter()
     require_tracker(log_to, "--log-to")  # before any model loads
     cfg = config if isinstance(config, ReleaseConfig) else load_config(config)
-    out_dir = prepare_out_dir(Path(out), overwrite, create=False) if out is not None else None
-    timings: dict[str, float] = {}
+    out_dir = prepare_out_dir(Path(out), overwrite) if out is not None else None
     pl = make_plan(cfg)
-    if out_dir is not None:  # created once the plan holds: a refused input leaves nothing behind
-        out_dir.mkdir(parents=True, exist_ok=True)
+    made = make_out_dir(out_dir) if out_dir is not None else []  # once the plan holds: bad input leaves nothing
+    try:
+        return _run(cfg, pl, out_dir, log_to, t0)
+    except BaseException:
+        remove_made(made)  # only the folders it made, and only while empty
+        raise
+
+
+def _run(cfg: ReleaseConfig, pl: Plan, out_dir: Path | None, log_to: str, t0: float) -> RunResult:
+    timings: dict[str, float] = {}
     base, datasets = pl.base, pl.datasets
     timings["plan"] = time.perf_counter() - t0
 
     cache = MeasurementCache(Path(cfg.run.cache_dir) if cfg.run.cache_dir else cache_root() / "measurements")
-    measurer = _Measurer(pl, cache)
+    run_id = uuid.uuid4().hex
+    measurer = Measurer(pl, cache, run_id)
     before = power_table(pl, measurer.cached(_flat(_power_requests(pl))))
     warnings = power_warnings(before, pl.reference_label)
     for w in warnings:
         console.print(f"[yellow]warning[/]: tolerance below the resolvable margin: {escape(w)}", soft_wrap=True)
     t1 = time.perf_counter()
-    results, errors = measurer.measure(pl.all_requests())
-    gate_results = _decide(pl.cfg, pl.requests, results, errors, pl.looks, pl.sizes, pl.reference_label)
-    while moved := pl.next_looks(gate_results):  # sequential gates that could not decide look at more items
-        log.info("undecided, looking again on more items: %s", ", ".join(moved))
-        new = [r for r in pl.all_requests() if not any((r, v) in results for v in r.variants)]
-        more, more_errors = measurer.measure(new, results)
-        results.update(more)
-        errors.update(more_errors)
-        gate_results = _decide(pl.cfg, pl.requests, results, errors, pl.looks, pl.sizes, pl.reference_label)
+    results, gate_results = measure_and_decide(cfg, pl, measurer)
     timings["measure"] = time.perf_counter() - t1
-    after = power_table(pl, results)
-    gate_results = [
-        replace(g, details={**g.details, "power": [dataclasses.asdict(p) for p in after[g.name]]})
-        if g.name in after
-        else g
-        for g in gate_results
-    ]
-    order = [g.name for g in cfg.gates]  # the config's order, the gates with no question for this form included
-    gate_results = sorted([*gate_results, *pl.na], key=lambda g: order.index(g.name))
 
     measurer.close()
     timings["total"] = time.perf_counter() - t0
@@ -712,6 +815,7 @@ def run(
         timings=timings,
     )
     manifest["runtimes"] = measurer.runtimes.describe()
+    manifest["run_id"] = run_id  # `harness promote` replays the decisions from what this run recorded under it
     for (req, _), value in results.items():  # measurements the manifest records (the training data's audit)
         if KINDS[req.kind].manifest_key:
             manifest[KINDS[req.kind].manifest_key] = KINDS[req.kind].dump(value)

@@ -3,6 +3,7 @@ every file is still the one gated, and the champion it was gated against is stil
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,8 +11,11 @@ from typing import Any
 
 from harness import registry
 from harness.errors import HarnessError
+from harness.files import read_utf8
 from harness.hashing import list_files, sha256_dir
 from harness.registry import Version
+from harness.verify import check_content_hash, disagreement, rederive
+from reports.types import CONTENT_HASH
 
 FORMS = ("adapter", "full")
 
@@ -67,20 +71,47 @@ def gated_candidate(cand: dict[str, Any], where: str) -> Candidate:
     return Candidate(form, Path(path), str(sha), cand.get("base"), cand.get("describe") or f"{form} {path}")
 
 
-def _load(rp: Path):
+def _load(rp: Path) -> tuple[dict[str, Any], Any]:
+    """report.json as its raw JSON (what is checked) and as a Report (what is read)."""
     from reports import load_report
 
     if not rp.is_file():
         raise HarnessError("report not found", where=str(rp), fix="pass the report.json written by `harness gate`")
+    fix = "pass the report.json written by `harness gate`"
     try:
+        raw = json.loads(read_utf8(rp, what="report"))
+        if not isinstance(raw, dict):
+            raise TypeError(f"it holds a JSON {type(raw).__name__}, not an object")
         report = load_report(rp)
     except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise HarnessError(
-            f"not a harness report ({type(e).__name__}: {e})",
-            where=str(rp),
-            fix="pass the report.json written by `harness gate`",
-        ) from None
-    return report
+        raise HarnessError(f"not a harness report ({type(e).__name__}: {e})", where=str(rp), fix=fix) from None
+    return raw, report
+
+
+def _check_sealed(raw: dict[str, Any], rp: Path) -> None:
+    """The file is as `harness gate` wrote it (its content hash)."""
+    problem = check_content_hash(raw)
+    if problem:
+        raise PromotionRefused(
+            f"the report cannot be trusted: {problem}; nothing was promoted",
+            where=f"{rp} {CONTENT_HASH}",
+            fix="gate the candidate again (the cache makes it quick) and promote the report it writes, unedited",
+        )
+
+
+def _check_rederived(raw: dict[str, Any], rp: Path) -> None:
+    """Every verdict and number that decides the release, decided again from the run's measurements."""
+    try:
+        again = rederive(raw, str(rp))
+    except HarnessError as e:  # e.g. the measurements are not in this machine's cache, a data file changed
+        raise PromotionRefused(f"{e.message}; nothing was promoted", where=e.where or str(rp), fix=e.fix) from None
+    diff = disagreement(raw, again)
+    if diff:
+        raise PromotionRefused(
+            f"the report does not match the run that wrote it: {diff}; nothing was promoted",
+            where=f"{rp} {diff.split(':', 1)[0]}",
+            fix="the file was edited after gating: promote the report `harness gate` wrote, or gate again",
+        )
 
 
 def _check_passed(report, rp: Path) -> None:
@@ -152,13 +183,16 @@ def _copy_model(src: Path, dest: Path) -> None:
 def promote(report_path: str | Path, registry_dir: str | Path, *, force: bool = False) -> Promotion:
     """Add the candidate gated in `report_path` to the registry `registry_dir` as its new current version.
 
-    Refused (PromotionRefused, exit 1, the registry unchanged) when the re-derived verdict is not pass, when the
+    Refused (PromotionRefused, exit 1, the registry unchanged) when report.json was edited after it was written
+    (its content hash, and every verdict decided again from the run's measurements in the cache: `harness.verify`),
+    when the re-derived verdict is not pass, when the
     candidate's files (or the gated release bundle) changed since gating, or when the registry's current version is
     not what the release was gated against (unless `force`: then promoted, and recorded as forced). Promoting the
     current version's content again changes nothing.
     """
     rp = Path(report_path)
-    report = _load(rp)
+    raw, report = _load(rp)
+    _check_sealed(raw, rp)
     _check_passed(report, rp)
     cand = gated_candidate(report.candidate, str(rp))
     reference = report.reference
@@ -172,6 +206,7 @@ def promote(report_path: str | Path, registry_dir: str | Path, *, force: bool = 
     now = sha256_dir(cand.path, fresh=True)  # never trust the hash index here
     if now != cand.sha256:
         raise _changed(cand, now, fix)
+    _check_rederived(raw, rp)  # the verdicts as the measurements decide them, not as the file says
     bundle = _gated_bundle(report)
     if bundle is not None:  # what ships is the bundle: promote it, after checking it is still what was gated
         _check_bundle(bundle)

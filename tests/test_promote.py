@@ -3,20 +3,23 @@ import shutil
 from pathlib import Path
 
 import pytest
+from safetensors.torch import load_file, save_file
 
 from harness import registry
 from harness.cli import main
 from harness.hashing import sha256_dir
 from harness.pipeline import run
+from reports.types import CONTENT_HASH, content_sha256
 from tests.helpers import TEXT_ROWS, write_config, write_jsonl
 
 
 @pytest.fixture(scope="module")
 def gated_once(tmp_path_factory, tiny_base, tiny_zero_adapter):
-    """Gate a private copy of the adapter once for the module; `margin` picks pass (-0.5) or fail (0.0)."""
+    """Gate a private copy of the adapter once for the module; `margin` picks pass (-0.5) or fail (0.0). Also
+    holds what `release` gates its own candidates with: the base, the data and the module's measurement cache."""
     root = tmp_path_factory.mktemp("gated")
     data = write_jsonl(root / "data" / "eval.jsonl", TEXT_ROWS)
-    out = {}
+    out = {"base": tiny_base.dir, "data": data, "cache": root / "cache"}
     for verdict, margin in (("pass", -0.5), ("fail", 0.0)):
         adapter = root / f"adapter-{verdict}"
         shutil.copytree(tiny_zero_adapter, adapter)
@@ -33,42 +36,36 @@ def gated_once(tmp_path_factory, tiny_base, tiny_zero_adapter):
 
 
 def release(
-    gated_once, tmp_path: Path, name: str, *, full_from: Path | None = None, reference: dict | None = None
+    gated_once,
+    tmp_path: Path,
+    name: str,
+    *,
+    full_from: Path | None = None,
+    reference: str = "base",
+    cache: Path | None = None,
 ) -> tuple[Path, Path]:
-    """A passing report of its own about a private candidate `name` (distinct content: a NOTE file): the gated
-    adapter, or with `full_from` a copy of that full model directory; its `reference` replaced when given.
-    Returns (report.json, candidate directory)."""
-    src = json.loads(gated_once["pass"].read_text())
+    """A passing report of its own, gated for real, about a private candidate `name` (distinct content: a NOTE
+    file): a copy of the gated adapter, or with `full_from` a copy of that full model directory, compared with
+    `reference`. Returns (report.json, candidate directory)."""
     cand = tmp_path / name
-    if full_from is not None:
-        shutil.copytree(full_from, cand)
-    else:
-        shutil.copytree(src["candidate"]["path"], cand)
+    shutil.copytree(full_from or json.loads(gated_once["pass"].read_text())["candidate"]["path"], cand)
     (cand / "NOTE.txt").write_text(name)
-    sha = sha256_dir(cand, fresh=True)
-    if full_from is not None:
-        src["candidate"] = {"form": "full", "path": str(cand), "sha256": sha, "base": None, "describe": f"full {cand}"}
-    else:
-        src["candidate"].update(path=str(cand), sha256=sha, adapter=str(cand), adapter_sha256=sha)
-    if reference is not None:
-        src["reference"] = reference
-    out = tmp_path / f"{name}-report"
-    out.mkdir()
-    (out / "report.json").write_text(json.dumps(src))
-    shutil.copy2(gated_once["pass"].parent / "report.md", out / "report.md")
-    return out / "report.json", cand
-
-
-def gated_against(v: registry.Version) -> dict:
-    """The `reference` a report gated with reference = "registry:DIR" records."""
-    return {
-        "form": v.form,
-        "path": str(v.model),
-        "sha256": v.sha256,
-        "base": v.base,
-        "describe": f"registry {v.registry} v{v.number}, {v.form} {v.model} (sha256 {v.sha256[:12]})",
-        "registry": {"dir": str(v.registry), "version": v.number},
-    }
+    if full_from is not None:  # a checkpoint of its own: every weight nudged by 0.1%
+        weights = load_file(cand / "model.safetensors")
+        save_file({k: v * 1.001 for k, v in weights.items()}, cand / "model.safetensors", metadata={"format": "pt"})
+    cfg = write_config(
+        tmp_path / f"{name}.toml",
+        base=str(gated_once["base"]),
+        adapter=cand,
+        data=gated_once["data"],
+        cache_dir=cache or gated_once["cache"],
+        min_relative_improvement=-0.5,
+    )
+    text = cfg.read_text().replace("[model]\n", f'[model]\nreference = "{reference}"\n', 1)
+    cfg.write_text(text.replace("adapter = ", "candidate = ", 1))  # a full checkpoint is no adapter
+    result = run(cfg, tmp_path / f"{name}-report")
+    assert result.passed
+    return result.files["json"], cand
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -111,7 +108,7 @@ def test_two_adapters_make_two_versions_and_v1_stays_byte_for_byte(tmp_path, gat
     assert promote_cli(r1, reg) == 0
     v1 = registry.current(reg)
     before = snapshot(v1.dir)
-    r2, a2 = release(gated_once, tmp_path, "two", reference=gated_against(v1))
+    r2, a2 = release(gated_once, tmp_path, "two", reference=f"registry:{reg}")
     assert promote_cli(r2, reg) == 0
     assert snapshot(v1.dir) == before
     assert [v.number for v in registry.versions(reg)] == [1, 2]
@@ -166,24 +163,22 @@ def test_champion_moved_since_gating_needs_force(tmp_path, gated_once, capsys):
     assert json.loads((v2.dir / "PROMOTED.json").read_text())["forced"] is True
     event = registry.state(reg)["events"][-1]
     assert (event["action"], event["version"], event["from"], event["forced"]) == ("promote", 2, 1, True)
-    # a report from before references (no `reference`) was not gated against v2 either
-    r3, _ = release(gated_once, tmp_path, "three")
-    r3.write_text(json.dumps({k: v for k, v in json.loads(r3.read_text()).items() if k != "reference"}))
-    assert promote_cli(r3, reg) == 1
-    assert "no recorded reference" in " ".join(capsys.readouterr().err.split())
 
 
-def test_an_old_report_shape_still_promotes(tmp_path, gated_once):
-    """Reports written before full checkpoints: candidate = {adapter, adapter_sha256, base}, no reference."""
-    report, adapter = release(gated_once, tmp_path, "old")
+def test_an_old_report_without_its_run_is_refused_with_the_fix(tmp_path, gated_once, capsys):
+    """Reports from before promotion re-derived verdicts (no run id, no content hash) cannot be checked."""
+    report, _ = release(gated_once, tmp_path, "old")
     d = json.loads(report.read_text())
     d["candidate"] = {k: d["candidate"][k] for k in ("adapter", "adapter_sha256", "base")}
-    d.pop("reference")
+    for key in ("reference", "content_sha256"):
+        d.pop(key)
+    d["manifest"].pop("run_id")
     report.write_text(json.dumps(d))
     reg = tmp_path / "registry"
-    assert promote_cli(report, reg) == 0
-    v1 = registry.current(reg)
-    assert v1.form == "adapter" and v1.sha256 == sha256_dir(adapter) and v1.reference is None
+    assert promote_cli(report, reg) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "no content_sha256" in err and "gate the candidate again" in err
+    assert not reg.exists()
 
 
 def test_a_full_checkpoint_promotes_with_form_full(tmp_path, tiny_base, gated_once):
@@ -219,16 +214,6 @@ def test_failed_report_is_refused_and_registry_untouched(tmp_path, gated_once, c
     assert "did not pass" in " ".join(capsys.readouterr().err.split())
 
 
-def test_a_report_that_says_pass_over_a_failed_gate_is_refused(tmp_path, gated_once, capsys):
-    report, _ = release(gated_once, tmp_path, "edited")
-    d = json.loads(report.read_text())
-    d["gates"][0]["verdict"] = "fail"  # the stated verdict still says pass: promote re-derives it from the gates
-    report.write_text(json.dumps(d))
-    assert promote_cli(report, tmp_path / "registry") == 1
-    assert not (tmp_path / "registry").exists()
-    assert "although the report says pass" in " ".join(capsys.readouterr().err.split())
-
-
 def test_adapter_changed_after_gating_is_refused(tmp_path, gated_once, capsys):
     report, adapter = release(gated_once, tmp_path, "changed")
     weights = adapter / "adapter_model.safetensors"
@@ -249,3 +234,72 @@ def test_not_a_report_is_bad_input(tmp_path):
     assert promote_cli(bad, tmp_path / "reg") == 2
     assert promote_cli(tmp_path / "missing.json", tmp_path / "reg") == 2
     assert not (tmp_path / "reg").exists()
+
+
+def forged(tmp_path: Path, report: Path, edit, *, reseal: bool) -> Path:
+    """A copy of `report` edited by `edit(dict)`; with `reseal`, by a forger who also recomputes its content hash."""
+    d = json.loads(report.read_text())
+    edit(d)
+    if reseal:
+        d[CONTENT_HASH] = content_sha256(d)
+    out = tmp_path / "forged" / "report.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(d, indent=2))
+    return out
+
+
+def refused(report: Path, reg: Path, capsys) -> str:
+    assert promote_cli(report, reg) == 1
+    assert not reg.exists()  # nothing promoted, no registry left behind
+    return " ".join(capsys.readouterr().err.split())
+
+
+@pytest.mark.parametrize("reseal", [False, True], ids=["edited", "edited-and-resealed"])
+def test_a_blocked_report_forged_to_pass_is_refused(tmp_path, gated_once, capsys, reseal):
+    def to_pass(d):
+        d["verdict"] = "pass"
+        if reseal:  # a thorough forger makes the gates agree too
+            d["gates"][0]["verdict"], d["blocking"] = "pass", []
+
+    err = refused(forged(tmp_path, gated_once["fail"], to_pass, reseal=reseal), tmp_path / "registry", capsys)
+    if reseal:
+        assert 'gates[perplexity].verdict: the report says "pass", re-derived "fail"' in err
+        assert "does not match the run that wrote it" in err
+    else:
+        assert "content_sha256" in err and "edited after `harness gate` wrote it" in err
+
+
+@pytest.mark.parametrize("reseal", [False, True], ids=["edited", "edited-and-resealed"])
+def test_a_report_with_an_edited_number_is_refused_naming_the_field(tmp_path, gated_once, capsys, reseal):
+    said = json.loads(gated_once["pass"].read_text())["gates"][0]["candidate"]
+
+    def better(d):
+        d["gates"][0]["candidate"] = said * 0.5  # a perplexity twice as good as measured
+
+    err = refused(forged(tmp_path, gated_once["pass"], better, reseal=reseal), tmp_path / "registry", capsys)
+    if reseal:
+        assert f"gates[perplexity].candidate: the report says {said * 0.5}" in err and f"re-derived {said}" in err
+    else:
+        assert "content_sha256" in err
+
+
+def test_a_report_whose_candidate_was_swapped_for_another_model_is_refused(tmp_path, gated_once, capsys):
+    """Gate adapter A, then point the report at a never-gated B (with B's true hash): B is not promoted."""
+    other = tmp_path / "other"
+    shutil.copytree(json.loads(gated_once["pass"].read_text())["candidate"]["path"], other)
+    (other / "NOTE.txt").write_text("never gated")
+    sha = sha256_dir(other, fresh=True)
+
+    def swap(d):
+        d["candidate"].update(path=str(other), adapter=str(other), sha256=sha, adapter_sha256=sha)
+
+    err = refused(forged(tmp_path, gated_once["pass"], swap, reseal=True), tmp_path / "registry", capsys)
+    assert "candidate." in err and "re-derived" in err and str(other) in err
+
+
+def test_a_report_whose_measurements_are_not_in_the_cache_is_refused_with_the_fix(tmp_path, gated_once, capsys):
+    cache = tmp_path / "own-cache"
+    report, _ = release(gated_once, tmp_path, "elsewhere", cache=cache)
+    shutil.rmtree(cache)  # promoted on another machine, or after the cache was cleared
+    err = refused(report, tmp_path / "registry", capsys)
+    assert "is not in the cache" in err and str(cache) in err and "gate the candidate again" in err

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.errors import NOT_AN_ENV_NAME, HarnessError, is_env_name
 from harness.runtime.base import (
     Completion,
     GenParams,
@@ -35,6 +35,8 @@ def api_key(api_key_env: str | None, where: str) -> str:
     """The key from the environment variable named in the config (servers such as vLLM need none)."""
     if not api_key_env:
         return "not-needed"
+    if not is_env_name(api_key_env):
+        raise HarnessError(f"api_key_env {NOT_AN_ENV_NAME}", where=f"{where} api_key_env")
     key = os.environ.get(api_key_env, "")
     if not key:
         raise HarnessError(
