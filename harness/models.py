@@ -233,14 +233,39 @@ MODEL_FIX = "the model directory is damaged: copy it again, or save it again wit
 def check_model_files(model_dir: Path, *, key: str | None = None) -> None:
     """A model directory's config.json (when there is one), its shard index and every safetensors header, read
     without loading a weight: a damaged file is refused naming it, before any model loads."""
-    config = model_dir / "config.json"
+    config = model_dir / "config.json"  # none: an adapter (a hub id may name one); resolving it says so
     if config.is_file():
-        read_json_object(config, what="model config", key=key, fix=MODEL_FIX)
+        model_type = read_json_object(config, what="model config", key=key, fix=MODEL_FIX).get("model_type")
+        if not isinstance(model_type, str) or not model_type:
+            raise HarnessError(
+                'config.json names no model_type (e.g. "llama"): transformers cannot tell which model it is',
+                where=where_of(config, key),
+                fix=MODEL_FIX,
+            )
+    check_tokenizer_files(model_dir, key=key, required=config.is_file())
     index = model_dir / "model.safetensors.index.json"
     if index.is_file():
         _check_shard_index(index, key)
     for f in sorted(model_dir.glob("*.safetensors")):
         read_safetensors_header(f, key=key)
+
+
+TOKENIZER_JSON = ("tokenizer_config.json", "tokenizer.json", "special_tokens_map.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tiktoken.model")
+
+
+def check_tokenizer_files(model_dir: Path, *, key: str | None = None, required: bool = True) -> None:
+    """The tokenizer files a folder holds are JSON objects where they are JSON, and (when `required`) there is a
+    vocabulary to load."""
+    for name in TOKENIZER_JSON:
+        if (model_dir / name).is_file():
+            read_json_object(model_dir / name, what="tokenizer file", key=key, fix=MODEL_FIX)
+    if required and not any((model_dir / n).is_file() for n in TOKENIZER_FILES):
+        raise HarnessError(
+            f"the model directory has no tokenizer (none of {', '.join(TOKENIZER_FILES)})",
+            where=where_of(model_dir, key),
+            fix="save the tokenizer beside the weights: tokenizer.save_pretrained(DIR)",
+        )
 
 
 def _check_shard_index(index: Path, key: str | None) -> None:
@@ -520,6 +545,7 @@ def check_adapter(adapter: str | Path, base: BaseModel, *, key: str = "model.ada
             fix="save the adapter with safe_serialization=True",
         )
     cfg = _adapter_config(d / "adapter_config.json", key)
+    check_tokenizer_files(d, key=key, required=False)  # a tokenizer saved beside the adapter is the one used
     lora = _lora_tensors(weights, key)
     modules = _base_shapes(base)
     _check_targets(cfg, modules, base, where_of(d / "adapter_config.json", key))

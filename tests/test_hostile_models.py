@@ -352,8 +352,24 @@ def test_a_valid_gguf_passes_the_header_check(tiny_gguf):
         (lambda d: (d / "config.json").write_text("{not json"), "config.json (model.base): config.json is not valid"),
         (lambda d: (d / "config.json").write_text("[]"), "config.json (model.base): config.json holds a JSON array"),
         (lambda d: (d / "config.json").write_bytes(b'{"x": "\xff"}'), "the model config is not UTF-8 text"),
+        (lambda d: (d / "config.json").write_text("{}"), "config.json (model.base): config.json names no model_type"),
+        (lambda d: (d / "config.json").unlink(), "has no config.json, so it is not a Hugging Face model"),
+        (lambda d: (d / "tokenizer_config.json").write_text("{oops"), "tokenizer_config.json is not valid JSON"),
+        (lambda d: (d / "tokenizer.json").write_text("[]"), "tokenizer.json holds a JSON array, not an object"),
+        (lambda d: (d / "tokenizer.json").unlink(), "(model.base): the model directory has no tokenizer"),
     ],
-    ids=["random-weights", "header-2**63", "config-not-json", "config-array", "config-not-utf8"],
+    ids=[
+        "random-weights",
+        "header-2**63",
+        "config-not-json",
+        "config-array",
+        "config-not-utf8",
+        "config-no-model-type",
+        "no-config",
+        "tokenizer-config-not-json",
+        "tokenizer-array",
+        "no-tokenizer",
+    ],
 )
 def test_broken_base_directory(tmp_path, capsys, tiny_base, tiny_zero_adapter, damage, expected):
     base = copy_model(tiny_base.dir, tmp_path)
