@@ -217,11 +217,16 @@ def dedup(src: str | Path, dst: str | Path, *, fuzzy_cutoff: float = 90.0, near:
     ts = read_text_set(str(src))
     dup = duplicates(ts, cutoff=fuzzy_cutoff)
     drop = set(dup.drop_lines if near else dup.exact_lines)
-    raw = list(iter_lines(src))  # numbered as read_text_set numbers them (a line end is \n; BOM dropped)
-    kept = [line for no, line in raw if line.strip() and no not in drop]
+    if src.suffix == ".txt":  # documents (numbered by their first line), still separated by a blank line
+        docs = [(item.line, item.text) for item in ts.items]
+        kept, sep = [text for no, text in docs if no not in drop], "\n\n"
+        rows = len(docs)
+    else:
+        raw = list(iter_lines(src))  # numbered as read_text_set numbers them (a line end is \n; BOM dropped)
+        kept, sep = [line for no, line in raw if line.strip() and no not in drop], "\n"
+        rows = sum(1 for _, line in raw if line.strip())
     dst.parent.mkdir(parents=True, exist_ok=True)
-    dst.write_text("\n".join(kept) + "\n", encoding="utf-8")
-    rows = sum(1 for _, line in raw if line.strip())
+    dst.write_text(sep.join(kept) + "\n", encoding="utf-8")
     return {"read": rows, "written": len(kept), "exact_dropped": len(dup.exact_lines), "dropped": rows - len(kept)}
 
 

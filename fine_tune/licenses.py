@@ -78,7 +78,11 @@ def tally(dataset: Any, *, allowed: list[str] = (), disallowed: list[str] = ()) 
 
 
 def refusal_message(name: str, t: LicenseTally) -> str:
-    rows = ", ".join(f"{x['id']} (line {x['line']}: {x['license']}, {x['why']})" for x in t.refused[:5])
+    from harness.data import clip  # a row's id and licence are the user's text: quoted, never whole
+
+    rows = ", ".join(
+        f"{clip(str(x['id']))} (line {x['line']}: {clip(str(x['license']))}, {x['why']})" for x in t.refused[:5]
+    )
     more = f" and {t.refused_rows - 5} more" if t.refused_rows > 5 else ""
     return f"{t.refused_rows} row(s) of {name} carry a licence the config refuses: {rows}{more}"
 

@@ -110,6 +110,16 @@ def test_duplicates_and_dedup_never_overwrite(tmp_path, demo):
     assert main(["data", "dedup", str(src), str(src)]) == 2
 
 
+def test_dedup_of_a_text_file_keeps_its_documents_apart(tmp_path):
+    doc, other = "The queue stalled.\nIt was restarted.", "Logins were slow."
+    src = tmp_path / "corpus.txt"
+    src.write_text(f"{doc}\n\n{other}\n\n{doc}\n")
+    out = tmp_path / "clean.txt"
+    assert main(["data", "dedup", str(src), str(out)]) == 0
+    assert out.read_text() == f"{doc}\n\n{other}\n"
+    assert [r.text for r in read_text_set(str(out)).items] == [doc, other]
+
+
 def test_audit_renders_as_the_trainer_sees_and_flags_cut_answers(tmp_path, capsys):
     rows = [
         {
