@@ -133,14 +133,12 @@ def render_table(rows: list[SweepRow], gates: tuple[str, ...], metrics: dict[str
 
 
 def plot(rows: list[SweepRow], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the process's backend (the user's) is never switched
 
     ranks = [str(r.r) for r in rows]
     colours = ["#2e7d32" if r.verdict == "pass" else "#c62828" for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.5), dpi=100)
+    fig = Figure(figsize=(11, 3.5), dpi=100)
+    axes = fig.subplots(1, 3)
     axes[0].bar(ranks, [r.valid_loss or 0 for r in rows], color=colours)
     axes[0].set_title("final validation loss")
     axes[1].bar(ranks, [r.peak_memory_mb for r in rows], color=colours)
@@ -152,7 +150,6 @@ def plot(rows: list[SweepRow], path: Path) -> Path:
     fig.suptitle("green: the rank passes every sweep gate; red: blocked", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 

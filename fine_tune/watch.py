@@ -77,12 +77,10 @@ def write_log(rows: list[dict[str, Any]], out_dir: Path) -> tuple[Path, Path]:
 
 
 def plot_loss(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: the process's backend (the user's) is never switched
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    fig = Figure(figsize=(7, 4), dpi=100)
+    ax = fig.subplots()
     curves = (
         ("train_loss", "train (running, train mode)", "-"),
         ("train_sample_loss", "train sample (eval mode)", "s--"),
@@ -100,7 +98,6 @@ def plot_loss(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 

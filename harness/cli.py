@@ -304,9 +304,19 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_PASS
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("release-gate-harness")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="harness", description="Release gates for fine-tuned language models.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging (tracebacks of gate errors)")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("gate", help="measure base and candidate, decide every gate, write the report")

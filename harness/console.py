@@ -49,7 +49,9 @@ def quiet_hf_progress() -> None:
     """Silence the libraries' own tqdm bars and log spam; the harness shows its own progress."""
     import warnings
 
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    # one known third-party notice (peft reads a property transformers 5 deprecated), not every FutureWarning:
+    # the warnings of the libraries whose internals the harness patches must stay visible
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
     try:
         import datasets
 

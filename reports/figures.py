@@ -25,13 +25,11 @@ COLOURS = {
 }
 
 
-def _plt():
-    import matplotlib
+def _figure(**kw):
+    """A Figure drawn without pyplot: the process's matplotlib backend (the user's) is never switched."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(**kw)
 
 
 def statistical(gates: tuple[GateResult, ...]) -> list[GateResult]:
@@ -44,8 +42,8 @@ def forest_plot(gates: tuple[GateResult, ...], path: Path, reference: str = "bas
     rows = statistical(gates)
     if not rows:
         return None
-    plt = _plt()
-    fig, axes = plt.subplots(len(rows), 1, figsize=(8, 0.9 * len(rows) + 0.8), dpi=100, squeeze=False)
+    fig = _figure(figsize=(8, 0.9 * len(rows) + 0.8), dpi=100)
+    axes = fig.subplots(len(rows), 1, squeeze=False)
     for ax, g in zip(axes[:, 0], rows, strict=True):
         lo, hi = g.ci or (g.delta, g.delta)
         colour = COLOURS.get(g.verdict, "black")
@@ -69,7 +67,6 @@ def forest_plot(gates: tuple[GateResult, ...], path: Path, reference: str = "bas
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
@@ -79,8 +76,8 @@ def reliability_diagram(g: GateResult, path: Path, reference: str = "base") -> P
     rel = g.details.get("reliability")
     if not rel:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    fig = _figure(figsize=(5, 5), dpi=100)
+    ax = fig.subplots()
     ax.plot([0, 1], [0, 1], color="#9e9e9e", ls="--", lw=1, label="calibrated")
     for variant, style, colour in (("base", "o-", "#1565c0"), ("candidate", "s-", "#c62828")):
         bins = rel.get(variant) or []
@@ -104,7 +101,6 @@ def reliability_diagram(g: GateResult, path: Path, reference: str = "base") -> P
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 

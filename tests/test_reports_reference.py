@@ -286,3 +286,23 @@ def test_plugin_skips_a_not_applicable_gate_with_the_reason():
 def _failed_perplexity():
     g = _perplexity_result()
     return GateResult.from_dict({**g.to_dict(), "verdict": "fail"})
+
+
+def test_pictures_never_switch_the_users_matplotlib_backend(tmp_path):
+    """Reports draw with matplotlib's Figure API: a caller's backend stays as it chose it, pyplot unimported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, matplotlib; matplotlib.use('svg')\n"
+        "from pathlib import Path\n"
+        "from gates import GateResult\n"
+        "from reports.figures import forest_plot\n"
+        "g = GateResult('perplexity', 'pass', 'bpb', 'x', baseline=1.0, candidate=0.9, delta=0.1, threshold=0.05,"
+        " ci=(0.08, 0.12))\n"
+        f"assert forest_plot((g,), Path({str(tmp_path / 'f.png')!r})).stat().st_size > 1000\n"
+        "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()\n"
+        "assert 'matplotlib.pyplot' not in sys.modules\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
