@@ -54,6 +54,35 @@ def _plan(args: argparse.Namespace) -> int:
     return EXIT_PASS
 
 
+def _gates(args: argparse.Namespace) -> int:
+    import difflib
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from gates import gate_names
+    from harness.config_docs import gate_keys, gate_summary, gates_markdown
+
+    names = [args.name] if args.name else gate_names()
+    if args.name and args.name not in gate_names():
+        close = difflib.get_close_matches(args.name, gate_names(), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise HarnessError(f"unknown gate {args.name!r}", fix=f"{hint}known gates: {', '.join(gate_names())}")
+    if args.markdown:
+        sys.stdout.write(gates_markdown(names))
+        return EXIT_PASS
+    console = Console(highlight=False, width=120)  # the reference is this command's output: stdout
+    for i, name in enumerate(names):  # Text throughout: keys and help hold brackets that are not rich markup
+        t = Table()
+        for h in ("key", "type", "default", "help"):
+            t.add_column(h, no_wrap=h != "help")
+        for k in gate_keys(name):
+            t.add_row(*(Text(c) for c in (k.name, k.type, k.default, k.help)))
+        console.print(Text(("\n" if i else "") + f"[gates.{name}] " + gate_summary(name)), t)
+    return EXIT_PASS
+
+
 def _report(args: argparse.Namespace) -> int:
     from harness.data import clip
     from harness.files import atomic_write_text
@@ -335,6 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plan", help="what each gate measures and how small a change it can resolve (no model runs)")
     pl.add_argument("--config", required=True, help="release config (TOML)")
     pl.set_defaults(func=_plan)
+
+    gs = sub.add_parser("gates", help="every gate's config keys: type, default and help (docs/config.md has them all)")
+    gs.add_argument("name", nargs="?", help="one gate (default: every registered gate)")
+    gs.add_argument("--markdown", action="store_true", help="print the Markdown reference (as in docs/config.md)")
+    gs.set_defaults(func=_gates)
 
     r = sub.add_parser("report", help="re-render report.md from report.json")
     r.add_argument("json", help="path to report.json")
