@@ -16,6 +16,14 @@ def embedded_base():
 
 
 @pytest.fixture(scope="session")
+def real_cache(tmp_path_factory) -> Path:
+    """One measurement cache for every test on the real model in a run: a measurement (the base's answers on a
+    suite, above all) is made once per run, whichever module asks first. Keys are content hashes, so sharing
+    changes no number; tests that count hits and misses keep caches of their own."""
+    return tmp_path_factory.mktemp("real-model-cache")
+
+
+@pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory, embedded_base):
     texts = [r["text"] for r in TEXT_ROWS]
     return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "model", embedded_base.dir, pretrain_texts=texts)

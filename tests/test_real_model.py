@@ -18,36 +18,41 @@ def triage_eval(tmp_path_factory):
     return write_demo_data(tmp_path_factory.mktemp("triage"), policy=False)  # narrow triage data only
 
 
-def _gate(tmp_path, adapter, data, **kw):
+@pytest.fixture()
+def cache(real_cache):
+    return real_cache  # the base's numbers on the triage eval are measured once for the run
+
+
+def _gate(tmp_path, adapter, data, cache, **kw):
     cfg = write_config(
         tmp_path / "release.toml",
         base="smollm2-135m-instruct",
         adapter=adapter,
         data=data,
-        cache_dir=tmp_path / "cache",
+        cache_dir=cache,
         **kw,
     )
     (g,) = run(cfg, tmp_path / "out").report.gates
     return g
 
 
-def test_zero_delta_adapter_is_not_passed(tmp_path, embedded_base, triage_eval):
+def test_zero_delta_adapter_is_not_passed(tmp_path, embedded_base, triage_eval, cache):
     adapter = make_adapter(embedded_base, tmp_path / "zero", "zero", r=8)
-    g = _gate(tmp_path, adapter, triage_eval["eval"], min_relative_improvement=0.0)
+    g = _gate(tmp_path, adapter, triage_eval["eval"], cache, min_relative_improvement=0.0)
     assert g.verdict == "fail"
     assert g.baseline == g.candidate and g.ci == (0.0, 0.0)
 
 
-def test_damaging_adapter_fails(tmp_path, embedded_base, triage_eval):
+def test_damaging_adapter_fails(tmp_path, embedded_base, triage_eval, cache):
     adapter = make_adapter(
         embedded_base, tmp_path / "damage", "damage", r=8, scale=0.1, target_modules=("v_proj", "o_proj", "down_proj")
     )
-    g = _gate(tmp_path, adapter, triage_eval["eval"], min_relative_improvement=0.0)
+    g = _gate(tmp_path, adapter, triage_eval["eval"], cache, min_relative_improvement=0.0)
     assert g.verdict == "fail"
     assert g.candidate > 1.2 * g.baseline and g.ci[1] < 0
 
 
-def test_a_short_real_fine_tune_beats_its_base_with_a_ci(tmp_path, embedded_base, triage_eval):
+def test_a_short_real_fine_tune_beats_its_base_with_a_ci(tmp_path, embedded_base, triage_eval, cache):
     spec = FineTuneSpec(
         train=str(triage_eval["train"]),
         valid=str(triage_eval["valid"]),
@@ -60,7 +65,7 @@ def test_a_short_real_fine_tune_beats_its_base_with_a_ci(tmp_path, embedded_base
     outcome = train(spec, embedded_base, tmp_path / "train", eval_sets=[str(triage_eval["eval"])])
     (stage,) = outcome.stages
     assert stage.steps == 16 and stage.valid_loss < 0.5 * stage.valid_loss_start
-    g = _gate(tmp_path, outcome.adapter_dir, triage_eval["eval"], min_relative_improvement=0.05)
+    g = _gate(tmp_path, outcome.adapter_dir, triage_eval["eval"], cache, min_relative_improvement=0.05)
     assert g.verdict == "pass", g.explanation
     assert g.ci[0] > 0.05 and g.candidate < g.baseline
 
@@ -94,8 +99,8 @@ def test_overfit_gate_fails_many_epochs_on_20_examples(tmp_path, embedded_base, 
 
 
 @pytest.fixture(scope="module")
-def shared_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("safety-cache")  # the base is measured once for both safety tests
+def shared_cache(real_cache):
+    return real_cache  # the base is measured once for both safety tests
 
 
 COMPLY = [

@@ -27,9 +27,9 @@ SEEDS = (0, 1, 2)
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    """One measurement cache for the module: the base is measured once, each candidate once."""
-    return tmp_path_factory.mktemp("verdict-cache")
+def cache(real_cache) -> Path:
+    """The run's real-model cache: the base is measured once, each candidate once."""
+    return real_cache
 
 
 def _gates(

@@ -64,10 +64,10 @@ def demo_data(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    """One measurement cache for the module: the `hf` runtime's numbers are measured once for every comparison
-    (a served variant's cache key holds the server's URL and served name, so no served run reads them)."""
-    return tmp_path_factory.mktemp("vllm-cache")
+def cache(real_cache) -> Path:
+    """The run's real-model cache: the `hf` runtime's numbers are measured once for every comparison (a served
+    variant's cache key holds the server's URL and served name, so no served run reads them)."""
+    return real_cache
 
 
 def _config(
