@@ -255,9 +255,9 @@ class Measurer:
         means the run cannot be replayed (promotion then refuses), never a failed measurement."""
         if self.run_id is None:
             return
-        try:
+        try:  # the key itself may fail as the measurement did (a judge whose identity cannot be read)
             self.cache.put(self._key(req, variant, run=self.run_id), value)
-        except (OSError, TypeError, ValueError) as e:
+        except Exception as e:
             log.warning("could not record %s of the %s for replay: %s", req.kind, variant, e)
 
     def cached(self, requests: list[MeasureRequest]) -> dict[tuple[MeasureRequest, str], Any]:

@@ -185,6 +185,27 @@ def test_a_crash_inside_a_gate_is_an_error_verdict_that_blocks(
     assert main(["gate", "--config", str(cfg), "--out", str(tmp_path / "out2")]) == 1
 
 
+def test_a_run_with_failed_optional_gates_replays_the_same_and_promotes(
+    tmp_path, tiny_base, tiny_zero_adapter, text_data, crashing_parts
+):
+    """Promotion replays a run from the cache: a measurement that crashed is recorded under the run's id and fails
+    again with the same words, so the optional gates' `error` verdicts re-derive and the passing release promotes."""
+    import json
+
+    from harness.verify import disagreement, rederive
+
+    extra = (
+        "\n[gates._crash_in_decide]\nrequired = false\n\n"
+        f'[gates._crash_in_measure]\nrequired = false\ndata = "{text_data}"\n'
+    )
+    cfg = _cfg(tmp_path, tiny_base, tiny_zero_adapter, text_data, extra=extra, min_relative_improvement=-0.5)
+    result = run(cfg, tmp_path / "out")
+    assert result.passed and {g.verdict for g in result.report.gates} == {"pass", "error"}
+    raw = json.loads(result.files["json"].read_text())
+    assert disagreement(raw, rederive(raw, "report.json")) is None
+    assert main(["promote", "--report", str(result.files["json"]), "--to", str(tmp_path / "registry")]) == 0
+
+
 def test_report_command_rerenders_markdown(tmp_path, tiny_base, tiny_zero_adapter, text_data, capsys):
     cfg = _cfg(tmp_path, tiny_base, tiny_zero_adapter, text_data)
     main(["gate", "--config", str(cfg), "--out", str(tmp_path / "out")])
