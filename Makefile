@@ -47,6 +47,7 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/deptry .
 
 clean-venv:
 	rm -rf $(VENV) $(VLLM_VENV)
