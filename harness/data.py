@@ -19,14 +19,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from harness.errors import HarnessError
+from harness.files import BOM, UTF8_FIX
 from harness.hashing import sha256_file
 
 BUILTIN_PREFIX = "builtin:"
 MAX_ROW_BYTES = 1_000_000  # one row (a JSONL line, a .txt line or document): 1 MB, far beyond any model's context
 ECHO_CHARS = 80  # the most of a row's own text an error message quotes
-BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-_UTF8_FIX = "save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 IN > OUT`); a binary file cannot be read here"
 _UTF16_FIX = (
     "save the file as UTF-8 (from UTF-16: `iconv -f utf-16 -t utf-8 IN > OUT`); a binary file cannot be read here"
 )
@@ -230,13 +229,13 @@ def _decode(raw: bytes, path: Path, line_no: int) -> str:
             f"not UTF-8 text: byte 0x{raw[e.start]:02x} (byte {e.start + 1} of line {line_no}) cannot be decoded"
             + (" (the file starts with a UTF-16 byte-order mark: it may be UTF-16 text)" if utf16 else ""),
             where=f"{path}:{line_no}",
-            fix=_UTF16_FIX if utf16 else _UTF8_FIX,
+            fix=_UTF16_FIX if utf16 else UTF8_FIX,
         ) from None
     if "\x00" in text:
         raise HarnessError(
             f"not text: a NUL byte (character {text.index(chr(0)) + 1} of line {line_no}): a binary or UTF-16 file",
             where=f"{path}:{line_no}",
-            fix=_UTF8_FIX,
+            fix=UTF8_FIX,
         )
     return text
 

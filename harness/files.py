@@ -27,6 +27,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 BOM = b"\xef\xbb\xbf"
+UTF8_FIX = "save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 IN > OUT`); a binary file cannot be read here"
 
 
 def read_utf8(path: Path, *, what: str, fix_bom: str | None = None) -> str:
@@ -54,5 +55,5 @@ def read_utf8(path: Path, *, what: str, fix_bom: str | None = None) -> str:
             f"the {what} is not UTF-8 text: byte 0x{raw[e.start]:02x} at line {line}, column {col} "
             f"(byte offset {e.start}) cannot be decoded",
             where=f"{path}:{line}",
-            fix="save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 IN > OUT`); a binary file cannot be read here",
+            fix=UTF8_FIX,
         ) from None

@@ -335,7 +335,7 @@ def _base_shapes(base: BaseModel) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _is_count(value: Any) -> bool:
+def _is_positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
@@ -349,7 +349,7 @@ def _config_problem(cfg: dict[str, Any]) -> str | None:
     if not isinstance(peft_type, str) or not peft_type:
         said = "missing" if "peft_type" not in cfg else repr(peft_type)
         return f'peft_type is {said}: PEFT reads it to know the kind of adapter (e.g. "LORA")'
-    if peft_type == "LORA" and not _is_count(r):
+    if peft_type == "LORA" and not _is_positive_int(r):
         return "r (the LoRA rank) is missing" if "r" not in cfg else f"r is {r!r}, not a positive integer"
     if not (targets is None or isinstance(targets, str) or _str_list(targets)):
         return f"target_modules is {targets!r}, not a list of module names or a regular expression"
@@ -358,7 +358,7 @@ def _config_problem(cfg: dict[str, Any]) -> str | None:
     saved, ranks = cfg.get("modules_to_save"), cfg.get("rank_pattern") or {}
     if not (saved is None or _str_list(saved)):
         return f"modules_to_save is {saved!r}, not a list of module names"
-    if not isinstance(ranks, dict) or not all(_is_count(v) for v in ranks.values()):
+    if not isinstance(ranks, dict) or not all(_is_positive_int(v) for v in ranks.values()):
         return f"rank_pattern is {ranks!r}, not an object of module pattern -> positive rank"
     patterns = [("target_modules", targets)] if isinstance(targets, str) else []
     patterns += [("rank_pattern", _RANK_KEY.format(p)) for p in ranks]
