@@ -629,7 +629,8 @@ def _served(cfg: ReleaseConfig, reference: Form, candidate: Form, plan: dict, ch
                 fix='use backend = "hf", or serve each model (`vllm serve DIR`) and use backend = "openai" with '
                 "candidate_base_url / reference_base_url",
             )
-        require_vllm(f"{cfg.path or '<config>'} [model]")
+        if check:  # measuring needs it; planning and replaying a run (`harness promote`) do not
+            require_vllm(f"{cfg.path or '<config>'} [model]")
     if spec.backend != "openai":
         return None
     from harness.models import load_tokenizer
