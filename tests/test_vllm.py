@@ -269,6 +269,9 @@ def test_the_in_process_vllm_backend_gives_the_hf_numbers_and_verdicts(tmp_path,
     assert rts["base"]["engine"] == rts["candidate"]["engine"] == "vllm"
     assert "vllm, in-process on cpu" in (out / "report.md").read_text()
     assert report["reference"]["path"] == str(adapters["v1"].resolve())
+    from harness.verify import disagreement, rederive  # promotion's replay, here in an environment without vLLM
+
+    assert disagreement(report, rederive(report, "report.json")) is None
 
 
 def test_backend_vllm_without_vllm_installed_exits_2_naming_the_key(tmp_path, adapters, demo_data, cache, capsys):
