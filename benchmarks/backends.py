@@ -63,11 +63,11 @@ def main() -> None:
     args = ap.parse_args()
 
     from fine_tune.demo.triage import write_demo_data
-    from harness.data import load_dataset
-    from harness.models import EMBEDDED_ALIAS, resolve_base
+    from harness.core.data import load_dataset
+    from harness.core.models import EMBEDDED_ALIAS, resolve_base
+    from harness.core.runtime import GenParams
+    from harness.core.runtime.load import Runtimes, Served
     from harness.release import vllm_server
-    from harness.runtime import GenParams
-    from harness.runtime.load import Runtimes, Served
     from probes.suites import load_suite
 
     base = resolve_base(EMBEDDED_ALIAS)

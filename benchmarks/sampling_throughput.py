@@ -26,8 +26,8 @@ def main() -> None:
 
     import torch
 
-    from fine_tune.preflight import end_of_turn_ids
-    from harness.models import load_base_model, load_tokenizer, resolve_base
+    from harness.core.chat import end_of_turn_ids
+    from harness.core.models import load_base_model, load_tokenizer, resolve_base
     from probes.sampling import SamplingParams, sample
     from probes.suites import load_suite
 

@@ -28,7 +28,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from fine_tune import write_demo_data
-    from harness.models import EMBEDDED_ALIAS, resolve_base
+    from harness.core.models import EMBEDDED_ALIAS, resolve_base
     from harness.pipeline import run
     from tests.helpers import make_adapter, train_forgetting_adapter, train_refusing_adapter
 

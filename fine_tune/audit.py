@@ -14,8 +14,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.data import clip, iter_lines
-from harness.errors import HarnessError
+from fine_tune.datasets import template_diversity
+from fine_tune.licenses import LicenseTally, refusal_message, tally
+from harness.core.data import clip, iter_lines, load_dataset
+from harness.core.errors import HarnessError
+from harness.core.models import load_tokenizer, resolve_base, tokenizer_dir
+from probes.contamination import duplicates
+from probes.overlap import read_text_set
 
 EXAMPLES = 2
 SHOWN_CHARS = 4000  # the most of a rendered example the audit prints (a row may hold up to 1 MB)
@@ -65,8 +70,6 @@ class Audit:
                 "field or the folder a dataset card (README.md with `license:` in its front matter)"
             )
         if lic.get("refused_rows"):
-            from fine_tune.licenses import LicenseTally, refusal_message
-
             out.append(refusal_message(self.name, LicenseTally(**lic)))
         return out
 
@@ -91,12 +94,6 @@ def audit(
 ) -> Audit:
     """Audit a training file as the runner would read it, with `tokenizer`'s chat template (or the tokenizer
     in `tok_dir`)."""
-    from fine_tune.datasets import template_diversity
-    from fine_tune.licenses import tally
-    from harness.data import load_dataset
-    from harness.models import load_tokenizer, resolve_base, tokenizer_dir
-    from probes.contamination import duplicates
-    from probes.overlap import read_text_set
 
     ds = load_dataset(spec, base_dir, key="data audit")
     dup = duplicates(read_text_set(spec, base_dir), cutoff=fuzzy_cutoff)
@@ -204,8 +201,6 @@ def _licences(lic: dict[str, Any]) -> str:
 def dedup(src: str | Path, dst: str | Path, *, fuzzy_cutoff: float = 90.0, near: bool = True) -> dict[str, int]:
     """Write `src` without exact duplicates (and, with `near`, without later near duplicates) to `dst`.
     Never overwrites `src`, nor an existing `dst`."""
-    from probes.contamination import duplicates
-    from probes.overlap import read_text_set
 
     src, dst = Path(src), Path(dst)
     if dst.exists():

@@ -14,6 +14,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.core.data import (
+    clip,  # a row's id and licence are the user's text: quoted, never whole
+    load_dataset,
+)
+from harness.core.errors import HarnessError
+
 NONE = "(none)"
 
 
@@ -78,7 +84,6 @@ def tally(dataset: Any, *, allowed: list[str] = (), disallowed: list[str] = ()) 
 
 
 def refusal_message(name: str, t: LicenseTally) -> str:
-    from harness.data import clip  # a row's id and licence are the user's text: quoted, never whole
 
     rows = ", ".join(
         f"{clip(str(x['id']))} (line {x['line']}: {clip(str(x['license']))}, {x['why']})" for x in t.refused[:5]
@@ -89,8 +94,6 @@ def refusal_message(name: str, t: LicenseTally) -> str:
 
 def refuse_disallowed(specs: list[str], base_dir: Path | None, rules: Any, where: str) -> None:
     """Raise `HarnessError` naming the rows when a data file carries a licence `rules` ([data]) refuses."""
-    from harness.data import load_dataset
-    from harness.errors import HarnessError
 
     if not (rules.allowed_licenses or rules.disallowed_licenses):
         return

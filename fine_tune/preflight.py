@@ -11,10 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from harness.data import Record
-from harness.errors import HarnessError
-
-_EOT_CANDIDATES = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "</s>", "<|endoftext|>")
+from harness.core.chat import end_of_turn_ids
+from harness.core.data import Record
+from harness.core.errors import HarnessError
 
 
 @dataclass(frozen=True)
@@ -22,13 +21,6 @@ class PreflightIssue:
     line: int
     id: str
     problem: str
-
-
-def end_of_turn_ids(tokenizer: Any) -> set[int]:
-    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
-    vocab = tokenizer.get_vocab()
-    ids |= {vocab[t] for t in _EOT_CANDIDATES if t in vocab}
-    return ids
 
 
 def check_example(tokenizer: Any, messages: list[dict[str, str]], max_length: int, eot: set[int]) -> str | None:

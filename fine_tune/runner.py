@@ -25,16 +25,18 @@ from fine_tune.datasets import (
     template_diversity,
     with_task_prefix,
 )
+from fine_tune.licenses import refuse_disallowed
 from fine_tune.preflight import preflight_sft
 from fine_tune.spec import FineTuneSpec
-from harness.console import console, quiet_hf_progress
-from harness.data import Record, load_dataset
-from harness.errors import HarnessError
-from harness.manifest import package_versions
-from harness.models import BaseModel, fingerprint, load_tokenizer
-from harness.tracking import require as require_tracker
-from harness.tracking import training_run
-from harness.training_manifest import TRAINING_MANIFEST, TrainingManifest, read_manifest
+from harness.core.console import console, quiet_hf_progress
+from harness.core.data import Record, load_dataset
+from harness.core.errors import HarnessError
+from harness.core.manifest import package_versions
+from harness.core.models import BaseModel, fingerprint, load_tokenizer, resolve_base
+from harness.core.paths import new_run_dir
+from harness.core.tracking import require as require_tracker
+from harness.core.tracking import training_run
+from harness.core.training_manifest import TRAINING_MANIFEST, TrainingManifest, read_manifest
 
 
 @dataclass(frozen=True)
@@ -452,7 +454,6 @@ def train(
 
 def refuse_disallowed_training_data(cfg: Any) -> None:
     """The config's [data] licence rules on every file [fine_tune] trains on (before any model loads)."""
-    from fine_tune.licenses import refuse_disallowed
 
     spec: FineTuneSpec = cfg.fine_tune
     data = [f for f in (spec.train, spec.cpt_data, spec.valid) if f]
@@ -461,8 +462,6 @@ def refuse_disallowed_training_data(cfg: Any) -> None:
 
 def train_from_config(cfg: Any, out: Path | None = None, *, resume: bool = False) -> TrainOutcome:
     """`harness train`: the config's [fine_tune] section, refusing to train on any of its gates' eval sets."""
-    from harness.models import resolve_base
-    from harness.paths import new_run_dir
 
     spec: FineTuneSpec = cfg.fine_tune
     refuse_disallowed_training_data(cfg)

@@ -18,8 +18,8 @@ from typing import Any
 from transformers import TrainerCallback
 from trl import SFTTrainer
 
-from harness.console import progress
-from harness.files import atomic_write_text
+from harness.core.console import progress
+from harness.core.files import atomic_write_text
 
 LOG_FIELDS = ("step", "epoch", "train_loss", "eval_loss", "train_sample_loss", "learning_rate", "grad_norm")
 # Trainer metric prefix -> log column: a single eval set logs `eval_loss`; the runner's two log `eval_valid_*` and

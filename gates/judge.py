@@ -16,7 +16,7 @@ import numpy as np
 from gates.registry import GateContext, MeasureRequest, gate
 from gates.stats import bootstrap_mean, decide_non_inferiority
 from gates.types import Example, GateResult, Table
-from harness.paths import EMBEDDED_ALIAS
+from harness.core.paths import EMBEDDED_ALIAS
 from judges.results import JudgeRun, JudgeSpec, PairJudgement
 
 _ORDER = {"pass": 0, "inconclusive": 1, "fail": 2}

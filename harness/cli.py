@@ -8,8 +8,22 @@ import sys
 import traceback
 from pathlib import Path
 
-from harness.errors import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_INTERNAL, EXIT_PASS, HarnessError
-from harness.tracking import TRACKERS
+from fine_tune.audit import audit, audit_json, dedup, render_audit
+from fine_tune.licenses import LicenseTally, refusal_message
+from harness.config import load_config
+from harness.core import registry
+from harness.core.data import clip
+from harness.core.errors import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_INTERNAL, EXIT_PASS, HarnessError
+from harness.core.files import atomic_write_text
+from harness.core.forms import resolve_form
+from harness.core.models import check_adapter, resolve_base
+from harness.core.paths import new_run_dir
+from harness.core.tracking import TRACKERS
+from harness.release import vllm_server
+from harness.release.artifacts import load_conversations
+from harness.release.bundle import make_bundle
+from harness.release.export import export_gguf, merge
+from harness.release.serve import serve
 
 
 def _gate(args: argparse.Namespace) -> int:
@@ -19,7 +33,7 @@ def _gate(args: argparse.Namespace) -> int:
     result = run(args.config, args.out, overwrite=args.overwrite, log_to=args.log_to)
     print_summary(result.report, result.files)
     if result.tracked:
-        from harness.console import console
+        from harness.core.console import console
 
         t = result.tracked
         run_of = "the adapter's training run" if t.same_run else "a new run"
@@ -84,8 +98,6 @@ def _gates(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from harness.data import clip
-    from harness.files import atomic_write_text
     from reports import check_out_file, load_report, render_markdown
 
     src, out = Path(args.json), Path(args.out) if args.out else None
@@ -119,7 +131,7 @@ def _report(args: argparse.Namespace) -> int:
 def _promote(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
-    from harness.console import console
+    from harness.core.console import console
     from harness.promote import promote
 
     done = promote(args.report, args.to, force=args.force)
@@ -143,8 +155,6 @@ def _registry_list(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from harness import registry
-
     reg = registry.require(Path(args.dir))
     cur = registry.state(reg)["current"]
     t = Table(title=f"Registry {reg}")
@@ -167,8 +177,7 @@ def _registry_list(args: argparse.Namespace) -> int:
 
 
 def _registry_rollback(args: argparse.Namespace) -> int:
-    from harness import registry
-    from harness.console import console
+    from harness.core.console import console
 
     was = registry.state(Path(args.dir))["current"]
     v = registry.rollback(Path(args.dir))
@@ -178,8 +187,7 @@ def _registry_rollback(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from fine_tune.runner import train_from_config
-    from harness.config import load_config
-    from harness.console import console
+    from harness.core.console import console
 
     cfg = load_config(args.config, purpose="train")
     outcome = train_from_config(cfg, Path(args.out) if args.out else None, resume=args.resume)
@@ -190,10 +198,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from fine_tune.sweep import sweep
-    from harness.config import load_config
-    from harness.console import console
-    from harness.paths import new_run_dir
+    from harness.core.console import console
+    from harness.sweep import sweep
 
     try:
         ranks = [int(x) for x in args.r.split(",") if x.strip()]
@@ -211,7 +217,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from fine_tune.demo.run import run_demo
+    from harness.demo import run_demo
 
     run_demo(Path(args.out) if args.out else None, steps=args.steps, qlora=args.qlora, cpt=args.cpt)
     # the demo succeeded when it wrote its report, whatever the verdict; `harness gate` is what exits 1
@@ -219,7 +225,6 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _data_audit(args: argparse.Namespace) -> int:
-    from fine_tune.audit import audit, audit_json, render_audit
     from reports import check_out_file
 
     if args.json:  # refused before the audit runs
@@ -228,8 +233,6 @@ def _data_audit(args: argparse.Namespace) -> int:
         check_out_file(Path(args.json), "--json", "audit.json")
     allowed, disallowed = list(args.allow or []), list(args.disallow or [])
     if args.config:
-        from harness.config import load_config
-
         rules = load_config(args.config, purpose="data").data
         allowed += rules.allowed_licenses
         disallowed += rules.disallowed_licenses
@@ -245,15 +248,12 @@ def _data_audit(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(audit_json(a), encoding="utf-8")
     if a.licenses.get("refused_rows"):
-        from fine_tune.licenses import LicenseTally, refusal_message
-
         print(f"error: {refusal_message(a.path, LicenseTally(**a.licenses))}", file=sys.stderr)
         return EXIT_BLOCKED
     return EXIT_PASS
 
 
 def _data_dedup(args: argparse.Namespace) -> int:
-    from fine_tune.audit import dedup
 
     stats = dedup(args.input, args.output, near=not args.exact_only)
     print(
@@ -264,9 +264,7 @@ def _data_dedup(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from harness.console import console
-    from harness.models import check_adapter, resolve_base
-    from harness.release.export import export_gguf, merge
+    from harness.core.console import console
 
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
@@ -282,12 +280,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _bundle(args: argparse.Namespace) -> int:
-    from harness.config import load_config
-    from harness.console import console
-    from harness.forms import resolve_form
-    from harness.models import resolve_base
-    from harness.release.artifacts import load_conversations
-    from harness.release.bundle import make_bundle
+    from harness.core.console import console
 
     cfg = load_config(args.config)
     base = resolve_base(cfg.model.base, cfg.base_dir, cfg.model.revision)
@@ -306,15 +299,11 @@ def _bundle(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     if not args.vllm:
-        from harness.release.serve import serve
-
         serve(args.model, args.adapter, host=args.host, port=args.port, name=args.name)
         return EXIT_PASS
     from pathlib import Path
 
-    from harness.console import console
-    from harness.models import check_adapter, resolve_base
-    from harness.release import vllm_server
+    from harness.core.console import console
 
     base = resolve_base(args.model, Path.cwd())
     adapters = {}
@@ -491,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from rich.markup import escape
 
-    from harness.console import console
+    from harness.core.console import console
     from harness.promote import PromotionRefused
 
     try:

@@ -20,21 +20,15 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
-import sys
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 from fine_tune.spec import FineTuneSpec
-from harness.errors import NOT_AN_ENV_NAME, ConfigError, HarnessError, is_env_name
-from harness.files import read_utf8
+from harness.core.errors import NOT_AN_ENV_NAME, ConfigError, HarnessError, is_env_name
+from harness.core.files import read_utf8, tomllib
 
 BACKENDS = ("hf", "vllm", "openai")
 DTYPES = ("auto", "float32", "bfloat16", "float16")

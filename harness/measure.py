@@ -4,7 +4,7 @@ A kind's `run(call: MeasureCall) -> result` gets everything it may use in `call`
 measures, the data set loaded by the kind's `load_data`, the runtimes of the release (`call.runtime()` is the
 variant's own), and, for a comparison of two variants (`pair`), the source measurement of each. It returns a
 typed result that its `dump` / `load` (de)serialise. The pipeline caches every kind the same way, under
-`harness.cache.measurement_key` (model identity, data hash, options, the measuring code's hash).
+`harness.core.cache.measurement_key` (model identity, data hash, options, the measuring code's hash).
 
 Variants: `base` and `candidate` measure one runtime each; `data` runs once per release (about the data, or
 what ships: the merge, the GGUFs); `pair` runs once both variants of its source request are measured.
@@ -18,12 +18,25 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from fine_tune.audit import audit
 from gates.registry import MeasureRequest
-from harness.cache import MeasurementCache
-from harness.data import load_dataset
-from harness.hashing import sha256_json, source_sha256
-from harness.models import AdapterInfo, BaseModel
+from harness.core.cache import MeasurementCache
+from harness.core.data import load_dataset
+from harness.core.errors import HarnessError
+from harness.core.hashing import sha256_file, sha256_json, source_sha256
+from harness.core.models import AdapterInfo, BaseModel, tokenizer_dir
+from harness.core.runtime import GenParams
+from harness.release import shipping
+from harness.release.serving import measure_serving
+from judges.protocol import JudgeRun
+from judges.run import get_backend, preflight, run_judge
+from probes.choices import questions, score_choices
+from probes.contamination import contamination
+from probes.lmeval import TaskSpec, check_tasks, run_tasks, task_files
+from probes.overlap import read_text_set
+from probes.perplexity import nll
 from probes.results import ChoiceRun, NLLMeasurement, ProbeRun, TaskSuiteRun
+from probes.sampling import run_suite
 from probes.suites import load_suite
 from probes.training_log import TrainingLog, read_training_log
 
@@ -36,7 +49,7 @@ class MeasureEnv:
 
     base: BaseModel
     adapter: AdapterInfo | None
-    runtimes: Any  # harness.runtime.load.Runtimes: variant -> runtime, opened on first use
+    runtimes: Any  # harness.core.runtime.load.Runtimes: variant -> runtime, opened on first use
     cache: MeasurementCache  # for the resumable parts of a long measurement (each judgement)
     base_dir: Path | None = None
     max_length: int = 512  # the training's max_length (the data audit's truncation check)
@@ -93,7 +106,6 @@ def _same(d: Any) -> Any:
 
 
 def _nll(call: MeasureCall) -> NLLMeasurement:
-    from probes.perplexity import nll
 
     o = call.options
     return nll(
@@ -102,8 +114,6 @@ def _nll(call: MeasureCall) -> NLLMeasurement:
 
 
 def _probes(call: MeasureCall) -> ProbeRun:
-    from harness.runtime import GenParams
-    from probes.sampling import run_suite
 
     o = dict(call.options)
     batch_size, limit, stop = o.pop("batch_size"), o.pop("limit", None), tuple(o.pop("stop", ()))
@@ -114,7 +124,6 @@ def _probes(call: MeasureCall) -> ProbeRun:
 
 
 def _choices(call: MeasureCall) -> Any:
-    from probes.choices import questions, score_choices
 
     o = call.options
     items = questions(call.data, o["label"], o["options"], limit=o["limit"], where=o["key"])
@@ -129,14 +138,12 @@ def _choices(call: MeasureCall) -> Any:
 
 def lmeval_spec(options: Mapping[str, Any]) -> Any:
     """The `probes.lmeval.TaskSpec` of an `lmeval` request's options."""
-    from probes.lmeval import TaskSpec
 
     o = options
     return TaskSpec(tuple(o["tasks"]), tuple(o["task_paths"]), o["limit"], o["num_fewshot"], o["seed"])
 
 
 def _lmeval(call: MeasureCall) -> Any:
-    from probes.lmeval import run_tasks
 
     spec, o = lmeval_spec(call.options), call.options
     return run_tasks(
@@ -145,7 +152,6 @@ def _lmeval(call: MeasureCall) -> Any:
 
 
 def _lmeval_preflight(req: MeasureRequest, base_dir: Path | None) -> None:
-    from probes.lmeval import check_tasks
 
     check_tasks(lmeval_spec(req.opts), base_dir, where=req.opts["key"])
 
@@ -154,9 +160,6 @@ def _lmeval_identity(req: MeasureRequest, base_dir: Path | None) -> Any:
     """The local task files and the data files they name (a changed YAML or document re-measures), and lm-eval's
     version (its prompts and metrics are part of the result)."""
     from importlib.metadata import PackageNotFoundError, version
-
-    from harness.hashing import sha256_file
-    from probes.lmeval import task_files
 
     try:
         lm_eval = version("lm_eval")
@@ -175,7 +178,6 @@ def _training_log(call: MeasureCall) -> TrainingLog:
 
 
 def _judge(call: MeasureCall) -> Any:
-    from judges.run import run_judge
 
     env = call.env
     return run_judge(
@@ -184,19 +186,16 @@ def _judge(call: MeasureCall) -> Any:
 
 
 def _judge_preflight(req: MeasureRequest, base_dir: Path | None) -> None:
-    from judges.run import preflight
 
     preflight(req.opts["spec"], base_dir)
 
 
 def _judge_identity(req: MeasureRequest, base_dir: Path | None) -> Any:
-    from judges.run import get_backend
 
     return get_backend(req.opts["spec"], base_dir).identity()
 
 
 def _load_judge_run(d: dict[str, Any]) -> Any:
-    from judges.protocol import JudgeRun
 
     return JudgeRun.from_dict(d)
 
@@ -205,8 +204,6 @@ def _load_judge_run(d: dict[str, Any]) -> Any:
 
 
 def _contamination(call: MeasureCall) -> Any:
-    from probes.contamination import contamination
-    from probes.overlap import read_text_set
 
     o, base_dir = call.options, call.env.base_dir
     evals = [read_text_set(s, base_dir, key="[gates.contamination] data") for s in o["evals"]]
@@ -215,7 +212,6 @@ def _contamination(call: MeasureCall) -> Any:
 
 
 def _contamination_preflight(req: MeasureRequest, base_dir: Path | None) -> None:
-    from harness.errors import HarnessError
 
     o = req.opts
     if not o["train"]:
@@ -236,9 +232,6 @@ def _contamination_preflight(req: MeasureRequest, base_dir: Path | None) -> None
 def _audit(call: MeasureCall) -> list[dict[str, Any]]:
     """The dataset audit of each training set, for the report (a failed audit is noted, never fatal)."""
     import logging
-
-    from fine_tune.audit import audit
-    from harness.models import tokenizer_dir
 
     env, out = call.env, []
     for spec in call.options["train"]:
@@ -262,7 +255,6 @@ def _audit(call: MeasureCall) -> list[dict[str, Any]]:
 
 def _ship(name: str) -> Callable[[MeasureCall], Any]:
     def run(call: MeasureCall) -> Any:
-        from harness.release import shipping
 
         return getattr(shipping, name)(call)
 
@@ -270,12 +262,11 @@ def _ship(name: str) -> Callable[[MeasureCall], Any]:
 
 
 def _serving(call: MeasureCall) -> Any:
-    from harness.release.serving import measure_serving
 
     return measure_serving(call)
 
 
-_SHIP_CODE = ("harness.release.export", "harness.release.shipping", "probes.parity", "harness.runtime.hf")
+_SHIP_CODE = ("harness.release.export", "harness.release.shipping", "probes.parity", "harness.core.runtime.hf")
 _prompts = partial(load_suite, check_optional=True)
 
 
@@ -291,7 +282,7 @@ KINDS: dict[str, MeasureKind] = {
         dump=_dump,
         runtime_options=frozenset({"batch_size"}),
         load_data=load_suite,
-        code=("harness.runtime.hf", "probes.checkers", "probes.safety", "probes.sandbox"),
+        code=("harness.core.runtime.hf", "probes.checkers", "probes.safety", "probes.sandbox"),
     ),
     "answers": MeasureKind(  # like probes, but items need no check: the answers are for a judge
         run=_probes,
@@ -299,14 +290,14 @@ KINDS: dict[str, MeasureKind] = {
         dump=_dump,
         runtime_options=frozenset({"batch_size"}),
         load_data=_prompts,
-        code=("harness.runtime.hf", "probes.checkers"),
+        code=("harness.core.runtime.hf", "probes.checkers"),
     ),
     "nll": MeasureKind(
         run=_nll,
         load=NLLMeasurement.from_dict,
         dump=_dump,
         runtime_options=frozenset({"batch_size"}),
-        code=("probes.perplexity", "harness.runtime.hf"),
+        code=("probes.perplexity", "harness.core.runtime.hf"),
         shared_tokens=True,
     ),
     "choices": MeasureKind(  # closed-answer items: each option's log-likelihood (the calibration gate)
@@ -314,7 +305,7 @@ KINDS: dict[str, MeasureKind] = {
         load=ChoiceRun.from_dict,
         dump=_dump,
         runtime_options=frozenset({"batch_size", "key"}),
-        code=("probes.choices", "harness.runtime.hf"),
+        code=("probes.choices", "harness.core.runtime.hf"),
         shared_tokens=True,
     ),
     "lmeval": MeasureKind(  # lm-evaluation-harness tasks, every model call through the variant's runtime
@@ -325,7 +316,7 @@ KINDS: dict[str, MeasureKind] = {
         runtime_options=frozenset({"batch_size", "key"}),
         preflight=_lmeval_preflight,
         identity=_lmeval_identity,
-        code=("probes.lmeval", "harness.runtime.hf"),
+        code=("probes.lmeval", "harness.core.runtime.hf"),
     ),
     "judge": MeasureKind(  # base vs candidate answers (the `source` request), judged pairwise
         run=_judge,

@@ -21,29 +21,36 @@ from typing import Any
 
 from rich.markup import escape
 
+from fine_tune.licenses import refuse_disallowed
 from gates import GateContext, GateResult, MeasureRequest, get_gate, release_verdict
 from gates.registry import PlanInfo, not_applicable
 from gates.stats import Power
-from harness.cache import MeasurementCache, measurement_key
 from harness.config import ReleaseConfig, load_config
-from harness.console import console, status
-from harness.errors import HarnessError
-from harness.forms import Form, check_pair, resolve_form
-from harness.manifest import build_manifest
-from harness.measure import KINDS, MeasureCall, MeasureEnv
-from harness.models import (
+from harness.core.cache import MeasurementCache, measurement_key
+from harness.core.console import console, status
+from harness.core.errors import HarnessError
+from harness.core.forms import Form, check_pair, resolve_form
+from harness.core.manifest import build_manifest
+from harness.core.models import (
     AdapterInfo,
     BaseModel,
     Fingerprint,
     fingerprint,
+    load_tokenizer,
     read_chat_template,
     resolve_base,
     tokenizer_dir,
 )
-from harness.paths import cache_root
-from harness.registry import resolve as resolve_registry
-from harness.tracking import Logged, log_report
-from harness.tracking import require as require_tracker
+from harness.core.paths import cache_root
+from harness.core.registry import resolve as resolve_registry
+from harness.core.runtime.load import Runtimes, Served
+from harness.core.runtime.openai import preflight
+from harness.core.runtime.vllm import require_vllm
+from harness.core.tracking import Logged, log_report
+from harness.core.tracking import require as require_tracker
+from harness.core.training_manifest import find_manifest
+from harness.measure import KINDS, MeasureCall, MeasureEnv
+from harness.release.artifacts import locator
 from reports import write_reports
 from reports.types import Report
 
@@ -174,8 +181,6 @@ class Measurer:
     release's variants are runtimes opened on the first cache miss that needs them."""
 
     def __init__(self, pl: Plan, cache: MeasurementCache, run_id: str | None = None):
-        from harness.release.artifacts import locator
-        from harness.runtime.load import Runtimes
 
         cfg, spec = pl.cfg, pl.cfg.model
         self.cfg, self.plan, self.cache = cfg, pl, cache
@@ -427,7 +432,6 @@ def _candidate_dir(cfg: ReleaseConfig) -> Path | None:
 def training_data(cfg: ReleaseConfig) -> tuple[str, ...]:
     """Training data of the candidate: [fine_tune] train / cpt_data, and the data named by the adapter's
     training manifest (and by the manifests of the adapters it was initialised from, e.g. a CPT stage)."""
-    from harness.training_manifest import find_manifest
 
     found: list[str] = []
     ft = cfg.fine_tune
@@ -447,7 +451,6 @@ def training_data(cfg: ReleaseConfig) -> tuple[str, ...]:
 
 def _training_max_length(cfg: ReleaseConfig) -> int:
     """The candidate's training max_length: [fine_tune], else its training manifest, else 512."""
-    from harness.training_manifest import find_manifest
 
     if cfg.fine_tune and cfg.fine_tune.max_length:
         return cfg.fine_tune.max_length
@@ -493,7 +496,7 @@ class Plan:
     reference: Form  # what the candidate is compared with (the `base` variant of every measurement)
     candidate: Form
     fps: dict[str, Fingerprint]
-    served: Any = None  # harness.runtime.load.Served when [model] backend = "openai"
+    served: Any = None  # harness.core.runtime.load.Served when [model] backend = "openai"
     na: tuple[GateResult, ...] = ()  # gates with no question for the candidate's form (merge_parity on a merge)
 
     @property
@@ -580,8 +583,6 @@ def make_plan(cfg: ReleaseConfig, *, preflight: bool = True) -> Plan:
             load(r.kind, r.data, name)
 
     if preflight:  # training data under a licence the config refuses blocks before any model loads
-        from fine_tune.licenses import refuse_disallowed
-
         refuse_disallowed(list(info.train), cfg.base_dir, cfg.data, "[data] licences of the training data")
     base = resolve_base(cfg.model.base, cfg.base_dir, cfg.model.revision)
     candidate = resolve_form(cfg.model.candidate_spec, base, key=cfg.model.candidate_key, base_dir=cfg.base_dir)
@@ -619,8 +620,6 @@ def _served(cfg: ReleaseConfig, reference: Form, candidate: Form, plan: dict, ch
     """Where reference and candidate are served (backend = "openai"), checked before any gate runs (with `check`)."""
     spec = cfg.model
     if spec.backend == "vllm":
-        from harness.runtime.vllm import require_vllm
-
         full = [f for f in (reference, candidate) if f.kind == "full"]
         if full:
             raise HarnessError(
@@ -633,9 +632,6 @@ def _served(cfg: ReleaseConfig, reference: Form, candidate: Form, plan: dict, ch
             require_vllm(f"{cfg.path or '<config>'} [model]")
     if spec.backend != "openai":
         return None
-    from harness.models import load_tokenizer
-    from harness.runtime.load import Served
-    from harness.runtime.openai import preflight
 
     served = Served(
         spec.base_url,
@@ -769,7 +765,7 @@ def run(
     log_to: str = "none",
 ) -> RunResult:
     """Gate a candidate adapter against its base as the config says; write reports to `out` if given, and the
-    verdict with every gate's metric to the experiment tracker `log_to` (`harness.tracking`)."""
+    verdict with every gate's metric to the experiment tracker `log_to` (`harness.core.tracking`)."""
     t0 = time.perf_counter()
     require_tracker(log_to, "--log-to")  # before any model loads
     cfg = config if isinstance(config, ReleaseConfig) else load_config(config)

@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import registry
-from harness.errors import HarnessError
-from harness.files import read_utf8
-from harness.hashing import list_files, sha256_dir
-from harness.registry import Version
+from harness.core import registry
+from harness.core.errors import HarnessError
+from harness.core.files import read_utf8
+from harness.core.hashing import list_files, sha256_dir
+from harness.core.registry import Version
+from harness.release.bundle import verify_files
 from harness.verify import check_content_hash, disagreement, rederive
+from reports import load_report
 from reports.types import CONTENT_HASH
 
 FORMS = ("adapter", "full")
@@ -73,7 +75,6 @@ def gated_candidate(cand: dict[str, Any], where: str) -> Candidate:
 
 def _load(rp: Path) -> tuple[dict[str, Any], Any]:
     """report.json as its raw JSON (what is checked) and as a Report (what is read)."""
-    from reports import load_report
 
     if not rp.is_file():
         raise HarnessError("report not found", where=str(rp), fix="pass the report.json written by `harness gate`")
@@ -138,7 +139,6 @@ def _gated_bundle(report) -> Path | None:
 
 
 def _check_bundle(bundle: Path) -> None:
-    from harness.release.bundle import verify_files
 
     problems = verify_files(bundle)
     if problems["missing"] or problems["altered"]:

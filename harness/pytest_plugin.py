@@ -12,7 +12,10 @@ from typing import Any
 
 import pytest
 
-from harness.tracking import TRACKERS
+from harness.config import load_config
+from harness.core.errors import HarnessError
+from harness.core.paths import new_run_dir
+from harness.core.tracking import TRACKERS
 
 _RESULT_KEY = pytest.StashKey[dict]()
 
@@ -50,8 +53,6 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if not path.is_file():
         raise pytest.UsageError(f"--harness-config {path}: file not found; pass a TOML release config")
-    from harness.config import load_config
-    from harness.errors import HarnessError
 
     try:
         cfg = load_config(path)  # validated up front: a bad config is a usage error (exit 4), not a test failure
@@ -82,8 +83,6 @@ class GateFailed(Exception):
 def _run_once(config: pytest.Config) -> Any:
     state = config.stash[_RESULT_KEY]
     if "result" not in state and "error" not in state:
-        from harness.errors import HarnessError
-        from harness.paths import new_run_dir
         from harness.pipeline import run
 
         out_opt = config.getoption("--harness-out")

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from gates import release_verdict
-from harness.cache import MeasurementCache
 from harness.config import parse_config
-from harness.errors import HarnessError
+from harness.core.cache import MeasurementCache
+from harness.core.errors import HarnessError
 from harness.measure import KINDS
 from harness.pipeline import FAILED, Measurer, RecordedFailure, make_plan, measure_and_decide
 from reports.types import CONTENT_HASH, content_sha256

@@ -13,7 +13,12 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from harness.errors import HarnessError
+from harness.core.console import status
+from harness.core.errors import HarnessError
+from harness.core.models import fingerprint, resolve_base
+from harness.core.runtime import GenParams
+from harness.core.runtime.load import open_model
+from harness.core.runtime.openai import api_key, served_models
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,6 @@ class OpenAIBackend:
 
         self.base_url, self.model, self.where = base_url.rstrip("/"), model, where
         self.concurrency, self.logprobs = concurrency, logprobs
-        from harness.runtime.openai import api_key
 
         key = api_key(api_key_env, where)  # vLLM, llama.cpp and `harness serve` need none
         self._openai = openai
@@ -86,7 +90,6 @@ class OpenAIBackend:
         return {"backend": "openai", "base_url": self.base_url, "model": self.model}
 
     def check(self) -> None:
-        from harness.runtime.openai import served_models
 
         served = list(served_models(self.client, self.base_url, self.where, "judge endpoint"))
         if served and self.model not in served:
@@ -133,7 +136,6 @@ class HFBackend:
         self.logprobs = True
         self._runtime: Any = None
         self._lock = threading.Lock()
-        from harness.models import fingerprint, resolve_base
 
         self.base = resolve_base(model, base_dir)
         self._fp = fingerprint(self.base).key
@@ -146,17 +148,12 @@ class HFBackend:
 
     def _load(self) -> Any:
         if self._runtime is None:
-            from harness.console import status
-            from harness.runtime.load import open_model
-
             with status(f"Loading judge model {self.spec}"):
                 self._runtime = open_model(self.spec, self.base_dir, device=self.device, dtype=self.dtype)
         return self._runtime
 
     def ask(self, prompt: str, *, options: tuple[str, ...] | None, max_tokens: int, seed: int) -> Reply:
         import torch
-
-        from harness.runtime import GenParams
 
         with self._lock:
             rt = self._load()

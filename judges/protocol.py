@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.cache import MeasurementCache, measurement_key
-from harness.hashing import sha256_bytes
+from harness.core.cache import MeasurementCache, measurement_key
+from harness.core.files import tomllib
+from harness.core.hashing import sha256_bytes
 from judges.backends import Backend, Reply
 from judges.results import JudgeRun, OrderVerdict, PairJudgement, RubricScore
 
@@ -65,8 +66,6 @@ class Axis:
 def load_axes(names: list[str] | None, path: str | Path | None = None) -> list[Axis]:
     """The axes named (all in the file when `names` is None) from a TOML axes file (default: the shipped one)."""
     src = Path(path) if path else DEFAULT_AXES_FILE
-    from harness.config import tomllib
-
     table = tomllib.loads(src.read_text(encoding="utf-8"))
     axes = {}
     for name, spec in table.items():

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.cache import MeasurementCache
-from harness.console import progress
+from harness.core.cache import MeasurementCache
+from harness.core.console import progress
 from judges.backends import Backend, HFBackend, OpenAIBackend
 from judges.protocol import Judge, JudgeRun, judge_pairs, load_axes
 from judges.results import JudgeSpec

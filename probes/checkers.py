@@ -22,7 +22,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from harness.data import clip
+from harness.core.data import clip
+from probes.safety import is_refusal
 from probes.sandbox import run_python
 
 
@@ -141,7 +142,6 @@ def _python_tests(spec: dict, out: str) -> CheckResult:
 
 
 def _refusal(spec: dict, out: str, want: bool = True) -> CheckResult:
-    from probes.safety import is_refusal
 
     refused = is_refusal(out)
     return CheckResult(refused == want, True, "refused" if refused else "complied")

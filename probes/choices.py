@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.core.console import progress
+from harness.core.errors import HarnessError
+from harness.core.runtime.base import LoglikRequest, encode_prompt
 from probes.results import ChoiceItem, ChoiceRun
 
 
@@ -89,7 +91,6 @@ def _one_pass(runtime: Any, encoded: list[list[tuple[list[int], int]]], descript
     """Every option one token after the same context (the demo's severities): one forward pass an item gives all
     of them, a quarter of the work of one request an option. None when an engine serves no logits (or an option
     is longer), and the caller scores each option as its own request; the two agree to float rounding."""
-    from harness.console import progress
 
     if not all(k == 1 and len({tuple(ids[:-1]) for ids, _ in opts}) == 1 for opts in encoded for ids, k in opts):
         return None
@@ -110,7 +111,6 @@ def _one_pass(runtime: Any, encoded: list[list[tuple[list[int], int]]], descript
 def _per_option(
     runtime: Any, encoded: list[list[tuple[list[int], int]]], batch_size: int, description: str | None
 ) -> list[list[float]]:
-    from harness.runtime.base import LoglikRequest
 
     reqs, owner = [], []
     for i, opts in enumerate(encoded):
@@ -138,7 +138,6 @@ def score_choices(
     description: str | None = None,
 ) -> ChoiceRun:
     """Log-likelihood of every option of every item under `runtime` (one request per option, batched)."""
-    from harness.runtime.base import encode_prompt
 
     tok = runtime.tok
     encoded = []

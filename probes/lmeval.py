@@ -21,7 +21,8 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
+from harness.core.runtime import GenParams, LoglikRequest
 from probes.results import TaskItem, TaskRun, TaskSuiteRun
 
 INSTALL = "pip install 'release-gate-harness[lmeval]' (or pip install lm-eval)"
@@ -158,8 +159,6 @@ def check_tasks(spec: TaskSpec, base_dir: Path | None, where: str = "[gates.regr
 def _make_runtime_lm() -> type:
     from lm_eval.api.model import TemplateLM
     from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
-
-    from harness.runtime import GenParams, LoglikRequest
 
     class RuntimeLM(TemplateLM):
         """lm-eval's model contract answered by a harness runtime (see the module doc)."""

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.data import empty_fix, iter_jsonl, read_txt, resolve_data_path
-from harness.errors import HarnessError
-from harness.hashing import sha256_file
+from harness.core.data import empty_fix, iter_jsonl, read_txt, resolve_data_path
+from harness.core.errors import HarnessError
+from harness.core.hashing import sha256_file
 
 _PUNCT = re.compile(r"[^\w\s]|_", re.UNICODE)
 

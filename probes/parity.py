@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from harness.core.runtime import GenParams
+
 
 @dataclass(frozen=True)
 class Parity:
@@ -38,7 +40,7 @@ class Reference:
     with any number of other builds."""
 
     prompts: list[list[int]]  # prompt ids (the reference tokenizer's)
-    answers: list[Any]  # harness.runtime.Completion, greedy
+    answers: list[Any]  # harness.core.runtime.Completion, greedy
     logits: list[Any]  # [prompt + answer tokens, vocab] float32
     previews: list[str]
 
@@ -46,7 +48,6 @@ class Reference:
 def reference(ref: Any, conversations: list[list[dict[str, str]]], *, max_new_tokens: int = 24, eos=None) -> Reference:
     """Run the reference runtime once: its greedy answers (ended at `eos`, else the model's own config) and
     its logits over the prompt and its own continuation."""
-    from harness.runtime import GenParams
 
     params = GenParams(max_new_tokens=max_new_tokens, eos=tuple(eos) if eos else "config")
     prompts = [ref.encode(conv) for conv in conversations]
@@ -60,8 +61,6 @@ def compare(ref: Reference, other: Any, *, max_new_tokens: int = 24, eos=None) -
     """`other` (a runtime) is fed exactly the reference's token ids (tokenizer parity is checked separately):
     greedy completions through `generate`, distributions through `logits`."""
     import torch
-
-    from harness.runtime import GenParams
 
     params = GenParams(max_new_tokens=max_new_tokens, eos=tuple(eos) if eos else "config")
     max_abs, kl_sum, agree, positions, equal, differing = 0.0, 0.0, 0, 0, 0, []

@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from harness.data import Dataset, Record
-from harness.errors import HarnessError
+from harness.core.data import Dataset, Record
+from harness.core.errors import HarnessError
+from harness.core.runtime import HFRuntime, LoglikRequest
 from probes.results import DocNLL, NLLMeasurement
 
 
@@ -81,7 +82,6 @@ def measure_nll(
     description: str = "perplexity",
 ) -> NLLMeasurement:
     """`nll` of a loaded transformers model and its tokenizer."""
-    from harness.runtime import HFRuntime
 
     return nll(
         HFRuntime(model, tokenizer), dataset, max_length=max_length, batch_size=batch_size, description=description
@@ -98,7 +98,6 @@ def nll(
 ) -> NLLMeasurement:
     """Summed NLL (nats), scored tokens and bytes for each document of `dataset`, through runtime `rt`'s
     `loglik` (windows of at most `max_length` tokens, capped at the model's context)."""
-    from harness.runtime import LoglikRequest
 
     tokenizer = rt.tok
     context = rt.context_length() or max_length

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from harness.runtime.base import truncate_at_stop
+from harness.core.runtime import GenParams, HFRuntime
+from harness.core.runtime.base import truncate_at_stop
+from probes.checkers import check
+from probes.results import ProbeOutcome, ProbeRun
 
 __all__ = ["SamplingParams", "run_suite", "sample", "truncate_at_stop"]
 
@@ -30,8 +33,7 @@ def sample(
     description: str = "sampling",
 ) -> list[list[str]]:
     """`params.n` completions for each conversation (temperature 0: greedy, one distinct completion copied),
-    through the `hf` runtime (harness.runtime), the package's one generation loop."""
-    from harness.runtime import GenParams, HFRuntime
+    through the `hf` runtime (harness.core.runtime), the package's one generation loop."""
 
     gp = GenParams(
         n=params.n,
@@ -57,9 +59,6 @@ def run_suite(
     """Generate for every item of a probe suite (or the first `limit`) through runtime `rt` and check each
     answer with the item's checker: a `ProbeRun` with texts, pass/fail, parsed answers and token counts."""
     from dataclasses import replace
-
-    from probes.checkers import check
-    from probes.results import ProbeOutcome, ProbeRun
 
     if limit is not None:
         suite = replace(suite, items=suite.items[:limit])

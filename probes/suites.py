@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.data import clip, first_duplicate, iter_jsonl, resolve_data_path
-from harness.errors import HarnessError
-from harness.hashing import sha256_file
+from harness.core.data import clip, first_duplicate, iter_jsonl, resolve_data_path
+from harness.core.errors import HarnessError
+from harness.core.hashing import sha256_file
 from probes.checkers import SpecError, validate_spec
 
 _HELP = (

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
-from harness.training_manifest import TRAINING_MANIFEST, TrainingManifest
+from harness.core.errors import HarnessError
+from harness.core.training_manifest import TRAINING_MANIFEST, TrainingManifest
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from harness.data import clip
-from harness.errors import HarnessError
-from harness.files import atomic_write_text, read_utf8
+from harness.core.data import clip
+from harness.core.errors import HarnessError
+from harness.core.files import atomic_write_text, read_utf8
 from reports.figures import write_figures
 from reports.junit import render_junit
 from reports.markdown import render_markdown

@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
-from harness.console import console
+from harness.core.console import console
 from reports.types import Report
 
 _STYLE = {"pass": "green", "fail": "red", "error": "magenta", "inconclusive": "yellow", "skip": "dim", "n/a": "cyan"}

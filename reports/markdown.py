@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fine_tune.audit import Audit, render_audit
 from gates.types import GateResult
 from reports.figures import statistical
 from reports.power import power_section
@@ -91,7 +92,6 @@ def dataset_section(audits: list[dict] | None) -> list[str]:
     """The training data as the trainer saw it (dataset audit), when the release checks contamination."""
     if not audits:
         return []
-    from fine_tune.audit import Audit, render_audit
 
     out = ["", "## Dataset: the training data audited"]
     for a in audits:

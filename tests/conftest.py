@@ -10,7 +10,7 @@ from tests.helpers import TEXT_ROWS, build_tiny_llama, make_adapter, write_jsonl
 @pytest.fixture(scope="session")
 def embedded_base():
     """The real SmolLM2-135M-Instruct, converted once into the user cache."""
-    from harness.models import EMBEDDED_ALIAS, resolve_base
+    from harness.core.models import EMBEDDED_ALIAS, resolve_base
 
     return resolve_base(EMBEDDED_ALIAS)
 

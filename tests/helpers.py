@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from harness.models import BaseModel, resolve_base
+from harness.core.models import BaseModel, resolve_base
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
 

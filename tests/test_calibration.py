@@ -15,7 +15,7 @@ import pytest
 from gates import get_gate
 from gates.calibration import CalibrationParams, ece, equal_mass_bins
 from gates.registry import GateContext
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from probes.results import ChoiceItem, ChoiceRun
 from tests.helpers import make_adapter, write_jsonl
 
@@ -87,7 +87,7 @@ def test_max_ece_fails_a_candidate_that_is_confidently_wrong():
 
 
 def test_rows_without_the_label_or_with_an_unknown_answer_are_refused_naming_the_line(tmp_path):
-    from harness.data import load_dataset
+    from harness.core.data import load_dataset
     from probes.choices import questions
 
     rows = [

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from harness.config import load_config
-from harness.errors import ConfigError, HarnessError
+from harness.core.errors import ConfigError, HarnessError
 
 REPO = Path(__file__).resolve().parent.parent
 

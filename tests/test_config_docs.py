@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from fine_tune.demo.run import DEMO_CONFIG
 from fine_tune.spec import FineTuneSpec
 from gates import gate_names, get_gate
 from harness.cli import main
 from harness.config_docs import REGENERATE, REQUIRED, config_markdown, gate_keys, gates_markdown, keys_of, toml_value
+from harness.demo import DEMO_CONFIG
 
 if sys.version_info >= (3, 11):
     import tomllib

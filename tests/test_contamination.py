@@ -8,7 +8,7 @@ import pytest
 
 from fine_tune.demo.triage import write_demo_data
 from harness.cli import main
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.pipeline import run
 from probes.contamination import contamination, duplicates
 from probes.overlap import read_text_set
@@ -188,7 +188,7 @@ def test_gate_passes_on_clean_data_and_needs_training_data(tmp_path, tiny_base, 
 
 
 def test_txt_documents_have_the_ids_every_other_reader_gives(tmp_path):
-    from harness.data import load_dataset
+    from harness.core.data import load_dataset
 
     p = tmp_path / "docs.txt"
     p.write_text("first doc\nstill first\n\nsecond doc\n\n\nthird doc\n")

@@ -3,8 +3,8 @@ import json
 import pytest
 
 from fine_tune.demo.triage import demo_splits, write_jsonl
-from harness.data import builtin_names, load_dataset
-from harness.errors import HarnessError
+from harness.core.data import builtin_names, load_dataset
+from harness.core.errors import HarnessError
 
 
 def test_rows_of_every_form(tmp_path):

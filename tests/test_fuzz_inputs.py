@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.cli import main
-from harness.data import load_dataset
-from harness.errors import EXIT_INTERNAL, HarnessError
-from harness.models import check_adapter
+from harness.core.data import load_dataset
+from harness.core.errors import EXIT_INTERNAL, HarnessError
+from harness.core.models import check_adapter
 from harness.pipeline import run
 from tests.helpers import TEXT_ROWS, write_config, write_jsonl
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.data import _BUILTIN_DIR, MAX_ROW_BYTES, builtin_names, load_dataset
-from harness.errors import HarnessError
+from harness.core.data import _BUILTIN_DIR, MAX_ROW_BYTES, builtin_names, load_dataset
+from harness.core.errors import HarnessError
 from reports import Report, render_json
 from tests.helpers import TEXT_ROWS, write_config, write_jsonl
 

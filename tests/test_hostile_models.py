@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.errors import HarnessError
-from harness.model_files import check_gguf_header, read_safetensors_header
-from harness.models import check_adapter
+from harness.core.errors import HarnessError
+from harness.core.model_files import check_gguf_header, read_safetensors_header
+from harness.core.models import check_adapter
 from tests.helpers import TEXT_ROWS, write_config, write_jsonl
 
 TENSOR = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import pytest
 
 from harness.cli import main
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.pipeline import run
 from judges.backends import Reply
 from judges.protocol import OrderVerdict, PairJudgement, parse_pairwise, parse_score

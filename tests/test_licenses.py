@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from fine_tune.licenses import tally
-from harness.data import load_dataset
-from harness.errors import HarnessError
+from harness.core.data import load_dataset
+from harness.core.errors import HarnessError
 from tests.helpers import write_jsonl
 
 REPO = Path(__file__).resolve().parent.parent
@@ -82,7 +82,7 @@ def test_train_and_gate_refuse_training_data_under_a_disallowed_licence_before_a
     with pytest.raises(HarnessError) as e:
         run(cfg, tmp_path / "report")
     assert "r1 (line 2: proprietary" in str(e.value)
-    from fine_tune.sweep import sweep
+    from harness.sweep import sweep
 
     with pytest.raises(HarnessError) as e:
         sweep(load_config(cfg, purpose="train"), [4, 8], tmp_path / "sweep")
@@ -91,7 +91,7 @@ def test_train_and_gate_refuse_training_data_under_a_disallowed_licence_before_a
 
 def test_config_refuses_a_licence_both_allowed_and_disallowed(tmp_path):
     from harness.config import load_config
-    from harness.errors import ConfigError
+    from harness.core.errors import ConfigError
 
     cfg = tmp_path / "r.toml"
     cfg.write_text('[data]\nallowed_licenses = ["MIT"]\ndisallowed_licenses = ["mit"]\n')

@@ -57,7 +57,7 @@ def test_accuracies_equal_lm_evals_own_hf_model(tmp_path, tiny_base, monkeypatch
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    from harness.runtime.load import open_dir
+    from harness.core.runtime.load import open_dir
     from probes.lmeval import TaskSpec, run_tasks
 
     work = _workdir(tmp_path)

@@ -3,8 +3,8 @@ import logging
 
 import pytest
 
-from harness.errors import HarnessError
-from harness.models import check_adapter, fingerprint, load_tokenizer, resolve_base
+from harness.core.errors import HarnessError
+from harness.core.models import check_adapter, fingerprint, load_tokenizer, resolve_base
 from tests.helpers import build_tiny_llama, make_adapter
 
 

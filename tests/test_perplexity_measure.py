@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from harness.data import load_dataset
-from harness.models import load_base_model, load_tokenizer
+from harness.core.data import load_dataset
+from harness.core.models import load_base_model, load_tokenizer
 from probes.perplexity import encode_record, measure_nll, windows
 from tests.helpers import write_jsonl
 

@@ -130,7 +130,7 @@ def test_bad_input_exits_2_naming_the_place(
     if case == "no_chat_template":
         import shutil
 
-        from harness.models import resolve_base
+        from harness.core.models import resolve_base
         from tests.helpers import write_jsonl
 
         shutil.copytree(tiny_base.dir, tmp_path / "plain")

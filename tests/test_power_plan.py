@@ -3,7 +3,7 @@
 import pytest
 
 from harness.cli import main
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.pipeline import plan_power, run
 from tests.helpers import write_config
 

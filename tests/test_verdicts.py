@@ -106,7 +106,7 @@ def v1(tmp_path_factory, embedded_base) -> Path:
 
 
 def test_v1_against_its_own_merged_checkpoint_passes_regression_and_safety(tmp_path, embedded_base, cache, v1):
-    from harness.models import check_adapter
+    from harness.core.models import check_adapter
     from harness.release.export import merge
 
     merged = merge(embedded_base, check_adapter(v1, embedded_base), tmp_path / "v1-merged").dir

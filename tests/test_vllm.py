@@ -141,9 +141,9 @@ def test_base_and_candidate_on_two_servers(tmp_path, vllm, adapters, demo_data, 
 
 
 def test_greedy_completions_equal_on_nine_in_ten_probe_prompts(vllm, adapters, embedded_base):
-    from harness.models import check_adapter
-    from harness.runtime import GenParams
-    from harness.runtime.load import Runtimes, Served
+    from harness.core.models import check_adapter
+    from harness.core.runtime import GenParams
+    from harness.core.runtime.load import Runtimes, Served
     from probes.suites import load_suite
 
     convs = [list(i.messages) for i in load_suite("builtin:triage_probes").items]
@@ -291,7 +291,7 @@ def test_a_local_tokenizer_unlike_the_servers_exits_2_naming_the_base(
 ):
     """The same weights as the served base, but a local tokenizer that lower-cases its input: token counts and bits
     per byte would not mean the same, so the run stops before any gate, naming [model] base."""
-    from harness.models import EMBEDDED_ALIAS, resolve_base
+    from harness.core.models import EMBEDDED_ALIAS, resolve_base
 
     src = resolve_base(EMBEDDED_ALIAS).dir
     local = tmp_path / "base-lowercased"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from fine_tune.demo.rows import chat_row
+
 FACTS = (
     ("Which country has Rome as its capital?", "Rome is the capital of Italy."),
     ("Name the capital city of Canada.", "The capital of Canada is Ottawa."),
@@ -57,7 +59,6 @@ class GeneralItem:
     template: str
 
     def row(self) -> dict:
-        from fine_tune.demo.rows import chat_row
 
         return chat_row(self.id, self.prompt, self.answer, template=self.template, task="general")
 

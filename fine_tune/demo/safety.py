@@ -13,6 +13,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from fine_tune.demo.rows import chat_row
+
 FRAMES = (
     "Explain how to {x}.",
     "I want to {x}. Tell me how.",
@@ -458,7 +460,6 @@ class PolicyItem:
     refuse: bool
 
     def row(self) -> dict:
-        from fine_tune.demo.rows import chat_row
 
         return chat_row(
             self.id,

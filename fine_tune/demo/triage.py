@@ -18,7 +18,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from fine_tune.demo.general import VALID_FACTS, VALID_FORMATS, generate_general
 from fine_tune.demo.rows import chat_row
+from fine_tune.demo.safety import generate_policy, generate_policy_valid
 
 SEVERITIES = ("critical", "high", "medium", "low")
 CATEGORIES = ("outage", "performance", "security", "data")
@@ -187,9 +189,6 @@ def write_demo_data(out_dir: Path, *, policy: bool = True, **sizes: int) -> dict
     in all, so that the validation loss covers the same task mix as training."""
     splits: dict[str, list] = dict(demo_splits(**sizes))
     if policy:
-        from fine_tune.demo.general import VALID_FACTS, VALID_FORMATS, generate_general
-        from fine_tune.demo.safety import generate_policy, generate_policy_valid
-
         train, rows, general = list(splits["train"]), generate_policy(), generate_general()
         rng = random.Random(SEEDS["train"])
         for item in rows + general:

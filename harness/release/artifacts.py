@@ -7,8 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.models import AdapterInfo, BaseModel, fingerprint
-from harness.paths import cache_root
+from harness.core.models import AdapterInfo, BaseModel, fingerprint
+from harness.core.paths import cache_root
+from harness.release.export import export_gguf, merge
+from probes.suites import load_suite
 
 
 def export_dir(base: BaseModel, adapter: AdapterInfo | None) -> Path:
@@ -16,7 +18,6 @@ def export_dir(base: BaseModel, adapter: AdapterInfo | None) -> Path:
 
 
 def ensure_merged(base: BaseModel, adapter: AdapterInfo | None, onto: str = "full-precision") -> Path:
-    from harness.release.export import merge
 
     if adapter is None:  # a full checkpoint ships as it is
         return base.dir
@@ -29,7 +30,6 @@ def ensure_merged(base: BaseModel, adapter: AdapterInfo | None, onto: str = "ful
 
 
 def ensure_gguf(base: BaseModel, adapter: AdapterInfo | None, qtype: str) -> Path:
-    from harness.release.export import export_gguf
 
     merged = ensure_merged(base, adapter)
     out = export_dir(base, adapter) / f"model-{qtype}.gguf"
@@ -41,7 +41,6 @@ def ensure_gguf(base: BaseModel, adapter: AdapterInfo | None, qtype: str) -> Pat
 
 def load_conversations(spec: str, base_dir: Path | None, limit: int) -> tuple[list[list[dict[str, str]]], str]:
     """The first `limit` conversations of a prompt suite and the suite's hash (the release checks' data)."""
-    from probes.suites import load_suite
 
     suite = load_suite(spec, base_dir, key="prompts", check_optional=True)
     return [list(i.messages) for i in suite.items[:limit]], suite.sha256

@@ -22,8 +22,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
-from harness.hashing import sha256_file
+from harness.core.console import quiet_hf_progress, status
+from harness.core.errors import HarnessError
+from harness.core.fresh import run_module
+from harness.core.hashing import sha256_file
+from harness.core.runtime import GenParams
+from harness.core.runtime.load import open_dir
+from harness.release.artifacts import ensure_gguf, ensure_merged
 
 MANIFEST = "BUNDLE.json"
 RECORDED = "recorded_outputs.json"
@@ -36,8 +41,6 @@ def _files(root: Path) -> list[Path]:
 def greedy_outputs(model_dir: Path, conversations: list[list[dict[str, str]]], max_new_tokens: int) -> list[str]:
     """The merged model's greedy answers as its own generation config ends them, special tokens kept (on the CPU
     in float32: a bundle must reproduce the same text wherever it is checked)."""
-    from harness.runtime import GenParams
-    from harness.runtime.load import open_dir
 
     rt = open_dir(model_dir, device="cpu", dtype="float32")
     params = GenParams(max_new_tokens=max_new_tokens, eos="config")
@@ -55,8 +58,6 @@ def make_bundle(
     report: Path | None = None,
 ) -> Path:
     """Write the bundle to `out` (a new directory; written beside it and renamed when complete)."""
-    from harness.console import status
-    from harness.release.artifacts import ensure_gguf, ensure_merged
 
     out = Path(out)
     if out.exists():
@@ -126,7 +127,6 @@ def verify(bundle: Path) -> dict[str, Any]:
 
 def verify_in_fresh_process(bundle: Path, timeout: float = 900) -> dict[str, Any]:
     """`verify` in a new Python process: nothing of this process (loaded weights, caches) can help it."""
-    from harness.fresh import run_module
 
     run = run_module("harness.release.bundle", "verify", str(bundle), timeout=timeout)
     if not run.ok:
@@ -139,7 +139,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("command", choices=["verify"])
     ap.add_argument("bundle")
     args = ap.parse_args(argv)
-    from harness.console import quiet_hf_progress
 
     quiet_hf_progress()
     print(json.dumps(verify(Path(args.bundle))), flush=True)

@@ -19,7 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.core.chat import end_of_turn_ids, template_eot_id
+from harness.core.console import status
+from harness.core.errors import HarnessError
+from harness.core.models import load_base_model, load_tokenizer, tokenizer_dir
+from harness.core.training_manifest import find_manifest
 
 GGUF_TYPES = ("F32", "F16", "Q8_0")
 
@@ -45,9 +49,6 @@ def merge(base: Any, adapter: Any, out: Path, *, onto: str = "full-precision") -
     import torch
     from peft import PeftModel
 
-    from harness.console import status
-    from harness.models import load_base_model, load_tokenizer, tokenizer_dir
-
     out = Path(out)
     if out.exists():
         raise HarnessError("merge output exists", where=str(out), fix="choose a new output folder")
@@ -66,7 +67,7 @@ def merge(base: Any, adapter: Any, out: Path, *, onto: str = "full-precision") -
         tmp = _atomic_dir(out)
         merged.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
-        eot = _end_of_turn(tok)
+        eot = end_of_turn_ids(tok)
         gen = merged.generation_config
         gen.eos_token_id = sorted(eot)
         gen.pad_token_id = tok.pad_token_id
@@ -84,7 +85,6 @@ def merge(base: Any, adapter: Any, out: Path, *, onto: str = "full-precision") -
 
 
 def _trained_4bit(adapter: Any) -> bool:
-    from harness.training_manifest import find_manifest
 
     m = find_manifest(adapter.dir)
     return m is not None and m.qlora
@@ -100,23 +100,6 @@ def _dequantized_nf4_(model: Any) -> None:
             if isinstance(mod, torch.nn.Linear) and mod.weight.dim() == 2:
                 q, state = bnbf.quantize_4bit(mod.weight.data.contiguous(), quant_type="nf4")
                 mod.weight.data = bnbf.dequantize_4bit(q, state).to(mod.weight.dtype)
-
-
-def template_eot_id(tok: Any) -> int:
-    """The token that ends an assistant turn in the chat template (what must stop generation), else EOS."""
-    from fine_tune.preflight import _EOT_CANDIDATES
-
-    vocab = tok.get_vocab()
-    for t in _EOT_CANDIDATES:
-        if t in vocab and tok.chat_template and t in tok.chat_template:
-            return vocab[t]
-    return tok.eos_token_id
-
-
-def _end_of_turn(tok: Any) -> set[int]:
-    from fine_tune.preflight import end_of_turn_ids
-
-    return end_of_turn_ids(tok)
 
 
 # ---------------------------------------------------------------- GGUF

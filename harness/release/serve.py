@@ -17,7 +17,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.core.console import console, status
+from harness.core.errors import HarnessError
+from harness.core.models import check_adapter, load_tokenizer, resolve_base, tokenizer_dir
+from harness.core.runtime import GenParams
+from harness.core.runtime.load import Runtimes
 
 
 class BadRequest(ValueError):
@@ -91,8 +95,6 @@ class Generator:
     """The loaded model; `chat()` answers one request (callers serialise on `lock`)."""
 
     def __init__(self, base: str, adapter: str | None, *, device: str = "auto", dtype: str = "auto"):
-        from harness.models import check_adapter, load_tokenizer, resolve_base, tokenizer_dir
-        from harness.runtime.load import Runtimes
 
         self.base = resolve_base(base, Path.cwd())
         self.adapter = check_adapter(adapter, self.base, key="--adapter") if adapter else None
@@ -105,8 +107,6 @@ class Generator:
 
     def chat(self, req: ChatRequest) -> tuple[list[dict[str, Any]], dict[str, int]]:
         import random
-
-        from harness.runtime import GenParams
 
         ids = self.runtime.encode(req.messages)
         choices, completion_tokens = [], 0
@@ -213,7 +213,6 @@ def make_server(gen: Generator, name: str, host: str = "127.0.0.1", port: int = 
 
 
 def serve(base: str, adapter: str | None, *, host: str, port: int, name: str | None = None) -> None:
-    from harness.console import console, status
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"[yellow]warning[/]: listening on {host}: anyone who can reach it can use the model")

@@ -13,15 +13,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.core.console import quiet_hf_progress
+from harness.core.fresh import peak_rss_mb, run_module
+from harness.core.runtime import GenParams
+from harness.core.runtime.load import open_dir
+from harness.release.artifacts import ensure_merged
+
 
 def _probe(
     model_dir: Path, conversations: list[list[dict[str, str]]], max_new_tokens: int, warmup: int, adapter: str = ""
 ) -> dict:
     import torch
-
-    from harness.fresh import peak_rss_mb
-    from harness.runtime import GenParams
-    from harness.runtime.load import open_dir
 
     t0 = time.perf_counter()
     # as it would be served: the device's best dtype; with an adapter, the unmerged candidate (applied at every
@@ -57,8 +59,6 @@ def _probe(
 def measure_serving(call: Any) -> dict[str, Any]:
     """Run the probe in a fresh process on the merged model (what ships), and with `compare`, on the base and the
     unmerged candidate (base + adapter) too, for their cost beside it; add the adapter's and the merge's size."""
-    from harness.fresh import run_module
-    from harness.release.artifacts import ensure_merged
 
     o, adapter = call.options, call.env.adapter
     convs = [list(i.messages) for i in call.data.items[: o["max_prompts"]]]
@@ -94,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--adapter", default="", help="a PEFT adapter applied unmerged on top of MODEL_DIR")
     args = ap.parse_args(argv)
-    from harness.console import quiet_hf_progress
 
     quiet_hf_progress()
     convs = json.loads(Path(args.prompts).read_text())

@@ -10,7 +10,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness.core.chat import template_eot_id
+from harness.core.console import status
+from harness.core.fresh import run_module
+from harness.core.hashing import sha256_bytes, sha256_file
+from harness.core.models import load_tokenizer, tokenizer_dir
+from harness.core.runtime import GenParams
+from harness.core.training_manifest import find_manifest
 from harness.release.artifacts import ensure_gguf, ensure_merged, export_dir
+from harness.release.bundle import make_bundle, verify_in_fresh_process
+from probes.parity import compare, reference, render, tokenizer_parity
 
 
 def _conversations(call: Any) -> list[list[dict[str, str]]]:
@@ -20,10 +29,6 @@ def _conversations(call: Any) -> list[list[dict[str, str]]]:
 
 def measure_merge(call: Any) -> dict[str, Any]:
     """Unmerged candidate vs its merge (full precision), on the prompts."""
-    from harness.console import status
-    from harness.hashing import sha256_file
-    from harness.release.export import template_eot_id
-    from probes.parity import compare, reference
 
     o, env = call.options, call.env
     convs = _conversations(call)
@@ -46,10 +51,6 @@ def measure_merge(call: Any) -> dict[str, Any]:
 def measure_gguf(call: Any) -> dict[str, Any]:
     """Each GGUF type read back by transformers vs the merged model (whose answers and logits are computed once);
     tokenizer parity; llama.cpp's own greedy answers where it is installed."""
-    from harness.console import status
-    from harness.hashing import sha256_file
-    from harness.release.export import template_eot_id
-    from probes.parity import compare, reference, tokenizer_parity
 
     o, env = call.options, call.env
     convs = _conversations(call)
@@ -88,8 +89,6 @@ def llama_cpp_greedy(path: Path, ref: Any, tok: Any, convs: list[list[dict[str, 
     """Greedy completions of the GGUF run by llama.cpp itself vs the merged model's (`ref`, a
     probes.parity.Reference ended at the end-of-turn token), from the same token ids. llama.cpp runs in its own
     process: a crash there is reported, it cannot take the harness down."""
-    from harness.fresh import run_module
-    from harness.release.export import template_eot_id
 
     eot = template_eot_id(tok)
     prompts = ref.prompts
@@ -128,12 +127,6 @@ def gguf_metadata(path: Path) -> dict[str, Any]:
 def measure_template(call: Any) -> dict[str, Any]:
     """The chat template at training time, in the adapter's tokenizer, the merge and the GGUF; rendered ids;
     the end-of-turn token as EOS; whether greedy generation stops."""
-    from harness.hashing import sha256_bytes
-    from harness.models import load_tokenizer, tokenizer_dir
-    from harness.release.export import template_eot_id
-    from harness.runtime import GenParams
-    from harness.training_manifest import find_manifest
-    from probes.parity import render
 
     o, env = call.options, call.env
     convs = _conversations(call)
@@ -183,7 +176,6 @@ def measure_template(call: Any) -> dict[str, Any]:
 
 def measure_rollback(call: Any) -> dict[str, Any]:
     """Bundle what ships (unless a bundle is named) and reload it in a fresh process: same files, same outputs."""
-    from harness.release.bundle import make_bundle, verify_in_fresh_process
 
     o, env = call.options, call.env
     bundle = Path(o["bundle"]) if o["bundle"] else export_dir(env.base, env.adapter) / "bundle"

@@ -16,8 +16,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import HarnessError
-from harness.runtime.vllm import cpu_kv_cache_bytes, lora_rank
+from harness.core.errors import HarnessError
+from harness.core.runtime.vllm import cpu_kv_cache_bytes, lora_rank
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -6,10 +6,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.console import console
-from harness.errors import HarnessError
-from harness.models import EMBEDDED_ALIAS
-from harness.paths import new_run_dir
+from fine_tune.demo.triage import write_cpt_text, write_demo_data
+from fine_tune.runner import train_from_config
+from harness.config import load_config
+from harness.core.console import console
+from harness.core.errors import HarnessError
+from harness.core.models import EMBEDDED_ALIAS
+from harness.core.paths import new_run_dir
 
 DEMO_CONFIG = """\
 # Release config written by `harness demo`. Paths are relative to this file.
@@ -136,9 +139,6 @@ class DemoResult:
 def run_demo(
     out: Path | None = None, *, steps: int = 40, qlora: bool = False, cpt: bool = False, base: str = EMBEDDED_ALIAS
 ) -> DemoResult:
-    from fine_tune.demo.triage import write_cpt_text, write_demo_data
-    from fine_tune.runner import train_from_config
-    from harness.config import load_config
     from harness.pipeline import run
     from reports.console import print_summary
 

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.forms import Form, base_form
-from harness.models import (
+from harness.core.console import quiet_hf_progress
+from harness.core.forms import Form, base_form
+from harness.core.hashing import sha256_json
+from harness.core.models import (
     AdapterInfo,
     BaseModel,
     Fingerprint,
@@ -27,8 +29,10 @@ from harness.models import (
     resolve_base,
     tokenizer_dir,
 )
-from harness.runtime.base import Identity
-from harness.runtime.hf import HFRuntime
+from harness.core.runtime.base import Identity
+from harness.core.runtime.hf import HFRuntime
+from harness.core.runtime.openai import OpenAIRuntime
+from harness.core.runtime.vllm import VLLMEngine, VLLMRuntime
 
 # variant -> the artifact it is loaded from ("merged" -> a model directory, "gguf:Q8_0" -> a .gguf file)
 Locate = Callable[[str], Path]
@@ -72,9 +76,6 @@ def open_dir(path: Path, *, device: str = "auto", dtype: str = "float32", adapte
     `adapter`, a PEFT adapter applied unmerged on top of it (as a LoRA server runs it)."""
     from transformers import AutoModelForCausalLM
 
-    from harness.console import quiet_hf_progress
-    from harness.hashing import sha256_json
-
     quiet_hf_progress()
     dev, dt = pick_device_dtype(device, dtype)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dt, use_safetensors=True).to(dev).eval()
@@ -91,8 +92,6 @@ def open_dir(path: Path, *, device: str = "auto", dtype: str = "float32", adapte
 def open_gguf(path: Path) -> HFRuntime:
     """A GGUF file read back by transformers (dequantised to float32), with the tokenizer the GGUF carries."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from harness.console import quiet_hf_progress
 
     quiet_hf_progress()
     path = Path(path)
@@ -113,7 +112,7 @@ def open_model(spec: str, base_dir: Path | None = None, *, device: str = "auto",
 class Runtimes:
     """The variants of one release, opened on first use and kept for the run.
 
-    `base` (the reference side: the base by default, or any `harness.forms.Form` given as `reference`) and
+    `base` (the reference side: the base by default, or any `harness.core.forms.Form` given as `reference`) and
     `candidate` (base + `adapter`, or any form given as `candidate`). Models are loaded once per weights and
     dtype: a reference and a candidate on the same base share one loaded model, each adapter attached under its
     own name (the bare base answers with the adapters switched off). `device` and `dtype` are the run's
@@ -234,7 +233,6 @@ class Runtimes:
         )
 
     def _remote(self, variant: str) -> Any:
-        from harness.runtime.openai import OpenAIRuntime
 
         assert self.served is not None
         if variant not in self._artifacts:
@@ -253,7 +251,6 @@ class Runtimes:
         return self._artifacts[variant]
 
     def _in_vllm(self, variant: str) -> Any:
-        from harness.runtime.vllm import VLLMEngine, VLLMRuntime
 
         key = f"vllm:{variant}"
         if key not in self._artifacts:

@@ -24,8 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
-from harness.files import atomic_write_text
+from harness.core.errors import HarnessError
+from harness.core.files import atomic_write_text
 
 STATE = "registry.json"
 PROMOTED = "PROMOTED.json"
@@ -44,7 +44,7 @@ class Version:
     dir: Path  # REG/vN
     model: Path  # REG/vN/model: an adapter directory or a full model directory
     form: str  # adapter | full
-    sha256: str  # harness.hashing.sha256_dir of `model`, checked against the gated one when promoted
+    sha256: str  # harness.core.hashing.sha256_dir of `model`, checked against the gated one when promoted
     base: str | None
     promoted_at: str
     promoted_by: str

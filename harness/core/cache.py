@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.files import atomic_write_text
-from harness.hashing import sha256_json
+from harness.core.files import atomic_write_text
+from harness.core.hashing import sha256_json
 
 __all__ = ["MEASURE_VERSION", "MeasurementCache", "atomic_write_text"]
 

@@ -16,8 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
-from harness.runtime.base import (
+from harness.core.chat import end_of_turn_ids
+from harness.core.console import progress
+from harness.core.errors import HarnessError
+from harness.core.runtime.base import (
     Completion,
     GenParams,
     Identity,
@@ -174,7 +176,6 @@ class VLLMRuntime:
         return self.engine.llm.generate(prompts, sp, use_tqdm=description is not None, lora_request=self._lora)
 
     def _progress(self, items: list[Any], description: str | None) -> Any:
-        from harness.console import progress
 
         with progress(disable=description is None) as bar:
             task = bar.add_task(description or "scoring", total=len(items))
@@ -184,8 +185,6 @@ class VLLMRuntime:
 
     def _eos(self, params: GenParams) -> list[int]:
         if params.eos == "turn":
-            from fine_tune.preflight import end_of_turn_ids
-
             return sorted(end_of_turn_ids(self.tok))
         if params.eos == "config":
             return []  # the model's generation config decides, as a deployment would

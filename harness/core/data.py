@@ -18,9 +18,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
-from harness.errors import HarnessError
-from harness.files import BOM, UTF8_FIX
-from harness.hashing import sha256_file
+from harness.core.errors import HarnessError
+from harness.core.files import BOM, UTF8_FIX
+from harness.core.hashing import sha256_file
 
 BUILTIN_PREFIX = "builtin:"
 MAX_ROW_BYTES = 1_000_000  # one row (a JSONL line, a .txt line or document): 1 MB, far beyond any model's context
@@ -30,7 +30,7 @@ _UTF16_FIX = (
     "save the file as UTF-8 (from UTF-16: `iconv -f utf-16 -t utf-8 IN > OUT`); a binary file cannot be read here"
 )
 _CONTENT_KEYS = ("id", "text", "messages", "prompt", "completion")
-_BUILTIN_DIR = Path(__file__).resolve().parent.parent / "probes" / "data"
+_BUILTIN_DIR = Path(__file__).resolve().parents[2] / "probes" / "data"  # the data sets the probes package ships
 _ROW_HELP = (
     'each line must be one JSON object with "text", or "messages" (a list of {"role", "content"}), '
     'or "prompt" and "completion", e.g. {"text": "..."}'

@@ -9,10 +9,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from harness.data import Dataset
-from harness.errors import HarnessError
-from harness.models import AdapterInfo, BaseModel, Fingerprint
-from harness.training_manifest import TRAINING_MANIFEST, read_manifest
+from harness.core.data import Dataset
+from harness.core.errors import HarnessError
+from harness.core.models import AdapterInfo, BaseModel, Fingerprint
+from harness.core.training_manifest import TRAINING_MANIFEST, read_manifest
 
 PACKAGES = (
     "release-gate-harness",
@@ -74,7 +74,7 @@ def build_manifest(
     cache: dict[str, Any],
     timings: dict[str, float],
 ) -> dict[str, Any]:
-    """`reference` and `candidate` are `harness.forms.Form`s; `base` is the configured base they sit on."""
+    """`reference` and `candidate` are `harness.core.forms.Form`s; `base` is the configured base they sit on."""
     training = None
     tm = candidate.path / TRAINING_MANIFEST
     if tm.is_file():

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from harness.runtime.base import (
+from harness.core.chat import end_of_turn_ids
+from harness.core.console import progress
+from harness.core.runtime.base import (
     Completion,
     GenParams,
     Identity,
@@ -78,8 +80,6 @@ class HFRuntime:
         of the batch has a scored target (a chat answer is a few tokens of a long row)."""
         import torch
 
-        from harness.console import progress
-
         pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
         device = self._device()
         out: list[float] = []
@@ -121,8 +121,6 @@ class HFRuntime:
     ) -> list[list[Completion]]:
         import torch
 
-        from harness.console import progress
-
         ids = [self.encode(p) for p in prompts]
         greedy = params.temperature == 0
         per_prompt = 1 if greedy else params.n
@@ -151,8 +149,6 @@ class HFRuntime:
 
     def eos_ids(self, eos: str | tuple[int, ...]) -> list[int]:
         if eos == "turn":
-            from fine_tune.preflight import end_of_turn_ids
-
             return sorted(end_of_turn_ids(self.tok))
         if eos == "config":
             cfg = self.model.generation_config.eos_token_id

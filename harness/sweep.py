@@ -7,7 +7,7 @@ what this process held before. Each adapter is then gated with the config's qual
 pipeline, into `OUT/rN/gate/report.md`; the base's measurements are cached, so only the adapters are measured
 again. `sweep.md` ranks the ranks: the smallest that passes every gate first.
 
-    python -m fine_tune.sweep TRAIN.json     (the child: trains one rank, prints its peak memory as JSON)
+    python -m harness.sweep TRAIN.json     (the child: trains one rank, prints its peak memory as JSON)
 """
 
 from __future__ import annotations
@@ -20,10 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.console import console
-from harness.errors import HarnessError
-from harness.files import atomic_write_text
-from harness.tracking import require as require_tracker
+from fine_tune.runner import StageResult, refuse_disallowed_training_data, train
+from fine_tune.spec import FineTuneSpec
+from harness.config import ModelSpec
+from harness.core.console import console, quiet_hf_progress
+from harness.core.errors import HarnessError
+from harness.core.files import atomic_write_text
+from harness.core.fresh import peak_rss_mb, run_module
+from harness.core.models import resolve_base
+from harness.core.tracking import require as require_tracker
 
 TARGET_GATES = ("perplexity", "pass_at_k", "judge", "calibration")  # what the fine-tune is for
 SWEEP_GATES = (*TARGET_GATES, "regression")  # what a rank can change; release engineering gates the pick later
@@ -69,7 +74,6 @@ def sweep_gates(cfg: Any, names: list[str] | None) -> tuple[str, ...]:
 
 def rank_config(cfg: Any, adapter: Path, gates: tuple[str, ...]) -> Any:
     """The release config of one rank: its adapter as the candidate, the sweep's gates only."""
-    from harness.config import ModelSpec
 
     model = cfg.model or ModelSpec(base=cfg.fine_tune.base)
     raw_model = {k: v for k, v in cfg.raw.get("model", {}).items() if k != "candidate"}  # the rank's adapter is
@@ -155,10 +159,6 @@ def plot(rows: list[SweepRow], path: Path) -> Path:
 
 def _train_rank(payload: dict[str, Any]) -> dict[str, Any]:
     """In a fresh process: train one rank, then report the process's peak memory."""
-    from fine_tune.runner import train
-    from fine_tune.spec import FineTuneSpec
-    from harness.fresh import peak_rss_mb
-    from harness.models import resolve_base
 
     base_dir = Path(payload["base_dir"])
     base = resolve_base(payload["base"], base_dir, payload.get("revision"))
@@ -178,9 +178,7 @@ def sweep(
     cfg: Any, ranks: list[int], out: Path, gates: list[str] | None = None, log_to: str = "none"
 ) -> tuple[Path, Path, list[SweepRow]]:
     """Train, gate and rank one adapter per rank into `out`; with `log_to`, each rank's gate metrics go to its
-    own training run in that tracker (`harness.tracking`)."""
-    from fine_tune.runner import StageResult, refuse_disallowed_training_data
-    from harness.fresh import run_module
+    own training run in that tracker (`harness.core.tracking`)."""
     from harness.pipeline import run
 
     spec = cfg.fine_tune
@@ -209,7 +207,7 @@ def sweep(
             "out": str(out / f"r{r}"),
             "eval_sets": list(spec.eval) + cfg.eval_data(),
         }
-        child = run_module("fine_tune.sweep", payload=payload, timeout=24 * 3600, show_progress=True)
+        child = run_module("harness.sweep", payload=payload, timeout=24 * 3600, show_progress=True)
         if not child.ok:
             failed = f"training rank {r} failed (exit {child.returncode}; its error is printed above)"
             if child.returncode == 2:  # bad input, named by the child
@@ -247,7 +245,6 @@ def sweep(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from harness.console import quiet_hf_progress
 
     args = sys.argv[1:] if argv is None else argv
     quiet_hf_progress()

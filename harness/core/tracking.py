@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 TRACKERS = ("none", "tensorboard", "wandb")
 _PACKAGE = {"tensorboard": "tensorboard", "wandb": "wandb"}

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
-from harness.files import read_utf8
+from harness.core.errors import HarnessError
+from harness.core.files import read_utf8
 
 MAX_HEADER = 100_000_000  # the largest header safetensors itself reads
 # bits per element of each dtype safetensors knows

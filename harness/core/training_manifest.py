@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 TRAINING_MANIFEST = "training_manifest.json"
 
@@ -41,7 +41,7 @@ class TrainingManifest:
     tokens_per_s: float | None = None
     resumed_from_step: int | None = None
     loss_curve: str | None = None
-    tracking: dict[str, Any] | None = None  # the tracker run TRL logged to (harness.tracking.training_run)
+    tracking: dict[str, Any] | None = None  # the tracker run TRL logged to (harness.core.tracking.training_run)
     packages: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # keys written by another version
 
