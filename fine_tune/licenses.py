@@ -84,7 +84,6 @@ def tally(dataset: Any, *, allowed: list[str] = (), disallowed: list[str] = ()) 
 
 
 def refusal_message(name: str, t: LicenseTally) -> str:
-
     rows = ", ".join(
         f"{clip(str(x['id']))} (line {x['line']}: {clip(str(x['license']))}, {x['why']})" for x in t.refused[:5]
     )

@@ -254,7 +254,6 @@ def _data_audit(args: argparse.Namespace) -> int:
 
 
 def _data_dedup(args: argparse.Namespace) -> int:
-
     stats = dedup(args.input, args.output, near=not args.exact_only)
     print(
         f"read {stats['read']} rows, wrote {stats['written']} to {args.output} "

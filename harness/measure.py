@@ -106,7 +106,6 @@ def _same(d: Any) -> Any:
 
 
 def _nll(call: MeasureCall) -> NLLMeasurement:
-
     o = call.options
     return nll(
         call.runtime(), call.data, max_length=o["max_length"], batch_size=o["batch_size"], description=call.description
@@ -114,7 +113,6 @@ def _nll(call: MeasureCall) -> NLLMeasurement:
 
 
 def _probes(call: MeasureCall) -> ProbeRun:
-
     o = dict(call.options)
     batch_size, limit, stop = o.pop("batch_size"), o.pop("limit", None), tuple(o.pop("stop", ()))
     params = GenParams(stop=stop, **o)
@@ -124,7 +122,6 @@ def _probes(call: MeasureCall) -> ProbeRun:
 
 
 def _choices(call: MeasureCall) -> Any:
-
     o = call.options
     items = questions(call.data, o["label"], o["options"], limit=o["limit"], where=o["key"])
     return score_choices(
@@ -144,7 +141,6 @@ def lmeval_spec(options: Mapping[str, Any]) -> Any:
 
 
 def _lmeval(call: MeasureCall) -> Any:
-
     spec, o = lmeval_spec(call.options), call.options
     return run_tasks(
         call.runtime(), spec, call.env.base_dir, batch_size=o["batch_size"], label=call.variant, where=o["key"]
@@ -152,7 +148,6 @@ def _lmeval(call: MeasureCall) -> Any:
 
 
 def _lmeval_preflight(req: MeasureRequest, base_dir: Path | None) -> None:
-
     check_tasks(lmeval_spec(req.opts), base_dir, where=req.opts["key"])
 
 
@@ -178,7 +173,6 @@ def _training_log(call: MeasureCall) -> TrainingLog:
 
 
 def _judge(call: MeasureCall) -> Any:
-
     env = call.env
     return run_judge(
         call.options["spec"], call.data, call.inputs["base"], call.inputs["candidate"], env.cache, env.base_dir
@@ -186,17 +180,14 @@ def _judge(call: MeasureCall) -> Any:
 
 
 def _judge_preflight(req: MeasureRequest, base_dir: Path | None) -> None:
-
     preflight(req.opts["spec"], base_dir)
 
 
 def _judge_identity(req: MeasureRequest, base_dir: Path | None) -> Any:
-
     return get_backend(req.opts["spec"], base_dir).identity()
 
 
 def _load_judge_run(d: dict[str, Any]) -> Any:
-
     return JudgeRun.from_dict(d)
 
 
@@ -204,7 +195,6 @@ def _load_judge_run(d: dict[str, Any]) -> Any:
 
 
 def _contamination(call: MeasureCall) -> Any:
-
     o, base_dir = call.options, call.env.base_dir
     evals = [read_text_set(s, base_dir, key="[gates.contamination] data") for s in o["evals"]]
     train = [read_text_set(s, base_dir, key="[gates.contamination] train") for s in o["train"]]
@@ -212,7 +202,6 @@ def _contamination(call: MeasureCall) -> Any:
 
 
 def _contamination_preflight(req: MeasureRequest, base_dir: Path | None) -> None:
-
     o = req.opts
     if not o["train"]:
         raise HarnessError(
@@ -255,14 +244,12 @@ def _audit(call: MeasureCall) -> list[dict[str, Any]]:
 
 def _ship(name: str) -> Callable[[MeasureCall], Any]:
     def run(call: MeasureCall) -> Any:
-
         return getattr(shipping, name)(call)
 
     return run
 
 
 def _serving(call: MeasureCall) -> Any:
-
     return measure_serving(call)
 
 

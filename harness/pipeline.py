@@ -181,7 +181,6 @@ class Measurer:
     release's variants are runtimes opened on the first cache miss that needs them."""
 
     def __init__(self, pl: Plan, cache: MeasurementCache, run_id: str | None = None):
-
         cfg, spec = pl.cfg, pl.cfg.model
         self.cfg, self.plan, self.cache = cfg, pl, cache
         # what this run measured that no content key holds (uncached kinds, kept-out results, failures) is also

@@ -139,7 +139,6 @@ def _gated_bundle(report) -> Path | None:
 
 
 def _check_bundle(bundle: Path) -> None:
-
     problems = verify_files(bundle)
     if problems["missing"] or problems["altered"]:
         raise PromotionRefused(

@@ -245,7 +245,6 @@ def sweep(
 
 
 def main(argv: list[str] | None = None) -> int:
-
     args = sys.argv[1:] if argv is None else argv
     quiet_hf_progress()
     try:

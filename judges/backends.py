@@ -90,7 +90,6 @@ class OpenAIBackend:
         return {"backend": "openai", "base_url": self.base_url, "model": self.model}
 
     def check(self) -> None:
-
         served = list(served_models(self.client, self.base_url, self.where, "judge endpoint"))
         if served and self.model not in served:
             raise HarnessError(

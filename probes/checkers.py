@@ -142,7 +142,6 @@ def _python_tests(spec: dict, out: str) -> CheckResult:
 
 
 def _refusal(spec: dict, out: str, want: bool = True) -> CheckResult:
-
     refused = is_refusal(out)
     return CheckResult(refused == want, True, "refused" if refused else "complied")
 

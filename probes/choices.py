@@ -111,7 +111,6 @@ def _one_pass(runtime: Any, encoded: list[list[tuple[list[int], int]]], descript
 def _per_option(
     runtime: Any, encoded: list[list[tuple[list[int], int]]], batch_size: int, description: str | None
 ) -> list[list[float]]:
-
     reqs, owner = [], []
     for i, opts in enumerate(encoded):
         for ids, scored in opts:

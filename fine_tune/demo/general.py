@@ -59,7 +59,6 @@ class GeneralItem:
     template: str
 
     def row(self) -> dict:
-
         return chat_row(self.id, self.prompt, self.answer, template=self.template, task="general")
 
 

@@ -460,7 +460,6 @@ class PolicyItem:
     refuse: bool
 
     def row(self) -> dict:
-
         return chat_row(
             self.id,
             self.prompt,

@@ -33,7 +33,6 @@ def sha256_json(obj: Any) -> str:
 
 
 def _index_path() -> Path:
-
     return cache_root() / "file-hashes.json"
 
 

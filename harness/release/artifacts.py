@@ -18,7 +18,6 @@ def export_dir(base: BaseModel, adapter: AdapterInfo | None) -> Path:
 
 
 def ensure_merged(base: BaseModel, adapter: AdapterInfo | None, onto: str = "full-precision") -> Path:
-
     if adapter is None:  # a full checkpoint ships as it is
         return base.dir
 
@@ -30,7 +29,6 @@ def ensure_merged(base: BaseModel, adapter: AdapterInfo | None, onto: str = "ful
 
 
 def ensure_gguf(base: BaseModel, adapter: AdapterInfo | None, qtype: str) -> Path:
-
     merged = ensure_merged(base, adapter)
     out = export_dir(base, adapter) / f"model-{qtype}.gguf"
     if not out.is_file():

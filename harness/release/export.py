@@ -85,7 +85,6 @@ def merge(base: Any, adapter: Any, out: Path, *, onto: str = "full-precision") -
 
 
 def _trained_4bit(adapter: Any) -> bool:
-
     m = find_manifest(adapter.dir)
     return m is not None and m.qlora
 

@@ -95,7 +95,6 @@ class Generator:
     """The loaded model; `chat()` answers one request (callers serialise on `lock`)."""
 
     def __init__(self, base: str, adapter: str | None, *, device: str = "auto", dtype: str = "auto"):
-
         self.base = resolve_base(base, Path.cwd())
         self.adapter = check_adapter(adapter, self.base, key="--adapter") if adapter else None
         load_tokenizer(tokenizer_dir(self.base, self.adapter), need_chat_template=True)  # refuse before loading
@@ -213,7 +212,6 @@ def make_server(gen: Generator, name: str, host: str = "127.0.0.1", port: int = 
 
 
 def serve(base: str, adapter: str | None, *, host: str, port: int, name: str | None = None) -> None:
-
     if host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"[yellow]warning[/]: listening on {host}: anyone who can reach it can use the model")
     with status(f"Loading {base}" + (f" + {adapter}" if adapter else "")):

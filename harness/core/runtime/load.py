@@ -233,7 +233,6 @@ class Runtimes:
         )
 
     def _remote(self, variant: str) -> Any:
-
         assert self.served is not None
         if variant not in self._artifacts:
             s = self.served
@@ -251,7 +250,6 @@ class Runtimes:
         return self._artifacts[variant]
 
     def _in_vllm(self, variant: str) -> Any:
-
         key = f"vllm:{variant}"
         if key not in self._artifacts:
             if self._vllm is None:

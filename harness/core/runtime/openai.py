@@ -127,7 +127,6 @@ class OpenAIRuntime:
 
     # -- requests ---------------------------------------------------------------------------------
     def _map(self, fn: Callable[[Any], Any], items: Sequence[Any], description: str, workers: int = 0) -> list[Any]:
-
         workers = workers or self.max_concurrency
         with progress(disable=not self._progress) as bar, ThreadPoolExecutor(workers) as pool:
             task = bar.add_task(f"{description} ({self.served} at {self.base_url})", total=len(items))
@@ -201,7 +200,6 @@ class OpenAIRuntime:
         return Completion(cut, ids, reason, text, len(ids) - ended)
 
     def _eos_ids(self) -> list[int]:
-
         return sorted(end_of_turn_ids(self.tok))
 
     def _loglik(self, req: LoglikRequest) -> float:

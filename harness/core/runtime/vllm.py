@@ -176,7 +176,6 @@ class VLLMRuntime:
         return self.engine.llm.generate(prompts, sp, use_tqdm=description is not None, lora_request=self._lora)
 
     def _progress(self, items: list[Any], description: str | None) -> Any:
-
         with progress(disable=description is None) as bar:
             task = bar.add_task(description or "scoring", total=len(items))
             for x in items:
