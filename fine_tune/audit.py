@@ -8,6 +8,7 @@ by task type (and whether the cut reaches the answer), template diversity, and t
 from __future__ import annotations
 
 import json
+import logging
 import statistics
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -18,6 +19,7 @@ from fine_tune.datasets import template_diversity
 from fine_tune.licenses import LicenseTally, refusal_message, tally
 from harness.core.data import clip, iter_lines, load_dataset
 from harness.core.errors import HarnessError
+from harness.core.kinds import MeasureCall, as_is, kind
 from harness.core.models import load_tokenizer, resolve_base, tokenizer_dir
 from probes.contamination import duplicates
 from probes.overlap import read_text_set
@@ -227,3 +229,23 @@ def dedup(src: str | Path, dst: str | Path, *, fuzzy_cutoff: float = 90.0, near:
 
 def audit_json(a: Audit) -> str:
     return json.dumps(a.to_dict(), indent=2)
+
+
+@kind("audit", load=as_is, dump=as_is, load_data=None, cached=False, manifest_key="dataset_audit")
+def _audit_kind(call: MeasureCall) -> list[dict[str, Any]]:
+    """The dataset audit of each training set, for the report (a failed audit is noted, never fatal)."""
+    env, out = call.env, []
+    for spec in call.options["train"]:
+        try:
+            a = audit(
+                spec,
+                env.base_dir,
+                tokenizer=env.base.id,
+                tok_dir=tokenizer_dir(env.base, env.adapter),
+                max_length=env.max_length,
+            )
+            out.append(a.to_dict())
+        except Exception as e:  # the audit informs; it does not decide
+            logging.getLogger(__name__).debug("audit failed", exc_info=True)
+            out.append({"name": spec, "error": f"{type(e).__name__}: {e}"})
+    return out

@@ -15,20 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gates.types import GateResult
-
-
-@dataclass(frozen=True)
-class MeasureRequest:
-    """One measurement the pipeline must make (and cache) for each of `variants`."""
-
-    kind: str
-    data: str
-    options: tuple[tuple[str, Any], ...] = ()
-    variants: tuple[str, ...] = ("base", "candidate")
-
-    @property
-    def opts(self) -> dict[str, Any]:
-        return dict(self.options)
+from harness.core.kinds import MeasureRequest  # defined beside the measurement kinds; imported from here by gates
+from harness.core.plugins import load_plugins, plugin_failures
 
 
 def probe_request(
@@ -184,9 +172,18 @@ def not_applicable(gate_def: GateDef | str, candidate_form: str) -> str | None:
     )
 
 
+GROUP = "harness.gates"  # the entry-point group a package adds its gates through (see harness.core.plugins)
+
+
 def get_gate(name: str) -> GateDef:
+    load_plugins(GROUP)
+    if name not in _REGISTRY:
+        failed = plugin_failures(GROUP)
+        raise KeyError(f"unknown gate {name!r}; known: {', '.join(gate_names())}" + (f" ({failed})" if failed else ""))
     return _REGISTRY[name]
 
 
 def gate_names() -> list[str]:
+    """Every registered gate: the built-in ones, then those of installed plugins."""
+    load_plugins(GROUP)
     return sorted(_REGISTRY)

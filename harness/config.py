@@ -29,8 +29,8 @@ from typing import Any
 from fine_tune.spec import FineTuneSpec
 from harness.core.errors import NOT_AN_ENV_NAME, ConfigError, HarnessError, is_env_name
 from harness.core.files import read_utf8, tomllib
+from harness.core.runtime.registry import backend_names, get_backend, option_keys
 
-BACKENDS = ("hf", "vllm", "openai")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -61,60 +61,22 @@ class ModelSpec:
     backend: str = field(
         default="hf",
         metadata={
-            "help": "hf (in-process transformers), vllm (vLLM's engine in-process) or openai (an OpenAI-compatible "
-            "server, e.g. vLLM)"
+            "help": "where reference and candidate answer: hf (in-process transformers), vllm (vLLM's engine "
+            "in-process), openai (an OpenAI-compatible server, e.g. vLLM), or a backend a plugin registers; "
+            "a backend's own keys sit in this table too (below)"
         },
     )
-    base_url: str | None = field(default=None, metadata={"help": "openai: the server's URL, e.g. http://host:8000/v1"})
-    candidate_base_url: str | None = field(
-        default=None,
-        metadata={"help": "openai: the candidate's server, when it is not base_url's (variants on other machines)"},
-    )
-    served_base: str | None = field(default=None, metadata={"help": "openai: the name the server answers the base to"})
-    served_candidate: str | None = field(
-        default=None, metadata={"help": "openai: the candidate's served name (vLLM: the --lora-modules NAME)"}
-    )
-    served_reference: str | None = field(
-        default=None,
-        metadata={"help": "openai: the reference's served name, when reference is not the base (e.g. v1's LoRA)"},
-    )
-    reference_base_url: str | None = field(
-        default=None, metadata={"help": "openai: the reference's server, when it is not base_url's"}
-    )
-    api_key_env: str | None = field(
-        default=None, metadata={"help": "openai: environment variable holding the API key (never written anywhere)"}
-    )
-    max_concurrency: int = field(default=32, metadata={"help": "openai: requests in flight at once"})
-    timeout: float = field(default=300.0, metadata={"help": "openai: seconds per request before it is retried"})
-    send_seed: bool = field(
-        default=True,
-        metadata={"help": "openai: send sampling seeds (false for vLLM's CPU build, whose engine dies on them)"},
-    )
+    # the backend's own [model] keys, built into its Options dataclass by the config loader (not a key itself)
+    options: Any = field(default=None, metadata={"internal": True})
 
     def __post_init__(self) -> None:
         problems = []
         if self.dtype not in DTYPES:
             problems.append(("dtype", f"must be one of {', '.join(DTYPES)}"))
-        if self.backend not in BACKENDS:
-            problems.append(("backend", f"must be one of {', '.join(BACKENDS)}"))
-        if self.backend == "openai":
-            for key in ("base_url", "served_base", "served_candidate"):
-                if not getattr(self, key):
-                    problems.append((key, 'is required with backend = "openai" (see docs/scale.md)'))
-            if self.reference != "base" and not self.served_reference:
-                problems.append(
-                    (
-                        "served_reference",
-                        'is required with backend = "openai" when reference is not "base": the '
-                        "name the server answers the reference to",
-                    )
-                )
         if self.adapter and self.candidate:
             problems.append(("candidate", "give the candidate once: `adapter` is the short spelling of `candidate`"))
         if not self.reference.strip():
             problems.append(("reference", 'must name a model; "base" compares with the base'))
-        if self.max_concurrency < 1:
-            problems.append(("max_concurrency", "must be at least 1"))
         if problems:
             raise ValueError(problems)
 
@@ -256,7 +218,7 @@ def _build(cls: type, table: Any, section: str, probs: _Problems, base_dir: Path
         probs.add(section, None, f"must be a table, e.g. [{section}]")
         return None
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     allowed = list(fields) + list(extra)
     kwargs: dict[str, Any] = {}
     ok = True
@@ -308,6 +270,53 @@ def _build(cls: type, table: Any, section: str, probs: _Problems, base_dir: Path
 SECTIONS = ("model", "run", "gates", "fine_tune", "data")
 
 
+def _model(table: Any, probs: _Problems, base_dir: Path) -> ModelSpec | None:
+    """[model]: its own keys, and the keys of the backend it names (built into that backend's Options)."""
+    if not isinstance(table, dict):
+        return _build(ModelSpec, table, "model", probs, base_dir)
+    name = table.get("backend", "hf")
+    known = backend_names()
+    if not isinstance(name, str) or name not in known:
+        close = difflib.get_close_matches(str(name), known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        probs.add("model", "backend", f"unknown backend {name!r}; {hint}known: {', '.join(known)}")
+        return None
+    be = get_backend(name)
+    own = {f.name for f in dataclasses.fields(be.Options)} if be.Options else set()
+    others = option_keys()
+    for key in table:
+        if key in others and key not in own:
+            probs.add(
+                "model",
+                key,
+                f'a key of backend "{others[key]}"; this config\'s backend is "{name}": remove it, or set '
+                f'backend = "{others[key]}"',
+            )
+    general = {k: v for k, v in table.items() if k not in others}
+    spec = _build(ModelSpec, general, "model", probs, base_dir)
+    options = None
+    if be.Options is not None:
+        missing = [
+            f
+            for f in dataclasses.fields(be.Options)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in table
+        ]
+        for f in missing:
+            help_ = f.metadata.get("help", "")
+            probs.add("model", f.name, f'is required with backend = "{name}" ({help_}); add `{f.name} = ...`')
+        if missing:
+            return None
+        options = _build(be.Options, {k: v for k, v in table.items() if k in own}, "model", probs, base_dir)
+        if options is None:
+            return None
+    if spec is None or any(k in others and k not in own for k in table):
+        return None
+    bad = be.validate(options, reference=spec.reference)
+    for key, msg in bad:
+        probs.add("model", key, msg)
+    return None if bad else dataclasses.replace(spec, options=options)
+
+
 def parse_config(
     data: dict[str, Any], *, path: Path | None = None, text: str | None = None, purpose: str = "gate"
 ) -> ReleaseConfig:
@@ -329,7 +338,7 @@ def parse_config(
             )
     model = None
     if "model" in data:
-        model = _build(ModelSpec, data["model"], "model", probs, base_dir)
+        model = _model(data["model"], probs, base_dir)
     elif purpose != "data" and (purpose == "gate" or "base" not in data.get("fine_tune", {})):
         probs.items.append('[model]: missing; add [model] with base = "smollm2-135m-instruct" and adapter = "DIR"')
     fine_tune = None

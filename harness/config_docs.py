@@ -17,6 +17,7 @@ from typing import Any
 from fine_tune.spec import FineTuneSpec
 from gates import gate_names, get_gate
 from harness.config import DataSpec, ModelSpec, RunSpec
+from harness.core.runtime.registry import backend_names, get_backend
 
 REGENERATE = "python -m harness.config_docs > docs/config.md"
 REQUIRED = "required"
@@ -84,6 +85,7 @@ def keys_of(cls: type) -> list[Key]:
             f.metadata.get("help", ""),
         )
         for f in dataclasses.fields(cls)
+        if not f.metadata.get("internal")
     ]
 
 
@@ -125,6 +127,17 @@ def gates_markdown(names: list[str] | None = None) -> str:
     return "\n".join(gate_markdown(n) for n in names or gate_names())
 
 
+def backends_markdown() -> str:
+    """Each backend's own [model] keys, one table per backend that has some."""
+    out = ""
+    for name in backend_names():
+        be = get_backend(name)
+        out += f'\n### `backend = "{name}"`\n\n{be.help}.' + (
+            f" Its keys, in `[model]`:\n\n{keys_table(keys_of(be.Options))}" if be.Options else " No keys of its own.\n"
+        )
+    return out
+
+
 def config_markdown() -> str:
     """The whole of `docs/config.md`."""
     head = (
@@ -135,7 +148,10 @@ def config_markdown() -> str:
         "folder (a data key also takes a shipped `builtin:NAME` set); *unset*: the key has no value unless given; "
         "*required*: it must be given. `harness gates [NAME]` prints the gate tables below.\n\n"
     )
-    sections = "\n".join(f"## `[{name}]`\n\n{intro}\n\n{keys_table(keys_of(cls))}" for name, cls, intro in SECTIONS)
+    sections = "\n".join(
+        f"## `[{name}]`\n\n{intro}\n\n{keys_table(keys_of(cls))}" + (backends_markdown() if name == "model" else "")
+        for name, cls, intro in SECTIONS
+    )
     gates = (
         "## `[gates.NAME]`\n\n"
         "A `[gates.NAME]` table enables the gate; its keys configure it. Gates: "

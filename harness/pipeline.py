@@ -36,16 +36,14 @@ from harness.core.models import (
     BaseModel,
     Fingerprint,
     fingerprint,
-    load_tokenizer,
     read_chat_template,
     resolve_base,
     tokenizer_dir,
 )
 from harness.core.paths import cache_root
 from harness.core.registry import resolve as resolve_registry
-from harness.core.runtime.load import Runtimes, Served
-from harness.core.runtime.openai import preflight
-from harness.core.runtime.vllm import require_vllm
+from harness.core.runtime import Setup, get_backend
+from harness.core.runtime.load import Runtimes
 from harness.core.tracking import Logged, log_report
 from harness.core.tracking import require as require_tracker
 from harness.core.training_manifest import find_manifest
@@ -197,8 +195,8 @@ class Measurer:
             locate=locator(pl.candidate.base, pl.adapter),
             status=status,
             fingerprints=pl.fps,
-            served=pl.served,
             backend=spec.backend,
+            state=pl.backend_state,
         )
         self.env = MeasureEnv(
             pl.candidate.base, pl.adapter, self.runtimes, cache, cfg.base_dir, max_length=_training_max_length(cfg)
@@ -495,7 +493,7 @@ class Plan:
     reference: Form  # what the candidate is compared with (the `base` variant of every measurement)
     candidate: Form
     fps: dict[str, Fingerprint]
-    served: Any = None  # harness.core.runtime.load.Served when [model] backend = "openai"
+    backend_state: Any = None  # what the [model] backend's `prepare` found (the servers, for "openai")
     na: tuple[GateResult, ...] = ()  # gates with no question for the candidate's form (merge_parity on a merge)
 
     @property
@@ -607,60 +605,22 @@ def make_plan(cfg: ReleaseConfig, *, preflight: bool = True) -> Plan:
         if preflight and KINDS[r.kind].preflight is not None:
             KINDS[r.kind].preflight(r, cfg.base_dir)
     fps = {"base": reference.fingerprint, "candidate": candidate.fingerprint}
-    served = _served(cfg, reference, candidate, plan, preflight)
-    return Plan(cfg, plan, info, datasets, looks, base, reference, candidate, fps, served, tuple(na))
+    state = _prepare_backend(cfg, reference, candidate, plan, preflight)
+    return Plan(cfg, plan, info, datasets, looks, base, reference, candidate, fps, state, tuple(na))
 
 
 # measurement kinds that read log-probabilities of base and candidate (a server must offer them)
 _LOGLIK_KINDS = ("nll",)
 
 
-def _served(cfg: ReleaseConfig, reference: Form, candidate: Form, plan: dict, check: bool) -> Any:
-    """Where reference and candidate are served (backend = "openai"), checked before any gate runs (with `check`)."""
+def _prepare_backend(cfg: ReleaseConfig, reference: Form, candidate: Form, plan: dict, check: bool) -> Any:
+    """The backend's checks before any gate runs (with `check`: a vLLM that imports, servers that answer and serve
+    what the config names); what it returns is the state its runtimes are opened with."""
     spec = cfg.model
-    if spec.backend == "vllm":
-        full = [f for f in (reference, candidate) if f.kind == "full"]
-        if full:
-            raise HarnessError(
-                f'backend = "vllm" runs one base with LoRA adapters on it; {full[0].key} is a full checkpoint',
-                where=f"{cfg.path or '<config>'} [model] backend",
-                fix='use backend = "hf", or serve each model (`vllm serve DIR`) and use backend = "openai" with '
-                "candidate_base_url / reference_base_url",
-            )
-        if check:  # measuring needs it; planning and replaying a run (`harness promote`) do not
-            require_vllm(f"{cfg.path or '<config>'} [model]")
-    if spec.backend != "openai":
-        return None
-
-    served = Served(
-        spec.base_url,
-        spec.served_base,
-        spec.served_candidate,
-        api_key_env=spec.api_key_env,
-        max_concurrency=spec.max_concurrency,
-        timeout=spec.timeout,
-        send_seed=spec.send_seed,
-        candidate_url=spec.candidate_base_url,
-        served_reference=spec.served_reference if reference.kind != "base" else None,
-        reference_url=spec.reference_base_url,
-    )
-    if not check:
-        return served
     needs = any(r.kind in _LOGLIK_KINDS for rs in plan.values() for r in rs)
-    found = preflight(
-        base_url=spec.base_url,
-        served_base=spec.served_base,
-        served_candidate=spec.served_candidate,
-        candidate_url=spec.candidate_base_url,
-        tokenizer=load_tokenizer(tokenizer_dir(candidate.base, candidate.adapter)),
-        api_key_env=spec.api_key_env,
-        needs_loglik=needs,
-        where=f"{cfg.path or '<config>'} [model]",
-        served_reference=served.served_reference,
-        reference_url=spec.reference_base_url,
-    )
-    modes = {v: m for v, m in found["loglik"].items() if m}
-    return replace(served, loglik=modes, models=found["models"])
+    where = f"{cfg.path or '<config>'} [model]"
+    setup = Setup(spec.options, reference, candidate, where=where, needs_loglik=needs, check=check)
+    return get_backend(spec.backend).prepare(setup)
 
 
 def _power_requests(pl: Plan) -> dict[str, list[MeasureRequest]]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from harness.core.cache import MeasurementCache
 from harness.core.console import progress
+from harness.core.kinds import MeasureCall, MeasureRequest, kind, same_data_as, to_dict
 from judges.backends import Backend, HFBackend, OpenAIBackend
 from judges.protocol import Judge, JudgeRun, judge_pairs, load_axes
 from judges.results import JudgeSpec
@@ -60,3 +61,30 @@ def run_judge(
     with progress() as bar:
         task = bar.add_task(f"judging {len(items)} pairs ({spec.backend}: {spec.model})", total=len(items))
         return judge_pairs(judge, items, axes=axes, on_done=lambda: bar.advance(task))
+
+
+# -- the `judge` measurement kind ----------------------------------------------------------------------------
+
+
+def _judge_preflight(req: MeasureRequest, base_dir: Path | None) -> None:
+    preflight(req.opts["spec"], base_dir)
+
+
+def _judge_identity(req: MeasureRequest, base_dir: Path | None) -> Any:
+    return get_backend(req.opts["spec"], base_dir).identity()
+
+
+@kind(  # base vs candidate answers (the `source` request), judged pairwise
+    "judge",
+    load=JudgeRun.from_dict,
+    dump=to_dict,
+    load_data=same_data_as("answers"),  # the prompts the answers were sampled on (probes.sampling.load_prompts)
+    preflight=_judge_preflight,
+    identity=_judge_identity,
+    code=("judges.protocol", "judges.backends", "judges.run"),
+)
+def _judge_kind(call: MeasureCall) -> JudgeRun:
+    env = call.env
+    return run_judge(
+        call.options["spec"], call.data, call.inputs["base"], call.inputs["candidate"], env.cache, env.base_dir
+    )

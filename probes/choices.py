@@ -15,6 +15,7 @@ from typing import Any
 
 from harness.core.console import progress
 from harness.core.errors import HarnessError
+from harness.core.kinds import MeasureCall, kind, to_dict
 from harness.core.runtime.base import LoglikRequest, encode_prompt
 from probes.results import ChoiceItem, ChoiceRun
 
@@ -152,4 +153,24 @@ def score_choices(
             for i, q in enumerate(items)
         ),
         answer_prefix,
+    )
+
+
+@kind(  # closed-answer items: each option's log-likelihood (the calibration gate)
+    "choices",
+    load=ChoiceRun.from_dict,
+    dump=to_dict,
+    runtime_options=frozenset({"batch_size", "key"}),
+    code=("probes.choices", "harness.core.runtime.hf"),
+    shared_tokens=True,
+)
+def _choices_kind(call: MeasureCall) -> ChoiceRun:
+    o = call.options
+    items = questions(call.data, o["label"], o["options"], limit=o["limit"], where=o["key"])
+    return score_choices(
+        call.runtime(),
+        items,
+        answer_prefix=o["answer_prefix"],
+        batch_size=o["batch_size"],
+        description=call.description,
     )

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
-from probes.overlap import FuzzyIndex, Match, NgramIndex, TextSet, fuzzy_matches, normalize
+from harness.core.errors import HarnessError
+from harness.core.kinds import MeasureCall, MeasureRequest, as_is, kind, to_dict
+from probes.overlap import FuzzyIndex, Match, NgramIndex, TextSet, fuzzy_matches, normalize, read_text_set
 
 SNIPPET = 160
 
@@ -133,3 +136,38 @@ def duplicates(ts: TextSet, *, cutoff: float = 90.0, min_share: float = 0.5) -> 
         tuple(sorted(exact_lines | near_lines)),
         tuple(sorted(exact_lines)),
     )
+
+
+# -- the `contamination` measurement kind --------------------------------------------------------------------
+
+
+def _contamination_preflight(req: MeasureRequest, base_dir: Path | None) -> None:
+    o = req.opts
+    if not o["train"]:
+        raise HarnessError(
+            "the contamination gate has no training data to check against",
+            where="[gates.contamination] train",
+            fix='set train = "path/to/train.jsonl", add a [fine_tune] section, or gate an adapter written by '
+            "`harness train` (its training_manifest.json names its data)",
+        )
+    if not o["evals"]:
+        raise HarnessError(
+            "the contamination gate has no eval set to check",
+            where="[gates.contamination] data",
+            fix='set data = "path/to/eval.jsonl" (or enable other gates: their data is checked too)',
+        )
+
+
+@kind(  # about the data, not a model: cheap, never cached
+    "contamination",
+    load=as_is,
+    dump=to_dict,
+    load_data=None,
+    cached=False,
+    preflight=_contamination_preflight,
+)
+def _contamination_kind(call: MeasureCall) -> ContaminationRun:
+    o, base_dir = call.options, call.env.base_dir
+    evals = [read_text_set(s, base_dir, key="[gates.contamination] data") for s in o["evals"]]
+    train = [read_text_set(s, base_dir, key="[gates.contamination] train") for s in o["train"]]
+    return contamination(evals, train, n=o["n"], fuzzy_cutoff=o["fuzzy_cutoff"])

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import HarnessError
+from harness.core.hashing import sha256_file
+from harness.core.kinds import MeasureCall, MeasureRequest, kind, to_dict
 from harness.core.runtime import GenParams, LoglikRequest
 from probes.results import TaskItem, TaskRun, TaskSuiteRun
 
@@ -450,3 +452,47 @@ def task_files(spec: TaskSpec, base_dir: Path | None) -> list[Path]:
                 if cand.suffix in (".json", ".jsonl", ".csv", ".parquet", ".txt", ".gz") and cand.is_file():
                     files.append(cand.resolve())
     return list(dict.fromkeys(files))
+
+
+# -- the `lmeval` measurement kind ---------------------------------------------------------------------------
+
+
+def lmeval_spec(options: Mapping[str, Any]) -> TaskSpec:
+    """The `TaskSpec` of an `lmeval` request's options."""
+
+    o = options
+    return TaskSpec(tuple(o["tasks"]), tuple(o["task_paths"]), o["limit"], o["num_fewshot"], o["seed"])
+
+
+def _lmeval_preflight(req: MeasureRequest, base_dir: Path | None) -> None:
+    check_tasks(lmeval_spec(req.opts), base_dir, where=req.opts["key"])
+
+
+def _lmeval_identity(req: MeasureRequest, base_dir: Path | None) -> Any:
+    """The local task files and the data files they name (a changed YAML or document re-measures), and lm-eval's
+    version (its prompts and metrics are part of the result)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        lm_eval = version("lm_eval")
+    except PackageNotFoundError:
+        lm_eval = None
+    files = task_files(lmeval_spec(req.opts), base_dir)
+    return {"lm_eval": lm_eval, "files": sorted(sha256_file(f) for f in files)}
+
+
+@kind(  # lm-evaluation-harness tasks, every model call through the variant's runtime
+    "lmeval",
+    load=TaskSuiteRun.from_dict,
+    dump=to_dict,
+    load_data=None,
+    runtime_options=frozenset({"batch_size", "key"}),
+    preflight=_lmeval_preflight,
+    identity=_lmeval_identity,
+    code=("probes.lmeval", "harness.core.runtime.hf"),
+)
+def _lmeval_kind(call: MeasureCall) -> TaskSuiteRun:
+    spec, o = lmeval_spec(call.options), call.options
+    return run_tasks(
+        call.runtime(), spec, call.env.base_dir, batch_size=o["batch_size"], label=call.variant, where=o["key"]
+    )

@@ -14,6 +14,7 @@ from typing import Any
 
 from harness.core.data import Dataset, Record
 from harness.core.errors import HarnessError
+from harness.core.kinds import MeasureCall, kind, to_dict
 from harness.core.runtime import HFRuntime, LoglikRequest
 from probes.results import DocNLL, NLLMeasurement
 
@@ -126,3 +127,18 @@ def nll(
         out.append(DocNLL(id=rec.id, nll=nll[i], tokens=len(scored_ids), bytes=max(nbytes, 1), preview=rec.preview()))
     scored = "completion" if any(r.is_chat for r in dataset.records) else "all"
     return NLLMeasurement(tuple(out), max_length=L, scored=scored)
+
+
+@kind(
+    "nll",
+    load=NLLMeasurement.from_dict,
+    dump=to_dict,
+    runtime_options=frozenset({"batch_size"}),
+    code=("probes.perplexity", "harness.core.runtime.hf"),
+    shared_tokens=True,
+)
+def _nll_kind(call: MeasureCall) -> NLLMeasurement:
+    o = call.options
+    return nll(
+        call.runtime(), call.data, max_length=o["max_length"], batch_size=o["batch_size"], description=call.description
+    )

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from harness.core.kinds import MeasureCall, kind, to_dict
 from harness.core.runtime import GenParams, HFRuntime
 from harness.core.runtime.base import truncate_at_stop
 from probes.checkers import check
 from probes.results import ProbeOutcome, ProbeRun
+from probes.suites import Suite, load_suite
 
-__all__ = ["SamplingParams", "run_suite", "sample", "truncate_at_stop"]
+__all__ = ["SamplingParams", "load_prompts", "run_suite", "sample", "truncate_at_stop"]
 
 
 @dataclass(frozen=True)
@@ -78,3 +81,33 @@ def run_suite(
             )
         )
     return ProbeRun(tuple(items))
+
+
+def load_prompts(spec: str, base_dir: Path | None = None, *, key: str | None = None) -> Suite:
+    """A probe suite whose items may omit `check`: prompts for a judge, or for what ships."""
+    return load_suite(spec, base_dir, key=key, check_optional=True)
+
+
+@kind(  # like probes, but items need no check: the answers are for a judge
+    "answers",
+    load=ProbeRun.from_dict,
+    dump=to_dict,
+    runtime_options=frozenset({"batch_size"}),
+    load_data=load_prompts,
+    code=("probes.sampling", "harness.core.runtime.hf", "probes.checkers"),
+)
+@kind(
+    "probes",
+    load=ProbeRun.from_dict,
+    dump=to_dict,
+    runtime_options=frozenset({"batch_size"}),
+    load_data=load_suite,
+    code=("probes.sampling", "harness.core.runtime.hf", "probes.checkers", "probes.safety", "probes.sandbox"),
+)
+def _probes_kind(call: MeasureCall) -> ProbeRun:
+    o = dict(call.options)
+    batch_size, limit, stop = o.pop("batch_size"), o.pop("limit", None), tuple(o.pop("stop", ()))
+    params = GenParams(stop=stop, **o)
+    return run_suite(
+        call.runtime(), call.data, params, batch_size=batch_size, description=call.description, limit=limit
+    )

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.errors import HarnessError
+from harness.core.kinds import MeasureCall, kind, to_dict
 from harness.core.training_manifest import TRAINING_MANIFEST, TrainingManifest
 
 
@@ -83,3 +84,9 @@ def _point(r: dict[str, Any]) -> LossPoint:
         by_task("eval_loss"),
         by_task("train_sample_loss"),
     )
+
+
+@kind("training_log", load=TrainingLog.from_dict, dump=to_dict, load_data=None, cached=False)
+def _training_log_kind(call: MeasureCall) -> TrainingLog:
+    data = call.request.data
+    return read_training_log(Path(data) if data else call.env.adapter.dir)

@@ -111,7 +111,9 @@ def test_an_openai_backend_needs_its_server_and_served_names(tmp_path):
     for key in ("base_url", "served_base", "served_candidate"):
         assert f"[model] {key}" in msg and 'is required with backend = "openai"' in msg
     bad = _write(tmp_path, GOOD.replace('adapter = "adapter"', 'adapter = "adapter"\nbackend = "vllm-remote"'))
-    with pytest.raises(ConfigError, match=r"\[model\] backend .*must be one of hf, vllm, openai"):
+    with pytest.raises(
+        ConfigError, match=r"\[model\] backend .*unknown backend 'vllm-remote'; known: hf, openai, vllm"
+    ):
         load_config(bad)
     ok = GOOD.replace(
         'adapter = "adapter"',
@@ -119,5 +121,15 @@ def test_an_openai_backend_needs_its_server_and_served_names(tmp_path):
         'served_candidate = "cand"\nsend_seed = false\ncandidate_base_url = "http://127.0.0.1:8001/v1"',
     )
     m = load_config(_write(tmp_path, ok)).model
-    assert (m.backend, m.served_candidate, m.max_concurrency, m.send_seed) == ("openai", "cand", 32, False)
-    assert (m.base_url, m.candidate_base_url) == ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8001/v1")
+    o = m.options
+    assert (m.backend, o.served_candidate, o.max_concurrency, o.send_seed) == ("openai", "cand", 32, False)
+    assert (o.base_url, o.candidate_base_url) == ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8001/v1")
+
+
+def test_a_key_of_another_backend_is_an_error_that_names_its_backend(tmp_path):
+    """A server URL left in a config that runs in-process would be silently unused: it is named, with the fix."""
+    p = _write(tmp_path, GOOD.replace('adapter = "adapter"', 'adapter = "adapter"\nbase_url = "http://h:8000/v1"'))
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert '[model] base_url (line 5): a key of backend "openai"; this config\'s backend is "hf"' in str(e.value)
+    assert 'set backend = "openai"' in str(e.value)

@@ -128,3 +128,70 @@ def test_every_module_of_harness_sits_in_a_layer():
         if p.name != "__init__.py" or p.parent != ROOT / "harness"
     }
     assert top - named == set(), f"add these to the top layer in pyproject.toml: {sorted(top - named)}"
+
+
+BUILT_IN_KINDS = {
+    "probes": "probes.sampling",
+    "answers": "probes.sampling",
+    "nll": "probes.perplexity",
+    "choices": "probes.choices",
+    "lmeval": "probes.lmeval",
+    "training_log": "probes.training_log",
+    "contamination": "probes.contamination",
+    "judge": "judges.run",
+    "audit": "fine_tune.audit",
+    "merge_parity": "harness.release.shipping",
+    "gguf_parity": "harness.release.shipping",
+    "template_drift": "harness.release.shipping",
+    "rollback": "harness.release.shipping",
+    "serving": "harness.release.serving",
+}
+
+
+def test_every_built_in_measurement_kind_is_registered_beside_its_probe():
+    """Importing harness.measure registers every built-in kind, each from the module that runs it; a cached kind
+    names that module in its `code` (its source is part of the cache key)."""
+    import harness.measure
+    from harness.core import kinds
+
+    assert harness.measure.KINDS is kinds.KINDS
+    assert BUILT_IN_KINDS.keys() <= kinds.KINDS.keys(), sorted(BUILT_IN_KINDS.keys() - kinds.KINDS.keys())
+    for name, module in BUILT_IN_KINDS.items():
+        k = kinds.get_kind(name)
+        assert k.run.__module__ == module, (name, k.run.__module__)
+        assert not k.cached or module in k.code, (name, k.code)
+
+
+def test_a_measurement_kind_registered_twice_is_refused():
+    import pytest
+
+    import harness.measure  # noqa: F401 (registers the built-in kinds)
+    from harness.core import kinds
+
+    before = dict(kinds.KINDS)
+
+    def again(call):
+        return None
+
+    with pytest.raises(ValueError, match=r"'nll' is already registered by probes\.perplexity; tests\.test_layers"):
+        kinds.kind("nll", load=kinds.as_is, dump=kinds.as_is)(again)
+    assert kinds.KINDS == before  # the first registration stands
+
+    name = "_test_layers_once"
+    try:
+        kinds.kind(name, load=kinds.as_is, dump=kinds.as_is)(again)
+        with pytest.raises(ValueError, match=f"{name}.*tests\\.test_layers.*tests\\.test_layers"):
+            kinds.kind(name, load=kinds.as_is, dump=kinds.as_is)(again)
+    finally:
+        kinds.KINDS.pop(name, None)
+        kinds._REGISTERED_BY.pop(name, None)
+
+
+def test_an_unknown_measurement_kind_names_the_known_ones():
+    import pytest
+
+    import harness.measure  # noqa: F401 (registers the built-in kinds)
+    from harness.core.kinds import get_kind
+
+    with pytest.raises(KeyError, match="unknown measurement kind 'nope'; known: answers, audit, "):
+        get_kind("nope")

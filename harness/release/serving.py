@@ -15,9 +15,11 @@ from typing import Any
 
 from harness.core.console import quiet_hf_progress
 from harness.core.fresh import peak_rss_mb, run_module
+from harness.core.kinds import MeasureCall, as_is, kind
 from harness.core.runtime import GenParams
 from harness.core.runtime.load import open_dir
 from harness.release.artifacts import ensure_merged
+from probes.sampling import load_prompts
 
 
 def _probe(
@@ -56,7 +58,17 @@ def _probe(
     }
 
 
-def measure_serving(call: Any) -> dict[str, Any]:
+# this machine's latency, now: never cached. Its code is that of the shipping kinds (harness.release.shipping's
+# SHIP_CODE, not imported: this module also runs alone, as the fresh process it measures in)
+@kind(
+    "serving",
+    load=as_is,
+    dump=as_is,
+    load_data=load_prompts,
+    code=("harness.release.export", "harness.release.shipping", "probes.parity", "harness.core.runtime.hf"),
+    cached=False,
+)
+def measure_serving(call: MeasureCall) -> dict[str, Any]:
     """Run the probe in a fresh process on the merged model (what ships), and with `compare`, on the base and the
     unmerged candidate (base + adapter) too, for their cost beside it; add the adapter's and the merge's size."""
 

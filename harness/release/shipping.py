@@ -1,7 +1,8 @@
 """Measurements of what ships: the merge, the GGUF exports and the chat template across all of them.
 
 Artifacts live in the user cache under the adapter's and base's hashes (`exports/<adapter>-<base>/`), so a
-re-run reuses the merge and the GGUFs; each measurement's numbers are cached like every other one.
+re-run reuses the merge and the GGUFs; each measurement's numbers are cached like every other one. Each
+`measure_*` is registered here as a measurement kind (`merge_parity`, `gguf_parity`, `template_drift`, `rollback`).
 """
 
 from __future__ import annotations
@@ -14,20 +15,26 @@ from harness.core.chat import template_eot_id
 from harness.core.console import status
 from harness.core.fresh import run_module
 from harness.core.hashing import sha256_bytes, sha256_file
+from harness.core.kinds import MeasureCall, as_is, kind
 from harness.core.models import load_tokenizer, tokenizer_dir
 from harness.core.runtime import GenParams
 from harness.core.training_manifest import find_manifest
 from harness.release.artifacts import ensure_gguf, ensure_merged, export_dir
 from harness.release.bundle import make_bundle, verify_in_fresh_process
 from probes.parity import compare, reference, render, tokenizer_parity
+from probes.sampling import load_prompts
+
+# the measuring code of every kind here (part of their cache keys): the export, these checks, the parity compare
+SHIP_CODE = ("harness.release.export", "harness.release.shipping", "probes.parity", "harness.core.runtime.hf")
 
 
-def _conversations(call: Any) -> list[list[dict[str, str]]]:
+def _conversations(call: MeasureCall) -> list[list[dict[str, str]]]:
     """The first `max_prompts` conversations of the request's prompt suite."""
     return [list(i.messages) for i in call.data.items[: call.options["max_prompts"]]]
 
 
-def measure_merge(call: Any) -> dict[str, Any]:
+@kind("merge_parity", load=as_is, dump=as_is, load_data=load_prompts, code=SHIP_CODE)
+def measure_merge(call: MeasureCall) -> dict[str, Any]:
     """Unmerged candidate vs its merge (full precision), on the prompts."""
 
     o, env = call.options, call.env
@@ -48,7 +55,13 @@ def measure_merge(call: Any) -> dict[str, Any]:
     }
 
 
-def measure_gguf(call: Any) -> dict[str, Any]:
+def _gguf_kept(v: dict[str, Any]) -> bool:
+    """A llama.cpp run that crashed says something about this machine, not the export: measure it again."""
+    return not any("error" in t.get("llama_cpp", {}) for t in v["types"].values())
+
+
+@kind("gguf_parity", load=as_is, dump=as_is, load_data=load_prompts, code=SHIP_CODE, keep=_gguf_kept)
+def measure_gguf(call: MeasureCall) -> dict[str, Any]:
     """Each GGUF type read back by transformers vs the merged model (whose answers and logits are computed once);
     tokenizer parity; llama.cpp's own greedy answers where it is installed."""
 
@@ -124,7 +137,8 @@ def gguf_metadata(path: Path) -> dict[str, Any]:
     return {"chat_template": val("tokenizer.chat_template"), "eos_token_id": val("tokenizer.ggml.eos_token_id")}
 
 
-def measure_template(call: Any) -> dict[str, Any]:
+@kind("template_drift", load=as_is, dump=as_is, load_data=load_prompts, code=SHIP_CODE)
+def measure_template(call: MeasureCall) -> dict[str, Any]:
     """The chat template at training time, in the adapter's tokenizer, the merge and the GGUF; rendered ids;
     the end-of-turn token as EOS; whether greedy generation stops."""
 
@@ -174,7 +188,9 @@ def measure_template(call: Any) -> dict[str, Any]:
     }
 
 
-def measure_rollback(call: Any) -> dict[str, Any]:
+# the bundle on disk is what is checked: never cached
+@kind("rollback", load=as_is, dump=as_is, load_data=load_prompts, code=SHIP_CODE, cached=False)
+def measure_rollback(call: MeasureCall) -> dict[str, Any]:
     """Bundle what ships (unless a bundle is named) and reload it in a fresh process: same files, same outputs."""
 
     o, env = call.options, call.env

@@ -21,6 +21,7 @@ from harness.core.runtime.base import (
     encode_prompt,
     truncate_at_stop,
 )
+from harness.core.runtime.registry import Backend, backend
 
 
 class HFRuntime:
@@ -231,3 +232,16 @@ def _trim(toks: list[int], eos: list[int], pad: int | None) -> list[int]:
         while toks and toks[-1] == pad:
             toks = toks[:-1]
     return toks
+
+
+@backend("hf")
+class HFBackend(Backend):
+    """Reference and candidate in this process: one loaded base, each adapter attached under its own name."""
+
+    help = "In-process transformers (+ peft for adapters); the default"
+
+    def open(self, variant: str, dtype: str | None = None) -> HFRuntime:
+        return self.runtimes.shared(variant, dtype)
+
+    def engine_key(self, variant: str) -> Any:
+        return None  # the hashed weights, tokenizer and dtype say it all

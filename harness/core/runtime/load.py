@@ -10,7 +10,6 @@ own (serving latency, bundle verification) open a model directory with `open_dir
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,40 +30,10 @@ from harness.core.models import (
 )
 from harness.core.runtime.base import Identity
 from harness.core.runtime.hf import HFRuntime
-from harness.core.runtime.openai import OpenAIRuntime
-from harness.core.runtime.vllm import VLLMEngine, VLLMRuntime
+from harness.core.runtime.registry import Backend, get_backend
 
 # variant -> the artifact it is loaded from ("merged" -> a model directory, "gguf:Q8_0" -> a .gguf file)
 Locate = Callable[[str], Path]
-
-
-@dataclass(frozen=True)
-class Served:
-    """Reference and candidate behind OpenAI-compatible servers (`[model] backend = "openai"`). The reference is
-    the base (`served_base`) unless `served_reference` names it (e.g. last release's LoRA on the same server, or
-    on `reference_url`'s)."""
-
-    base_url: str
-    served_base: str
-    served_candidate: str
-    api_key_env: str | None = None
-    max_concurrency: int = 32
-    timeout: float = 300.0
-    send_seed: bool = True  # per-request sampling seeds (vLLM's CPU build dies on them: false there)
-    candidate_url: str | None = None  # the candidate's server, when it is not base_url's
-    served_reference: str | None = None  # the reference's served name, when the reference is not the base
-    reference_url: str | None = None  # the reference's server, when it is not base_url's
-    # what each server offers for log-likelihoods (found at preflight): variant -> prompt_logprobs | echo
-    loglik: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
-    models: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)  # variant -> id, root, parent
-
-    def name(self, variant: str) -> str:
-        return self.served_candidate if variant == "candidate" else (self.served_reference or self.served_base)
-
-    def url(self, variant: str) -> str:
-        if variant == "candidate":
-            return self.candidate_url or self.base_url
-        return (self.reference_url or self.base_url) if self.served_reference else self.base_url
 
 
 def _dtype_name(dt: Any) -> str:
@@ -133,8 +102,8 @@ class Runtimes:
         locate: Locate | None = None,
         status: Callable[[str], Any] | None = None,
         fingerprints: dict[str, Fingerprint] | None = None,
-        served: Served | None = None,
         backend: str = "hf",
+        state: Any = None,
     ):
         if candidate is None:
             candidate = (
@@ -146,9 +115,9 @@ class Runtimes:
         self.base, self.locate = base, locate
         self.device_spec, self.dtype_spec, self.trust_remote_code = device, dtype, trust_remote_code
         self._status = status
-        self.served = served  # reference and candidate answer from this server instead of an in-process model
-        self.backend = "openai" if served is not None else backend  # hf | vllm (in-process) | openai
-        self._vllm: Any = None  # the one vllm.LLM of reference and candidate (backend vllm)
+        self.backend = backend  # [model] backend: where reference and candidate answer
+        self.engine: Backend = get_backend(backend)(self, state)  # with what its `prepare` found
+        self._engine_opened = False
         self._fps = dict(fingerprints or {})  # variant -> Fingerprint (hashing weights is not free: once)
         self._models: dict[tuple[str, str], Any] = {}  # (weights dir, dtype) -> the loaded model (PeftModel once
         self._attached: dict[tuple[str, str], set[str]] = {}  # an adapter is on) and the adapters attached to it
@@ -156,56 +125,64 @@ class Runtimes:
         self._artifacts: dict[str, HFRuntime] = {}
         self.device: str | None = None  # where the first model landed (for the manifest)
 
-    def _announce(self, what: str) -> Any:
+    def announce(self, what: str) -> Any:
         if self._status is None:
             from contextlib import nullcontext
 
             return nullcontext()
         return self._status(what)
 
-    def _tokenizer(self, variant: str) -> Any:
+    def tokenizer(self, variant: str) -> Any:
         if variant not in self._tokenizers:
             form = self.forms[variant]
             tdir = tokenizer_dir(form.base, form.adapter)
             self._tokenizers[variant] = load_tokenizer(tdir, trust_remote_code=self.trust_remote_code)
         return self._tokenizers[variant]
 
-    def _adapter_sha(self, variant: str) -> str | None:
+    def adapter_sha(self, variant: str) -> str | None:
         form = self.forms.get(variant)
         return form.adapter.sha256 if form is not None and form.adapter is not None else None
 
-    def _identity(self, variant: str, dtype: str) -> Identity:
+    def fingerprint(self, variant: str) -> Fingerprint:
         if variant not in self._fps:
             self._fps[variant] = self.forms[variant].fingerprint
-        fp = self._fps[variant]
-        return Identity("hf", fp.weights_sha256, adapter=self._adapter_sha(variant), tokenizer=fp.key, dtype=dtype)
+        return self._fps[variant]
+
+    def fingerprint_key(self, variant: str) -> str | None:
+        """The variant's fingerprint key when it is known already (a served variant's is never computed here)."""
+        return self._fps[variant].key if variant in self._fps else None
+
+    def identity(self, variant: str, dtype: str) -> Identity:
+        """An in-process variant's identity: its weights, adapter, tokenizer and dtype."""
+        fp = self.fingerprint(variant)
+        return Identity("hf", fp.weights_sha256, adapter=self.adapter_sha(variant), tokenizer=fp.key, dtype=dtype)
 
     def get(self, variant: str, *, dtype: str | None = None, local: bool = False) -> Any:
         """The runtime of `variant` (`base` (the reference), `candidate`, `merged`, `gguf:<TYPE>`); `local` asks
         for the in-process model even when reference and candidate are served (the release checks compare
         logits)."""
         if variant in ("base", "candidate"):
-            if self.served is not None and not local:
-                return self._remote(variant)
-            if self.backend == "vllm" and not local:
-                return self._in_vllm(variant)
-            return self._shared(variant, dtype or self.dtype_spec)
+            if local:
+                return self.shared(variant, dtype)
+            self._engine_opened = True
+            return self.engine.open(variant, dtype)
         if variant == "merged" or variant.startswith("gguf:"):
             if variant not in self._artifacts:
                 if self.locate is None:
                     raise ValueError(f"no artifact locator: cannot open the {variant} variant")
                 path = self.locate(variant)
-                with self._announce(f"Loading the {variant} model"):
+                with self.announce(f"Loading the {variant} model"):
                     self._artifacts[variant] = open_dir(path) if variant == "merged" else open_gguf(path)
             return self._artifacts[variant]
         raise ValueError(f"unknown variant {variant!r} (base, candidate, merged or gguf:<TYPE>)")
 
-    def _shared(self, variant: str, dtype: str) -> HFRuntime:
-        form = self.forms[variant]
+    def shared(self, variant: str, dtype: str | None = None) -> HFRuntime:
+        """`variant` in this process (transformers + peft), on the model it shares with the other variant."""
+        form, dtype = self.forms[variant], dtype or self.dtype_spec
         dev, dt = pick_device_dtype(self.device_spec, dtype)
         key = (str(form.base.dir), _dtype_name(dt))
         if key not in self._models:
-            with self._announce(f"Loading model {form.base.id}"):
+            with self.announce(f"Loading model {form.base.id}"):
                 self._models[key] = load_base_model(
                     form.base, device=str(dev), dtype=key[1], trust_remote_code=self.trust_remote_code
                 )
@@ -217,7 +194,7 @@ class Runtimes:
             name = variant  # the adapter's name on the shared model: "candidate", or "base" for a reference adapter
             if name not in attached:
                 who = "the reference's" if variant == "base" else "the candidate's"
-                with self._announce(f"Attaching {who} adapter {form.adapter.dir}"):
+                with self.announce(f"Attaching {who} adapter {form.adapter.dir}"):
                     if attached:
                         self._models[key].load_adapter(form.adapter.dir, adapter_name=name, is_trainable=False)
                     else:
@@ -226,77 +203,24 @@ class Runtimes:
         off = name is None and bool(attached)  # adapters are on the shared model: switch them off
         return HFRuntime(
             self._models[key],
-            self._tokenizer(variant),
-            identity=self._identity(variant, key[1]),
+            self.tokenizer(variant),
+            identity=self.identity(variant, key[1]),
             adapter_off=off,
             adapter_name=name,
         )
 
-    def _remote(self, variant: str) -> Any:
-        assert self.served is not None
-        if variant not in self._artifacts:
-            s = self.served
-            self._artifacts[variant] = OpenAIRuntime(
-                base_url=s.url(variant),
-                served=s.name(variant),
-                tokenizer=self._tokenizer(variant),
-                identity=self.remote_identity(variant),
-                api_key_env=s.api_key_env,
-                max_concurrency=s.max_concurrency,
-                timeout=s.timeout,
-                loglik_mode=s.loglik.get(variant, "prompt_logprobs"),
-                send_seed=s.send_seed,
-            )
-        return self._artifacts[variant]
-
-    def _in_vllm(self, variant: str) -> Any:
-        key = f"vllm:{variant}"
-        if key not in self._artifacts:
-            if self._vllm is None:
-                with self._announce(f"Starting vLLM's engine for {self.base.id}"):
-                    loras = {v: f.adapter.dir for v, f in self.forms.items() if f.adapter is not None}
-                    self._vllm = VLLMEngine(self.base.dir, loras, dtype=self.dtype_spec)
-                self.device = self.device or ("cpu" if self._vllm.cpu else "cuda")
-            lora = self._vllm.lora(variant) if self.forms[variant].adapter is not None else None
-            ident = replace(self._identity(variant, self.dtype_spec), engine="vllm")
-            self._artifacts[key] = VLLMRuntime(self._vllm, self._tokenizer(variant), identity=ident, lora=lora)
-        return self._artifacts[key]
-
-    def remote_identity(self, variant: str) -> Identity:
-        """A served variant is the server's model id and root, plus the local adapter's sha256 (the bytes the
-        harness can verify); the server's weights themselves cannot be hashed from here."""
-        assert self.served is not None
-        s, name = self.served, self.served.name(variant)
-        root = (s.models.get(variant) or {}).get("root")
-        return Identity(
-            "openai",
-            f"{s.url(variant)} {name} (root {root})",
-            adapter=self._adapter_sha(variant),
-            tokenizer=self._fps[variant].key if variant in self._fps else None,
-        )
-
     def engine_key(self, variant: str) -> Any:
         """What the cache key adds to a variant's fingerprint: nothing in-process (the weights are hashed), the
-        server and served name when served (another engine answers with other numbers)."""
-        if variant not in ("base", "candidate") or self.backend == "hf":
-            return None
-        if self.served is None:
-            return {"engine": self.backend}
-        return {"engine": "openai", "server": self.served.url(variant), "served": self.served.name(variant)}
+        engine, or the server and served name when served (another engine answers with other numbers)."""
+        return self.engine.engine_key(variant) if variant in ("base", "candidate") else None
 
     def describe(self) -> dict[str, Any]:
         """Which engine answered each variant, for the manifest and the report."""
-        if self.served is None:
-            return {v: {"engine": self.backend, "device": self.device} for v in ("base", "candidate")}
-        return {
-            v: {"engine": "openai", "server": self.served.url(v), "served_as": self.served.name(v), **(
-                self.served.models.get(v) or {})}
-            for v in ("base", "candidate")
-        }  # fmt: skip
+        return {v: self.engine.describe(v) for v in ("base", "candidate")}
 
     @property
     def loaded(self) -> bool:
-        return bool(self._models or self._artifacts)
+        return bool(self._models or self._artifacts or self._engine_opened)
 
     def close(self) -> None:
         for rt in self._artifacts.values():
@@ -304,6 +228,5 @@ class Runtimes:
         self._models.clear()
         self._artifacts.clear()
         self._attached.clear()
-        if self._vllm is not None:
-            self._vllm.close()
-            self._vllm = None
+        self.engine.close()
+        self._engine_opened = False

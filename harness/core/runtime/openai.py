@@ -13,11 +13,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.core.chat import end_of_turn_ids
 from harness.core.console import progress
 from harness.core.errors import NOT_AN_ENV_NAME, HarnessError, is_env_name
+from harness.core.models import load_tokenizer, tokenizer_dir
 from harness.core.runtime.base import (
     Completion,
     GenParams,
@@ -27,6 +29,7 @@ from harness.core.runtime.base import (
     encode_prompt,
     truncate_at_stop,
 )
+from harness.core.runtime.registry import Backend, Setup, backend
 
 
 class EndpointError(RuntimeError):
@@ -425,3 +428,166 @@ def _loglik_mode(client: Any, served: str, ids: list[int]) -> str | None:
     except openai.APIStatusError:
         pass
     return None
+
+
+# -- the backend ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenAIOptions:
+    """The [model] keys of `backend = "openai"`."""
+
+    base_url: str = field(metadata={"help": "the server's URL, e.g. http://host:8000/v1"})
+    served_base: str = field(metadata={"help": "the name the server answers the base to"})
+    served_candidate: str = field(metadata={"help": "the candidate's served name (vLLM: the --lora-modules NAME)"})
+    candidate_base_url: str | None = field(
+        default=None,
+        metadata={"help": "the candidate's server, when it is not base_url's (variants on other machines)"},
+    )
+    served_reference: str | None = field(
+        default=None,
+        metadata={"help": "the reference's served name, when reference is not the base (e.g. v1's LoRA)"},
+    )
+    reference_base_url: str | None = field(
+        default=None, metadata={"help": "the reference's server, when it is not base_url's"}
+    )
+    api_key_env: str | None = field(
+        default=None, metadata={"help": "environment variable holding the API key (never written anywhere)"}
+    )
+    max_concurrency: int = field(default=32, metadata={"help": "requests in flight at once"})
+    timeout: float = field(default=300.0, metadata={"help": "seconds per request before it is retried"})
+    send_seed: bool = field(
+        default=True,
+        metadata={"help": "send sampling seeds (false for vLLM's CPU build, whose engine dies on them)"},
+    )
+
+    def __post_init__(self) -> None:
+        if self.max_concurrency < 1:
+            raise ValueError([("max_concurrency", "must be at least 1")])
+
+
+@dataclass(frozen=True)
+class Served:
+    """Reference and candidate behind OpenAI-compatible servers. The reference is the base (`served_base`) unless
+    `served_reference` names it (e.g. last release's LoRA on the same server, or on `reference_url`'s)."""
+
+    base_url: str
+    served_base: str
+    served_candidate: str
+    api_key_env: str | None = None
+    max_concurrency: int = 32
+    timeout: float = 300.0
+    send_seed: bool = True  # per-request sampling seeds (vLLM's CPU build dies on them: false there)
+    candidate_url: str | None = None  # the candidate's server, when it is not base_url's
+    served_reference: str | None = None  # the reference's served name, when the reference is not the base
+    reference_url: str | None = None  # the reference's server, when it is not base_url's
+    # what each server offers for log-likelihoods (found at preflight): variant -> prompt_logprobs | echo
+    loglik: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    models: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)  # variant -> id, root, parent
+
+    def name(self, variant: str) -> str:
+        return self.served_candidate if variant == "candidate" else (self.served_reference or self.served_base)
+
+    def url(self, variant: str) -> str:
+        if variant == "candidate":
+            return self.candidate_url or self.base_url
+        return (self.reference_url or self.base_url) if self.served_reference else self.base_url
+
+
+@backend("openai")
+class OpenAIBackend(Backend):
+    """Reference and candidate behind OpenAI-compatible servers (vLLM, SGLang, llama.cpp's server, Ollama),
+    checked before any gate runs (`preflight`)."""
+
+    help = "An OpenAI-compatible server, e.g. vLLM (see docs/scale.md)"
+    Options = OpenAIOptions
+
+    @classmethod
+    def validate(cls, options: Any, *, reference: str) -> list[tuple[str, str]]:
+        if reference != "base" and options is not None and not options.served_reference:
+            return [
+                (
+                    "served_reference",
+                    'is required with backend = "openai" when reference is not "base": the name the server '
+                    "answers the reference to",
+                )
+            ]
+        return []
+
+    @classmethod
+    def prepare(cls, setup: Setup) -> Served:
+        o: OpenAIOptions = setup.options
+        served = Served(
+            o.base_url,
+            o.served_base,
+            o.served_candidate,
+            api_key_env=o.api_key_env,
+            max_concurrency=o.max_concurrency,
+            timeout=o.timeout,
+            send_seed=o.send_seed,
+            candidate_url=o.candidate_base_url,
+            served_reference=o.served_reference if setup.reference.kind != "base" else None,
+            reference_url=o.reference_base_url,
+        )
+        if not setup.check:
+            return served
+        cand = setup.candidate
+        found = preflight(
+            base_url=o.base_url,
+            served_base=o.served_base,
+            served_candidate=o.served_candidate,
+            candidate_url=o.candidate_base_url,
+            tokenizer=load_tokenizer(tokenizer_dir(cand.base, cand.adapter)),
+            api_key_env=o.api_key_env,
+            needs_loglik=setup.needs_loglik,
+            where=setup.where,
+            served_reference=served.served_reference,
+            reference_url=o.reference_base_url,
+        )
+        modes = {v: m for v, m in found["loglik"].items() if m}
+        return replace(served, loglik=modes, models=found["models"])
+
+    def __init__(self, runtimes: Any, state: Served):
+        super().__init__(runtimes, state)
+        self._opened: dict[str, OpenAIRuntime] = {}
+
+    def open(self, variant: str, dtype: str | None = None) -> OpenAIRuntime:
+        if variant not in self._opened:
+            s = self.state
+            self._opened[variant] = OpenAIRuntime(
+                base_url=s.url(variant),
+                served=s.name(variant),
+                tokenizer=self.runtimes.tokenizer(variant),
+                identity=self.identity(variant),
+                api_key_env=s.api_key_env,
+                max_concurrency=s.max_concurrency,
+                timeout=s.timeout,
+                loglik_mode=s.loglik.get(variant, "prompt_logprobs"),
+                send_seed=s.send_seed,
+            )
+        return self._opened[variant]
+
+    def identity(self, variant: str) -> Identity:
+        """A served variant is the server's model id and root, plus the local adapter's sha256 (the bytes the
+        harness can verify); the server's weights themselves cannot be hashed from here."""
+        s, name, rts = self.state, self.state.name(variant), self.runtimes
+        root = (s.models.get(variant) or {}).get("root")
+        return Identity(
+            "openai",
+            f"{s.url(variant)} {name} (root {root})",
+            adapter=rts.adapter_sha(variant),
+            tokenizer=rts.fingerprint_key(variant),
+        )
+
+    def engine_key(self, variant: str) -> Any:
+        return {"engine": "openai", "server": self.state.url(variant), "served": self.state.name(variant)}
+
+    def describe(self, variant: str) -> dict[str, Any]:
+        s = self.state
+        found = s.models.get(variant) or {}
+        return {"engine": "openai", "server": s.url(variant), "served_as": s.name(variant), **found}
+
+    def close(self) -> None:
+        for rt in self._opened.values():
+            rt.close()
+        self._opened.clear()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from harness.core.runtime.base import (
     encode_prompt,
     truncate_at_stop,
 )
+from harness.core.runtime.registry import Backend, Setup, backend
 
 
 def require_vllm(where: str) -> None:
@@ -218,3 +220,48 @@ class VLLMRuntime:
     def _config_eos(self) -> list[int]:
         eos = self.tok.eos_token_id
         return [] if eos is None else [eos]
+
+
+@backend("vllm")
+class VLLMBackend(Backend):
+    """Reference and candidate on one vLLM engine in this process: the base, each adapter a LoRA of its own."""
+
+    help = "vLLM's offline engine in the harness process (one base with LoRA adapters on it)"
+
+    @classmethod
+    def prepare(cls, setup: Setup) -> Any:
+        full = [f for f in (setup.reference, setup.candidate) if f.kind == "full"]
+        if full:
+            raise HarnessError(
+                f'backend = "vllm" runs one base with LoRA adapters on it; {full[0].key} is a full checkpoint',
+                where=f"{setup.where} backend",
+                fix='use backend = "hf", or serve each model (`vllm serve DIR`) and use backend = "openai" with '
+                "candidate_base_url / reference_base_url",
+            )
+        if setup.check:  # measuring needs it; planning and replaying a run (`harness promote`) do not
+            require_vllm(setup.where)
+        return None
+
+    def __init__(self, runtimes: Any, state: Any):
+        super().__init__(runtimes, state)
+        self.engine: VLLMEngine | None = None  # one engine for reference and candidate
+        self._opened: dict[str, VLLMRuntime] = {}
+
+    def open(self, variant: str, dtype: str | None = None) -> VLLMRuntime:
+        rts = self.runtimes
+        if variant not in self._opened:
+            if self.engine is None:
+                with rts.announce(f"Starting vLLM's engine for {rts.base.id}"):
+                    loras = {v: f.adapter.dir for v, f in rts.forms.items() if f.adapter is not None}
+                    self.engine = VLLMEngine(rts.base.dir, loras, dtype=rts.dtype_spec)
+                rts.device = rts.device or ("cpu" if self.engine.cpu else "cuda")
+            lora = self.engine.lora(variant) if rts.forms[variant].adapter is not None else None
+            ident = replace(rts.identity(variant, rts.dtype_spec), engine="vllm")
+            self._opened[variant] = VLLMRuntime(self.engine, rts.tokenizer(variant), identity=ident, lora=lora)
+        return self._opened[variant]
+
+    def close(self) -> None:
+        self._opened.clear()
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
