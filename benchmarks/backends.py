@@ -66,7 +66,8 @@ def main() -> None:
     from harness.core.data import load_dataset
     from harness.core.models import EMBEDDED_ALIAS, resolve_base
     from harness.core.runtime import GenParams
-    from harness.core.runtime.load import Runtimes, Served
+    from harness.core.runtime.load import Runtimes
+    from harness.core.runtime.openai import Served
     from harness.release import vllm_server
     from probes.suites import load_suite
 
@@ -95,7 +96,7 @@ def main() -> None:
             port = vllm_server.free_port()
             server = vllm_server.start(base.dir, {}, python=args.vllm_python, port=port, max_model_len=1024)
             url = server.url
-        rt = Runtimes(base, None, served=Served(url, "base", "base", send_seed=False)).get("base")
+        rt = Runtimes(base, None, backend="openai", state=Served(url, "base", "base", send_seed=False)).get("base")
         print(_measure(f"vLLM server ({url})", rt, convs, text, params, hw), flush=True)
     finally:
         if server is not None:

@@ -143,13 +143,14 @@ def test_base_and_candidate_on_two_servers(tmp_path, vllm, adapters, demo_data, 
 def test_greedy_completions_equal_on_nine_in_ten_probe_prompts(vllm, adapters, embedded_base):
     from harness.core.models import check_adapter
     from harness.core.runtime import GenParams
-    from harness.core.runtime.load import Runtimes, Served
+    from harness.core.runtime.load import Runtimes
+    from harness.core.runtime.openai import Served
     from probes.suites import load_suite
 
     convs = [list(i.messages) for i in load_suite("builtin:triage_probes").items]
     info = check_adapter(adapters["cand"], embedded_base)
     local = Runtimes(embedded_base, info, dtype="float32")
-    remote = Runtimes(embedded_base, info, served=Served(vllm.url, "base", "cand"))
+    remote = Runtimes(embedded_base, info, backend="openai", state=Served(vllm.url, "base", "cand"))
     params = GenParams(max_new_tokens=24)
     for variant in ("base", "candidate"):
         ours = [c[0].text for c in local.get(variant).generate(convs, params)]
