@@ -10,8 +10,10 @@ from pathlib import Path
 
 from fine_tune.audit import audit, audit_json, dedup, render_audit
 from fine_tune.licenses import LicenseTally, refusal_message
+from fine_tune.runner import train_from_config
 from harness.config import load_config
 from harness.core import registry
+from harness.core.console import console
 from harness.core.data import clip
 from harness.core.errors import EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_INTERNAL, EXIT_PASS, HarnessError
 from harness.core.files import atomic_write_text
@@ -19,11 +21,13 @@ from harness.core.forms import resolve_form
 from harness.core.models import check_adapter, resolve_base
 from harness.core.paths import new_run_dir
 from harness.core.tracking import TRACKERS
+from harness.demo import run_demo
 from harness.release import vllm_server
 from harness.release.artifacts import load_conversations
 from harness.release.bundle import make_bundle
 from harness.release.export import export_gguf, merge
 from harness.release.serve import serve
+from harness.sweep import sweep
 
 
 def _gate(args: argparse.Namespace) -> int:
@@ -33,8 +37,6 @@ def _gate(args: argparse.Namespace) -> int:
     result = run(args.config, args.out, overwrite=args.overwrite, log_to=args.log_to)
     print_summary(result.report, result.files)
     if result.tracked:
-        from harness.core.console import console
-
         t = result.tracked
         run_of = "the adapter's training run" if t.same_run else "a new run"
         console.print(f"logged {t.scalars} metrics to {t.tracker} ({run_of}, step {t.step}): {t.where}")
@@ -131,7 +133,6 @@ def _report(args: argparse.Namespace) -> int:
 def _promote(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
-    from harness.core.console import console
     from harness.promote import promote
 
     done = promote(args.report, args.to, force=args.force)
@@ -177,8 +178,6 @@ def _registry_list(args: argparse.Namespace) -> int:
 
 
 def _registry_rollback(args: argparse.Namespace) -> int:
-    from harness.core.console import console
-
     was = registry.state(Path(args.dir))["current"]
     v = registry.rollback(Path(args.dir))
     console.print(f"[green]rolled back[/] from v{was}: v{v.number} ({v.form}, sha256 {v.sha256[:12]}) is current now")
@@ -186,9 +185,6 @@ def _registry_rollback(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from fine_tune.runner import train_from_config
-    from harness.core.console import console
-
     cfg = load_config(args.config, purpose="train")
     outcome = train_from_config(cfg, Path(args.out) if args.out else None, resume=args.resume)
     for s in outcome.stages:
@@ -198,9 +194,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from harness.core.console import console
-    from harness.sweep import sweep
-
     try:
         ranks = [int(x) for x in args.r.split(",") if x.strip()]
     except ValueError:
@@ -217,8 +210,6 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from harness.demo import run_demo
-
     run_demo(Path(args.out) if args.out else None, steps=args.steps, qlora=args.qlora, cpt=args.cpt)
     # the demo succeeded when it wrote its report, whatever the verdict; `harness gate` is what exits 1
     return EXIT_PASS
@@ -263,8 +254,6 @@ def _data_dedup(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from harness.core.console import console
-
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         raise HarnessError("output directory is not empty", where=str(out), fix="choose a new --out directory")
@@ -279,8 +268,6 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _bundle(args: argparse.Namespace) -> int:
-    from harness.core.console import console
-
     cfg = load_config(args.config)
     base = resolve_base(cfg.model.base, cfg.base_dir, cfg.model.revision)
     if cfg.model.candidate_spec is None:
@@ -301,8 +288,6 @@ def _serve(args: argparse.Namespace) -> int:
         serve(args.model, args.adapter, host=args.host, port=args.port, name=args.name)
         return EXIT_PASS
     from pathlib import Path
-
-    from harness.core.console import console
 
     base = resolve_base(args.model, Path.cwd())
     adapters = {}
@@ -479,7 +464,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     from rich.markup import escape
 
-    from harness.core.console import console
     from harness.promote import PromotionRefused
 
     try:
