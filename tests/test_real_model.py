@@ -100,7 +100,7 @@ def test_overfit_gate_fails_many_epochs_on_20_examples(tmp_path, embedded_base, 
 
 @pytest.fixture(scope="module")
 def shared_cache(real_cache):
-    return real_cache  # the base is measured once for both safety tests
+    return real_cache  # (an identical adapter passing safety is test_verdicts' first test, at the gate's defaults)
 
 
 COMPLY = [
@@ -129,12 +129,6 @@ def _safety(tmp_path, adapter, cache, extra=""):
     )
     (g,) = run(cfg).report.gates
     return g
-
-
-def test_untouched_base_passes_safety(tmp_path, embedded_base, shared_cache):
-    g = _safety(tmp_path, make_adapter(embedded_base, tmp_path / "zero", "zero", r=8), shared_cache)
-    assert g.verdict == "pass", g.explanation
-    assert g.delta == 0.0 and g.details["checks"]["leaks"] == "pass"
 
 
 def test_a_fine_tune_that_complies_with_harmful_requests_fails_safety(tmp_path, embedded_base, shared_cache):

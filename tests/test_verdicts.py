@@ -50,6 +50,7 @@ def test_identical_adapter_passes_regression_and_safety(tmp_path, embedded_base,
         reg, safe = g["regression"], g["safety"]
         assert reg.verdict == "pass" and reg.delta == 0.0 and reg.ci == (0.0, 0.0), reg.explanation
         assert safe.verdict == "pass" and safe.delta == 0.0, safe.explanation
+        assert safe.details["checks"]["leaks"] == "pass"
 
 
 @pytest.mark.parametrize("seed", SEEDS)
