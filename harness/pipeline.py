@@ -158,6 +158,10 @@ def _with_engine(key: str, engine: Any) -> Any:
     return key if engine is None else {"fingerprint": key, **engine}
 
 
+class _Busy(Exception):
+    """Another run sharing the cache is measuring this key now."""
+
+
 FAILED = "__measurement_failed__"  # the record of a measurement that raised (its error text)
 
 
@@ -230,12 +234,27 @@ class Measurer:
             req.kind, model=self._model_key(variant), data=data, options=keyed, code=kind.code_sha256()
         )
 
-    def _one(self, req: MeasureRequest, variant: str, results: dict) -> Any:
+    def _one(self, req: MeasureRequest, variant: str, results: dict, *, wait: bool = True) -> Any:
+        """One measurement, from the cache when it holds it. Another run measuring the same key right now (a
+        shared cache) raises `_Busy` without `wait`, else this waits for its value."""
         kind = KINDS[req.kind]
         key = self._key(req, variant) if kind.cached else None
-        hit = self.cache.get(key) if key else None
-        if hit is not None:
-            return kind.load(hit)
+        if key is None:
+            return self._measure(req, variant, results, None)
+        hit = self.cache.peek(key)
+        if hit is None:
+            with self.cache.claim(key, wait=wait) as mine:
+                if not mine:
+                    raise _Busy(key)
+                hit = self.cache.get(key)  # the run that held the key may have put it
+                if hit is None:
+                    return self._measure(req, variant, results, key)
+        else:
+            self.cache.hits += 1
+        return kind.load(hit)
+
+    def _measure(self, req: MeasureRequest, variant: str, results: dict, key: str | None) -> Any:
+        kind = KINDS[req.kind]
         opts, ds = req.opts, self._data(req)
         if "items" in opts:  # a sequential look measures a slice of the items
             ds = _slice(ds, opts.pop("items"))
@@ -279,24 +298,35 @@ class Measurer:
     ) -> tuple[dict[tuple[MeasureRequest, str], Any], dict[tuple[MeasureRequest, str], BaseException]]:
         """Data measurements first (before any model loads), then each variant's (base first: the candidate
         wraps the same loaded model), then comparisons of two variants once both exist. `done` holds what
-        earlier looks measured."""
+        earlier looks measured. A measurement another run sharing the cache is making right now is put off
+        until the rest is measured, then awaited (so it is made once)."""
         results: dict[tuple[MeasureRequest, str], Any] = {}
         errors: dict[tuple[MeasureRequest, str], BaseException] = {}
         seen = dict(done or {})  # earlier looks' measurements and this call's, for the pairs' sources
-        for variant in ("data", *VARIANTS, "pair"):
-            for req in requests:
-                if variant not in req.variants:
-                    continue
-                if variant == "pair" and any((req.opts["source"], v) not in seen for v in VARIANTS):
-                    continue  # the gate reports the failed source measurement
-                try:
-                    results[(req, variant)] = seen[(req, variant)] = self._one(req, variant, seen)
-                except HarnessError:
-                    raise  # bad input: exit 2 with the place and the fix
-                except Exception as e:  # a crashed measurement becomes an `error` verdict, never a pass
-                    log.debug("measurement failed", exc_info=True)
-                    errors[(req, variant)] = e
-                    self._record(req, variant, {FAILED: error_text(e)})
+
+        def attempt(req: MeasureRequest, variant: str, wait: bool) -> bool:
+            try:
+                results[(req, variant)] = seen[(req, variant)] = self._one(req, variant, seen, wait=wait)
+            except _Busy:
+                return False
+            except HarnessError:
+                raise  # bad input: exit 2 with the place and the fix
+            except Exception as e:  # a crashed measurement becomes an `error` verdict, never a pass
+                log.debug("measurement failed", exc_info=True)
+                errors[(req, variant)] = e
+                self._record(req, variant, {FAILED: error_text(e)})
+            return True
+
+        work = [(req, v) for v in ("data", *VARIANTS) for req in requests if v in req.variants]
+        later = [(req, v) for req, v in work if not attempt(req, v, wait=False)]
+        for req, variant in later:
+            attempt(req, variant, wait=True)
+        for req in requests:
+            if "pair" not in req.variants:
+                continue
+            if any((req.opts["source"], v) not in seen for v in VARIANTS):
+                continue  # the gate reports the failed source measurement
+            attempt(req, "pair", wait=True)
         return results, errors
 
     def close(self) -> None:

@@ -34,7 +34,7 @@ class Replay(Measurer):
     """A Measurer that measures nothing: each measurement is read back from the cache, under its content key or
     the run's own record (`Measurer.run_id`); a failure the run recorded fails again with the same words."""
 
-    def _one(self, req: Any, variant: str, results: dict) -> Any:
+    def _one(self, req: Any, variant: str, results: dict, *, wait: bool = True) -> Any:
         kind = KINDS[req.kind]
         keys = ([self._key(req, variant)] if kind.cached else []) + [self._key(req, variant, run=self.run_id)]
         hit = next((v for v in map(self.cache.peek, keys) if v is not None), None)
