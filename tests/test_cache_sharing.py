@@ -73,3 +73,25 @@ def test_a_run_measures_the_candidate_while_another_run_measures_the_base_then_t
     res = out["run"]
     assert (res.cache_hits, res.cache_misses) == (1, 1)  # the base was not measured twice
     assert res.report.gates == alone.report.gates
+
+
+def test_the_same_adapter_saved_by_another_process_is_measured_once(tmp_path, tiny_base, tiny_damage_adapter):
+    """peft saves `target_modules` from a set, in the order of the saving process's string hashing: the same
+    adapter made in two processes (two pytest workers, two CI jobs) differs in adapter_config.json's bytes only."""
+    import json
+    import shutil
+
+    from harness.core.models import check_adapter, fingerprint
+
+    again = tmp_path / "again"
+    shutil.copytree(tiny_damage_adapter, again)
+    cfg = json.loads((again / "adapter_config.json").read_text())
+    cfg["target_modules"] = list(reversed(cfg["target_modules"]))
+    (again / "adapter_config.json").write_text(json.dumps(cfg, indent=3))
+    (again / "README.md").write_text("our model card\n")
+    a, b = check_adapter(tiny_damage_adapter, tiny_base), check_adapter(again, tiny_base)
+    assert a.sha256 != b.sha256  # promotion still sees every byte
+    assert fingerprint(tiny_base, a).key == fingerprint(tiny_base, b).key  # measurements are shared
+    cfg["lora_alpha"] = cfg["lora_alpha"] * 2  # a change that does change the model
+    (again / "adapter_config.json").write_text(json.dumps(cfg))
+    assert fingerprint(tiny_base, check_adapter(again, tiny_base)).key != fingerprint(tiny_base, a).key

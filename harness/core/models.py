@@ -23,7 +23,7 @@ from typing import Any
 
 from harness.core.console import quiet_hf_progress, status
 from harness.core.errors import HarnessError
-from harness.core.hashing import sha256_bytes, sha256_dir, sha256_file
+from harness.core.hashing import list_files, sha256_bytes, sha256_dir, sha256_file, sha256_json
 from harness.core.model_files import (
     TensorHeader,
     check_gguf_header,
@@ -91,6 +91,36 @@ class AdapterInfo:
     warnings: tuple[str, ...] = ()
     has_tokenizer: bool = False
     config: dict[str, Any] = field(default_factory=dict)
+    content_sha256: str = ""  # what can change a measurement (`adapter_content_sha256`); `sha256` is the bytes
+
+
+# peft saves these from sets: their order follows the saving process's string hashing, not the adapter
+_UNORDERED = ("target_modules", "modules_to_save", "exclude_modules")
+
+
+def adapter_content_sha256(d: Path) -> str:
+    """The hash of what an adapter folder loads as: its files' contents, with `adapter_config.json` in canonical
+    form (keys sorted, module sets in sorted order) and the model card (README.md) left out. The same adapter
+    saved by two processes hashes alike here (peft writes `target_modules` in set order), so it is measured
+    once; `sha256_dir` stays the byte-exact hash that promotion checks."""
+    entries = []
+    for f in list_files(d):
+        name = f.relative_to(d).as_posix()
+        if name == "README.md":
+            continue
+        if name == "adapter_config.json":
+            try:
+                cfg = json.loads(f.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                entries.append([name, sha256_file(f)])
+                continue
+            for k in _UNORDERED:
+                if isinstance(cfg.get(k), list) and all(isinstance(x, str) for x in cfg[k]):
+                    cfg[k] = sorted(cfg[k])
+            entries.append([name, sha256_bytes(json.dumps(cfg, sort_keys=True).encode())])
+        else:
+            entries.append([name, sha256_file(f)])
+    return sha256_json(entries)
 
 
 # ---------------------------------------------------------------- resolution
@@ -306,7 +336,7 @@ def fingerprint(base: BaseModel, adapter: AdapterInfo | None = None) -> Fingerpr
         weights_sha256=sha256_dir(base.dir, names=[f.name for f in base.weight_files] + ["config.json"]),
         tokenizer_sha256=sha256_dir(tdir, names=TOKENIZER_FILES),
         chat_template_sha256=sha256_bytes(tpl.encode()) if tpl else None,
-        adapter_sha256=adapter.sha256 if adapter else None,
+        adapter_sha256=(adapter.content_sha256 or adapter.sha256) if adapter else None,
     )
 
 
@@ -571,6 +601,7 @@ def check_adapter(adapter: str | Path, base: BaseModel, *, key: str = "model.ada
         warnings=tuple(warnings),
         has_tokenizer=(d / "tokenizer_config.json").is_file(),
         config=cfg,
+        content_sha256=adapter_content_sha256(d),
     )
 
 
