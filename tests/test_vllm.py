@@ -63,6 +63,13 @@ def demo_data(tmp_path_factory):
     return write_demo_data(tmp_path_factory.mktemp("vllm-data"))
 
 
+@pytest.fixture(scope="session")
+def eval10(demo_data, tmp_path_factory) -> Path:
+    """The first 10 eval documents: what these tests compare is the backends' numbers, not their power, and vLLM
+    answers log-likelihood requests one at a time (a document's number is its own, so 10 show any disagreement)."""
+    return _first(demo_data["eval"], 10, tmp_path_factory.mktemp("eval10") / "eval10.jsonl")
+
+
 @pytest.fixture(scope="module")
 def cache(real_cache) -> Path:
     """The run's real-model cache: the `hf` runtime's numbers are measured once for every comparison (a served
@@ -94,8 +101,8 @@ def _first(path: Path, n: int, out: Path) -> Path:
     return out
 
 
-def test_perplexity_through_vllm_equals_hf_within_half_a_percent(tmp_path, vllm, adapters, demo_data, cache):
-    gates = f'[gates.perplexity]\ndata = "{demo_data["eval"]}"\nmin_relative_improvement = 0.0\n'
+def test_perplexity_through_vllm_equals_hf_within_half_a_percent(tmp_path, vllm, adapters, eval10, cache):
+    gates = f'[gates.perplexity]\ndata = "{eval10}"\nmin_relative_improvement = 0.0\n'
     hf = _by_name(run(_config(tmp_path, adapters["cand"], gates, cache)))["perplexity"]
     assert hf.candidate != hf.baseline  # the adapter changes the numbers: both variants were really compared
     served = run(_config(tmp_path / "one", adapters["cand"], gates, cache, url=vllm.url))
@@ -108,13 +115,12 @@ def test_perplexity_through_vllm_equals_hf_within_half_a_percent(tmp_path, vllm,
     assert rts["candidate"]["parent"] == "base" and rts["base"]["server"] == vllm.url
 
 
-def test_base_and_candidate_on_two_servers(tmp_path, vllm, adapters, demo_data, cache, embedded_base, capsys):
+def test_base_and_candidate_on_two_servers(tmp_path, vllm, adapters, eval10, cache, embedded_base, capsys):
     """The base on a second server (another port, as another machine would be), the candidate on the first; a
     cache of its own, so both variants are measured through their servers (10 eval documents: CI time)."""
     from harness.release import vllm_server
 
-    data = _first(demo_data["eval"], 10, tmp_path / "eval10.jsonl")
-    gates = f'[gates.perplexity]\ndata = "{data}"\nmin_relative_improvement = 0.0\n'
+    gates = f'[gates.perplexity]\ndata = "{eval10}"\nmin_relative_improvement = 0.0\n'
     hf = _by_name(run(_config(tmp_path / "hf", adapters["cand"], gates, cache)))["perplexity"]
     log = tmp_path / "base-server.log"
     with vllm_server.start(
@@ -169,10 +175,10 @@ def _head(tmp_path: Path, name: str, n: int) -> Path:
     return out
 
 
-def test_gate_verdicts_through_vllm_equal_hf(tmp_path, vllm, adapters, demo_data, cache):
+def test_gate_verdicts_through_vllm_equal_hf(tmp_path, vllm, adapters, eval10, cache):
     tmp_path.mkdir(parents=True, exist_ok=True)
     gates = (
-        f'[gates.perplexity]\ndata = "{demo_data["eval"]}"\nmin_relative_improvement = 0.0\n\n'
+        f'[gates.perplexity]\ndata = "{eval10}"\nmin_relative_improvement = 0.0\n\n'
         f'[gates.pass_at_k]\ndata = "{_head(tmp_path, "triage_probes", 20)}"\nn = 2\nk = 1\ntemperature = 0.7\n'
         "top_p = 1.0\nmax_new_tokens = 24\n\n"
         f'[gates.regression]\ndata = "{_head(tmp_path, "general", 30)}"\nitems = 30\nmax_items = 30\n'
@@ -213,9 +219,8 @@ def test_bad_endpoint_input_exits_2_naming_the_key(
     assert says in out and where in out
 
 
-def test_429_and_500_are_retried_and_a_dying_endpoint_is_an_error(tmp_path, vllm, adapters, demo_data, cache):
-    data = _first(demo_data["eval"], 10, tmp_path / "eval10.jsonl")  # retries, not numbers: 10 documents do
-    gates = f'[gates.perplexity]\ndata = "{data}"\nmin_relative_improvement = 0.0\n'
+def test_429_and_500_are_retried_and_a_dying_endpoint_is_an_error(tmp_path, vllm, adapters, eval10, cache):
+    gates = f'[gates.perplexity]\ndata = "{eval10}"\nmin_relative_improvement = 0.0\n'
     flaky = FaultProxy(vllm.url, faults=(429, 500, 429))
     try:
         ok = _by_name(run(_config(tmp_path / "flaky", adapters["cand"], gates, cache, url=flaky.url)))["perplexity"]
@@ -233,7 +238,7 @@ def test_429_and_500_are_retried_and_a_dying_endpoint_is_an_error(tmp_path, vllm
     assert dying.url.removesuffix("/v1") in g.explanation and "500" in g.explanation
 
 
-def test_the_in_process_vllm_backend_gives_the_hf_numbers_and_verdicts(tmp_path, adapters, demo_data, cache):
+def test_the_in_process_vllm_backend_gives_the_hf_numbers_and_verdicts(tmp_path, adapters, eval10, cache):
     """`backend = "vllm"`: vLLM's engine in the harness process, here the harness installed in vLLM's environment
     (`make test` puts it there) and run as a user would, `python -m harness.cli gate`."""
     import subprocess
@@ -244,7 +249,6 @@ def test_the_in_process_vllm_backend_gives_the_hf_numbers_and_verdicts(tmp_path,
             pytest.fail("vLLM's environment (.venv-vllm) is missing: `make test` sets it up")
         pytest.skip("vLLM is not set up here (make .venv-vllm/.installed)")
     tmp_path.mkdir(parents=True, exist_ok=True)
-    eval10 = _first(demo_data["eval"], 10, tmp_path / "eval10.jsonl")  # the numbers, not their power: CI time
     gates = (
         f'[gates.perplexity]\ndata = "{eval10}"\nmin_relative_improvement = 0.0\n\n'
         f'[gates.pass_at_k]\ndata = "{_head(tmp_path, "triage_probes", 20)}"\nn = 2\nk = 1\ntemperature = 0.7\n'
@@ -337,12 +341,12 @@ def test_lm_eval_tasks_give_the_same_decision_through_vllm(tmp_path, vllm, adapt
             assert abs(theirs[name][side] - t[side]) <= 0.05 + 1e-9, (name, side, t[side], theirs[name][side])
 
 
-def test_v2_against_v1_on_a_vllm_server_gives_the_hf_verdicts(tmp_path, vllm, adapters, demo_data, cache, capsys):
+def test_v2_against_v1_on_a_vllm_server_gives_the_hf_verdicts(tmp_path, vllm, adapters, eval10, cache, capsys):
     """Two releases as LoRAs of one server (`--lora-modules v1=... cand=...`): the reference is `served_reference`,
     and the verdicts and numbers are those of the in-process `hf` runtime with the same two adapters."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     gates = (
-        f'[gates.perplexity]\ndata = "{demo_data["eval"]}"\nmin_relative_improvement = -0.05\n\n'
+        f'[gates.perplexity]\ndata = "{eval10}"\nmin_relative_improvement = -0.05\n\n'
         f'[gates.regression]\ndata = "{_head(tmp_path, "general", 30)}"\nitems = 30\nmax_items = 30\n'
         "max_new_tokens = 24\n"
     )
