@@ -90,11 +90,11 @@ Decide = Callable[[Any, GateContext], GateResult]
 class Sequential:
     """A gate that may look again on more items when it cannot decide yet (see `gates.stats.look_levels`).
 
-    `data(p)` is the (kind, data) whose item count bounds the looks; `looks(p, available)` the item counts at
-    each look; `requests(p, n)` what to measure for the first n items (cached per slice, so a later look
-    measures only the new items)."""
+    `data(p)` is the (kind, data) whose item count bounds the looks (or a list of them: the smallest bounds);
+    `looks(p, available)` the item counts at each look; `requests(p, n)` what to measure for the first n items
+    (cached per slice, so a later look measures only the new items)."""
 
-    data: Callable[[Any], tuple[str, str] | None]  # None: this configuration of the gate is not sequential
+    data: Callable[[Any], tuple[str, str] | list[tuple[str, str]] | None]  # None: not sequential as configured
     looks: Callable[[Any, int], tuple[int, ...]]
     requests: Callable[[Any, int], list[MeasureRequest]]
 

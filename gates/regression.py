@@ -34,6 +34,7 @@ from gates.stats import (
     decide_non_inferiority,
     look_levels,
     look_sizes,
+    look_slices,
     mcnemar_exact,
     paired_bootstrap,
     power,
@@ -115,18 +116,11 @@ class RegressionParams:
             raise ValueError(problems)
 
 
-def _slices(first: int, n: int) -> list[tuple[int, int]]:
-    """The item ranges measured for the first n items: one per look, so each look measures only new items."""
-    if first <= 0 or first >= n:
-        return [(0, n)]
-    return [(a, min(a + first, n)) for a in range(0, n, first)]
-
-
 def _score_requests(p: RegressionParams, n: int) -> list[MeasureRequest]:
     if not p.suite:
         return []
     out = []
-    for sl in _slices(p.items, n) if n > 0 else [None]:
+    for sl in look_slices(p.items, n) if n > 0 else [None]:
         extra = (("items", sl),) if sl is not None else ()
         if p.score == "likelihood":
             out.append(MeasureRequest("nll", p.suite, (("max_length", 1024), ("batch_size", p.batch_size), *extra)))

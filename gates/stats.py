@@ -195,6 +195,14 @@ def look_sizes(first: int, max_items: int, available: int) -> tuple[int, ...]:
     return tuple(sizes)
 
 
+def look_slices(first: int, n: int) -> list[tuple[int, int]]:
+    """The item ranges measured for the first n items: one per look of `first` items, so each look measures only
+    new items (and each slice is cached on its own)."""
+    if first <= 0 or first >= n:
+        return [(0, n)]
+    return [(a, min(a + first, n)) for a in range(0, n, first)]
+
+
 @dataclass(frozen=True)
 class Power:
     """What an interval can resolve: expected half-width at `items`, and the items a tolerance needs.

@@ -583,9 +583,10 @@ def make_plan(cfg: ReleaseConfig, *, preflight: bool = True) -> Plan:
         gdef = get_gate(g.name)
         if gdef.plan is not None:
             continue
-        if gdef.sequential is not None and gdef.sequential.data(g.params) is not None:
-            kind, data = gdef.sequential.data(g.params)
-            sizes = gdef.sequential.looks(g.params, len(load(kind, data, g.name)))
+        seq = gdef.sequential.data(g.params) if gdef.sequential is not None else None
+        if seq is not None:  # the looks are bounded by the smallest of the data sets they slice
+            available = min(len(load(kind, data, g.name)) for kind, data in (seq if isinstance(seq, list) else [seq]))
+            sizes = gdef.sequential.looks(g.params, available)
             looks[g.name] = (sizes, 0)
             plan[g.name] = gdef.sequential.requests(g.params, sizes[0])
         else:

@@ -67,6 +67,7 @@ class ProbeOutcome:
     parsed: tuple[bool, ...]
     details: tuple[str, ...]
     tokens: tuple[int, ...] = ()  # generated tokens per output, the end-of-answer token excluded
+    category: str = ""  # the suite row's `category` (harm category, task family), for per-category tables
 
     @property
     def n(self) -> int:

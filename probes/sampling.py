@@ -78,6 +78,7 @@ def run_suite(
                 tuple(r.parsed for r in results),
                 tuple(r.detail for r in results),
                 tuple(c.length for c in outs),
+                item.category,
             )
         )
     return ProbeRun(tuple(items))
