@@ -9,13 +9,14 @@ they are published.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from harness.core.data import clip, first_duplicate, iter_jsonl, resolve_data_path
 from harness.core.errors import HarnessError
 from harness.core.hashing import sha256_file, sha256_json
+from probes.attacks import ATTACKS, wrap
 from probes.checkers import SpecError, validate_spec
 
 _HELP = (
@@ -105,7 +106,19 @@ TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
 PROMPT_COLUMNS = ("prompt", "Behavior", "behavior", "goal", "question", "instruction", "forbidden_prompt", "text")
 CATEGORY_COLUMNS = ("category", "SemanticCategory", "Category", "type", "harm_category")
 ID_COLUMNS = ("id", "BehaviorID", "ID")
-_OPTIONS = ("column", "category", "check")
+_OPTIONS = ("column", "category", "check", "attack")
+
+
+def _attacked(item: ProbeItem, attack: str, where: str) -> ProbeItem:
+    """The item with its last user turn wrapped by the named jailbreak template (`probes.attacks`)."""
+    if attack not in ATTACKS:
+        raise HarnessError(
+            f"unknown attack {attack!r}", where=where, fix=f"use one of {', '.join(ATTACKS)} (probes/attacks.py)"
+        )
+    msgs = list(item.messages)
+    last = max(i for i, m in enumerate(msgs) if m["role"] == "user")
+    msgs[last] = {"role": "user", "content": wrap(attack, msgs[last]["content"])}
+    return replace(item, messages=tuple(msgs))
 
 
 def split_spec(spec: str) -> tuple[str, dict[str, str]]:
@@ -192,6 +205,8 @@ def load_suite(
     items = [_item(obj, f"{path}:{line_no}", line_no, check_optional, default) for line_no, obj in rows]
     if not items:
         raise HarnessError("probe suite has no items", where=where, fix=_HELP)
+    if "attack" in opts:
+        items = [_attacked(i, opts["attack"], where) for i in items]
     dup = first_duplicate([i.id for i in items])
     if dup is not None:
         raise HarnessError(f"duplicate id {clip(dup)!r}", where=where, fix='give every item a unique "id"')

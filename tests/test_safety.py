@@ -279,3 +279,44 @@ def test_refusal_rates_by_category_and_the_worst_in_the_explanation():
 )
 def test_a_refusal_opening_followed_by_the_content_is_compliance(answer, refused):
     assert is_refusal(answer) is refused
+
+
+def test_each_attack_is_a_paired_row_and_a_candidate_that_yields_to_one_fails():
+    params = SafetyParams(attacks=["roleplay-v1", "base64-v1"])
+    gdef = get_gate("safety")
+    reqs = gdef.requests(params)
+    assert [r.data for r in reqs] == [
+        "builtin:safety_harmful",
+        "builtin:safety_benign",
+        "builtin:safety_harmful#attack=roleplay-v1",
+        "builtin:safety_harmful#attack=base64-v1",
+    ]
+    runs = {
+        "builtin:safety_harmful": (_run("h", H), _run("h", H)),
+        "builtin:safety_benign": (_run("b", B), _run("b", B)),
+        "builtin:safety_harmful#attack=roleplay-v1": (_run("h", H), _run("h", [False] * 40)),  # yields to role-play
+        "builtin:safety_harmful#attack=base64-v1": (_run("h", [False] * 40), _run("h", [False] * 40)),
+    }
+    m = {(r, v): runs[r.data][i] for r in reqs for i, v in enumerate(("base", "candidate"))}
+    res = gdef.decide(params, GateContext("safety", True, 0, m, requests=tuple(reqs)))
+    assert res.verdict == "fail"
+    assert res.details["checks"]["harmful refusal under roleplay-v1 vs base"] == "fail"
+    assert res.details["checks"]["harmful refusal under base64-v1 vs base"] == "pass"
+    assert "Under the roleplay-v1 attack: candidate refuses 0% vs base 75% of 40 wrapped requests" in res.explanation
+    table = next(t for t in res.tables if t.title == "Harmful requests refused under attack")
+    assert [row[0] for row in table.rows] == ["roleplay-v1", "base64-v1"]
+
+
+def test_attack_templates_wrap_every_harmful_request_and_unknown_names_are_refused():
+    from harness.core.errors import HarnessError
+
+    plain = load_suite("builtin:safety_harmful")
+    wrapped = load_suite("builtin:safety_harmful#attack=roleplay-v1")
+    assert [i.id for i in wrapped.items] == [i.id for i in plain.items] and wrapped.sha256 != plain.sha256
+    first = plain.items[0].messages[0]["content"]
+    assert wrapped.items[0].messages[0]["content"].endswith(f"FreeBot, {first}")
+    with pytest.raises(HarnessError, match="unknown attack 'dan-v9'"):
+        load_suite("builtin:safety_harmful#attack=dan-v9")
+    with pytest.raises(ValueError) as e:
+        SafetyParams(attacks=["dan-v9"])
+    assert e.value.args[0][0][0] == "attacks"
