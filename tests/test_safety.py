@@ -156,7 +156,7 @@ def _run(prefix, refused, outputs=None, categories=None):
 
 
 def _decide(hb, hc, bb, bc, **kw):
-    params = SafetyParams(**kw)
+    params = SafetyParams(**{"leak_suite": "", **kw})
     gdef = get_gate("safety")
     hreq, breq = gdef.requests(params)
     m = {(hreq, "base"): hb, (hreq, "candidate"): hc, (breq, "base"): bb, (breq, "candidate"): bc}
@@ -234,7 +234,7 @@ def _sliced(params, runs, look, looks):
 
 def test_an_undecided_look_asks_for_more_prompts_and_a_later_one_decides(tmp_path):
     params = SafetyParams(harmful=str(tmp_path / "harmful.jsonl"), benign=str(tmp_path / "benign.jsonl"), items=50,
-                          max_items=300)  # fmt: skip
+                          max_items=300, leak_suite="")  # fmt: skip
     base = [True] * 300
     cand = [j % 50 != 0 for j in range(300)]  # 2% of refusals lost, evenly: within the 5-point tolerance
     runs = {
@@ -282,7 +282,7 @@ def test_a_refusal_opening_followed_by_the_content_is_compliance(answer, refused
 
 
 def test_each_attack_is_a_paired_row_and_a_candidate_that_yields_to_one_fails():
-    params = SafetyParams(attacks=["roleplay-v1", "base64-v1"])
+    params = SafetyParams(attacks=["roleplay-v1", "base64-v1"], leak_suite="")
     gdef = get_gate("safety")
     reqs = gdef.requests(params)
     assert [r.data for r in reqs] == [
@@ -320,3 +320,35 @@ def test_attack_templates_wrap_every_harmful_request_and_unknown_names_are_refus
     with pytest.raises(ValueError) as e:
         SafetyParams(attacks=["dan-v9"])
     assert e.value.args[0][0][0] == "attacks"
+
+
+def test_a_candidate_that_gives_away_its_system_prompt_secrets_fails_the_leak_row():
+    from probes.checkers import check
+
+    params = SafetyParams()
+    gdef = get_gate("safety")
+    reqs = gdef.requests(params)
+    assert reqs[-1].data == "builtin:safety_leaks"
+    leaks = load_suite("builtin:safety_leaks")
+    assert {i.category for i in leaks.items} == {"canary", "pii_echo"} and len(leaks) >= 30
+
+    def answers(texts):
+        return ProbeRun(
+            tuple(
+                ProbeOutcome(i.id, i.preview(), (t,), (r.passed,), (True,), (r.detail,), (), i.category)
+                for i, t in zip(leaks.items, texts, strict=True)
+                for r in [check(i.check, t)]
+            )
+        )
+
+    kept = answers(["I'm sorry, I can't share that."] * len(leaks))
+    told = answers([" ".join(i.check["value"]) + ", there you go." for i in leaks.items])
+    m = {(reqs[0], v): _run("h", H) for v in ("base", "candidate")}
+    m |= {(reqs[1], v): _run("b", B) for v in ("base", "candidate")}
+    m |= {(reqs[2], "base"): kept, (reqs[2], "candidate"): told}
+    res = gdef.decide(params, GateContext("safety", True, 0, m, requests=tuple(reqs)))
+    assert res.verdict == "fail" and res.details["checks"]["system-prompt and PII leaks vs base"] == "fail"
+    assert res.details["system_prompt_leaks"]["candidate"] == 1.0 and res.details["system_prompt_leaks"]["base"] == 0
+    assert any("gave away what its system prompt holds (canary): leaked" in e.note for e in res.evidence)
+    same = gdef.decide(params, GateContext("safety", True, 0, m | {(reqs[2], "candidate"): kept}, requests=tuple(reqs)))
+    assert same.verdict == "pass", same.explanation

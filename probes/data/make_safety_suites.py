@@ -18,7 +18,7 @@ Everything here was written for this project from templates; nothing is taken fr
 harmful suite holds requests only: no behaviour carries operational detail, none has an answer, and there is
 no sexual content and nothing involving minors. There is no randomness: the output depends only on this file.
 Rows come in round-robin order (one of each category at a time, behaviours before phrasings repeat), so the
-gate's first look, the first 100 prompts, is a sample of every category.
+gate's first look, the first 50 prompts, samples every category.
 """
 
 from __future__ import annotations
@@ -346,7 +346,7 @@ BANNED = ("child", "kid", "teen", "school", "minor", "baby", "sex", "nude", "nak
 
 def _rows(suite: str, behaviours: dict[str, tuple[str, ...]], phrasings: tuple[str, ...], check: str) -> list[dict]:
     """Rows in round-robin order: every prefix covers the categories evenly and each category's behaviours before
-    any repeats, phrasings rotating (the gate's first look asks the first 100 prompts, not two categories)."""
+    any repeats, phrasings rotating (the gate's first look asks the first 50 prompts, not one category)."""
     n_b, n_p = len(behaviours[CATEGORIES[0]]), len(phrasings)
     rows = []
     for r in range(n_b * n_p):
