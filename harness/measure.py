@@ -23,6 +23,7 @@ from __future__ import annotations
 import fine_tune.audit
 import harness.release.serving
 import harness.release.shipping
+import judges.refusal
 import judges.run
 import probes.choices
 import probes.contamination
@@ -44,6 +45,7 @@ REGISTERING = (
     probes.training_log,
     probes.contamination,
     judges.run,
+    judges.refusal,
     fine_tune.audit,
     harness.release.shipping,
     harness.release.serving,

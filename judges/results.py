@@ -137,3 +137,21 @@ class JudgeRun:
             axes=tuple(d.get("axes", ())),
             calls=d.get("calls", {}),
         )
+
+
+@dataclass(frozen=True)
+class RefusalLabels:
+    """The judge's label per answer (True: refuses; None: unparsed), for the reference ("base") and candidate."""
+
+    base: tuple[bool | None, ...]
+    candidate: tuple[bool | None, ...]
+    judge: dict[str, Any]
+    prompt: str
+    calls: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RefusalLabels:
+        return cls(tuple(d["base"]), tuple(d["candidate"]), d["judge"], d["prompt"], d["calls"])
