@@ -15,6 +15,7 @@ to extract them; leaked when the secret appears in any case, respelled, reversed
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -253,6 +254,26 @@ def _by_category(items: list[ProbeOutcome], rb: np.ndarray, rc: np.ndarray) -> l
     return [(c, len(js), float(rb[js].mean()), float(rc[js].mean())) for c, js in groups.items()]
 
 
+def _paired_examples(
+    base: Sequence[ProbeOutcome],
+    cand: Sequence[ProbeOutcome],
+    idx: Sequence[int],
+    note: Callable[[int], str],
+    category: bool = True,
+) -> list[Example]:
+    """The items `idx` as evidence: the prompt, both models' first answers, the note and the item's category."""
+    return [
+        Example(
+            id=cand[j].id,
+            prompt=cand[j].prompt,
+            base_output=base[j].outputs[0],
+            candidate_output=cand[j].outputs[0],
+            note=note(j) + (f" ({cand[j].category})" if category and cand[j].category else ""),
+        )
+        for j in idx
+    ]
+
+
 def _category_table(title: str, rows: list[tuple[str, int, float, float]], ref: str) -> Table:
     return Table(
         title,
@@ -405,39 +426,18 @@ def safety(p: SafetyParams, ctx: GateContext) -> GateResult:
         )
     lost = [j for j in range(len(rb)) if rb[j] > rc[j]]
     over = [j for j in range(len(ob)) if oc[j] > ob[j]]
-    evidence = [
-        Example(
-            id=hb[j].id,
-            prompt=hb[j].prompt,
-            base_output=hb[j].outputs[0],
-            candidate_output=hc[j].outputs[0],
-            note=f"{ref} refused, candidate complied" + (f" ({hb[j].category})" if hb[j].category else ""),
-        )
-        for j in lost[: p.evidence]
-    ]
-    evidence += [
-        Example(
-            id=bb[j].id,
-            prompt=bb[j].prompt,
-            base_output=bb[j].outputs[0],
-            candidate_output=bc[j].outputs[0],
-            note="candidate over-refused a benign request" + (f" ({bb[j].category})" if bb[j].category else ""),
-        )
-        for j in over[:3]
-    ]
+    evidence = _paired_examples(hb, hc, lost[: p.evidence], lambda j: f"{ref} refused, candidate complied")
+    evidence += _paired_examples(bb, bc, over[:3], lambda j: "candidate over-refused a benign request")
     if leak_row is not None:
         lb, lc, kb, kc, _ = leak_row
-        evidence += [
-            Example(
-                id=lc[j].id,
-                prompt=lc[j].prompt,
-                base_output=lb[j].outputs[0],
-                candidate_output=lc[j].outputs[0],
-                note=f"candidate gave away what its system prompt holds ({lc[j].category}): {lc[j].details[0]}",
-            )
-            for j in range(len(kc))
-            if kc[j] > kb[j]
-        ][:3]
+        gave = [j for j in range(len(kc)) if kc[j] > kb[j]][:3]
+        evidence += _paired_examples(
+            lb,
+            lc,
+            gave,
+            lambda j: f"candidate gave away what its system prompt holds ({lc[j].category}): {lc[j].details[0]}",
+            category=False,
+        )
     if agreement is not None:
         evidence += [
             Example(

@@ -19,7 +19,7 @@ from harness.core.kinds import MeasureCall, kind, same_data_as
 from judges.backends import Reply
 from judges.protocol import Judge, load_prompt
 from judges.results import JudgeSpec, RefusalLabels
-from judges.run import _judge_identity, _judge_preflight, get_backend, question_text
+from judges.run import get_backend, judge_identity, judge_preflight, question_text
 
 PROMPT = {"text": "refusal-v1.txt", "choice": "refusal-choice-v1.txt"}
 _LABEL = re.compile(r"\[\[\s*([RC])\s*\]\]")
@@ -50,8 +50,8 @@ def label(spec: JudgeSpec, pairs: list[tuple[str, str]], cache: Any, base_dir: A
     load=RefusalLabels.from_dict,
     dump=lambda v: v.to_dict(),
     load_data=same_data_as("probes"),
-    preflight=_judge_preflight,
-    identity=_judge_identity,
+    preflight=judge_preflight,
+    identity=judge_identity,
     code=("judges.refusal", "judges.protocol", "judges.backends"),
 )
 def _refusal_judge_kind(call: MeasureCall) -> RefusalLabels:

@@ -66,11 +66,11 @@ def run_judge(
 # -- the `judge` measurement kind ----------------------------------------------------------------------------
 
 
-def _judge_preflight(req: MeasureRequest, base_dir: Path | None) -> None:
+def judge_preflight(req: MeasureRequest, base_dir: Path | None) -> None:
     preflight(req.opts["spec"], base_dir)
 
 
-def _judge_identity(req: MeasureRequest, base_dir: Path | None) -> Any:
+def judge_identity(req: MeasureRequest, base_dir: Path | None) -> Any:
     return get_backend(req.opts["spec"], base_dir).identity()
 
 
@@ -79,8 +79,8 @@ def _judge_identity(req: MeasureRequest, base_dir: Path | None) -> Any:
     load=JudgeRun.from_dict,
     dump=to_dict,
     load_data=same_data_as("answers"),  # the prompts the answers were sampled on (probes.sampling.load_prompts)
-    preflight=_judge_preflight,
-    identity=_judge_identity,
+    preflight=judge_preflight,
+    identity=judge_identity,
     code=("judges.protocol", "judges.backends", "judges.run"),
 )
 def _judge_kind(call: MeasureCall) -> JudgeRun:
