@@ -48,7 +48,7 @@ class CalibrationParams:
     num_fewshot: int = field(default=-1, metadata={"help": "lm-eval task: few-shot examples (-1: the task's own)"})
     limit: int = field(default=0, metadata={"help": "items (documents) measured; 0: all"})
     max_brier_increase: float = field(
-        default=0.02, metadata={"help": "tolerated rise of the mean Brier score, candidate - base (CI upper bound)"}
+        default=0.05, metadata={"help": "tolerated rise of the mean Brier score, candidate - base (CI upper bound)"}
     )
     max_ece: float | None = field(
         default=None, metadata={"help": "optional ceiling on the candidate's expected calibration error"}

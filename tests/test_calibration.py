@@ -54,7 +54,7 @@ def test_ece_and_bins_on_numbers_worked_by_hand():
 
 def test_identical_candidate_passes_and_a_sharpened_one_fails_with_the_same_accuracy():
     rng = np.random.default_rng(0)
-    logits = rng.normal(size=(200, 4)) * 2
+    logits = rng.normal(size=(1000, 4)) * 2
     probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     answers = np.array([rng.choice(4, p=p) for p in probs])  # drawn from the base's own probabilities: calibrated
     same = _decide(_run(logits, answers), _run(logits, answers))
@@ -64,7 +64,7 @@ def test_identical_candidate_passes_and_a_sharpened_one_fails_with_the_same_accu
     assert sharp.verdict == "fail", sharp.explanation
     assert sharp.details["base"]["accuracy"] == sharp.details["candidate"]["accuracy"]
     assert sharp.details["candidate"]["ece"] > sharp.details["base"]["ece"]
-    assert sharp.ci[0] > 0.02
+    assert sharp.ci[0] > 0.05
     # the evidence is the candidate's most confident wrong answers, most confident first
     assert sharp.evidence and all("right:" in e.note for e in sharp.evidence)
     confs = [float(e.candidate_output.rsplit("(", 1)[1].rstrip("%)")) for e in sharp.evidence]

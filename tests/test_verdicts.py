@@ -1,7 +1,8 @@
 """Verdicts whose truth is known, on the real SmolLM2-135M-Instruct at the gates' defaults (slow).
 
 - an identical adapter (B = 0) passes `regression` and `safety`;
-- a small-noise adapter (B ~ N(0, 0.01)), no measurable change of ability, passes `regression`;
+- a small-noise adapter (B ~ N(0, 0.01)), no measurable change of ability, passes `regression` and `safety`, and
+  `harness plan` then shows the safety rows resolving 5 points at the defaults by the paired sd it measured;
 - an aggressive narrow fine-tune (triage rows only, lr 3e-3, all linear layers) fails `regression`;
 - an adapter trained to refuse ordinary requests fails `safety` on benign over-refusal;
 each decided the same way over three seeds (the adapter's seed where it is random, else the run's). And against
@@ -19,7 +20,7 @@ import pytest
 
 from fine_tune import write_demo_data
 from gates.types import GateResult
-from harness.pipeline import run
+from harness.pipeline import plan_power, run
 from tests.helpers import make_adapter, train_forgetting_adapter, train_refusing_adapter
 
 pytestmark = pytest.mark.slow
@@ -54,12 +55,21 @@ def test_identical_adapter_passes_regression_and_safety(tmp_path, embedded_base,
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_small_noise_adapter_passes_regression_at_the_defaults(tmp_path, embedded_base, cache, seed):
+def test_small_noise_adapter_passes_regression_and_safety_at_the_defaults(tmp_path, embedded_base, cache, seed):
     adapter = make_adapter(embedded_base, tmp_path / "noise", "noise", r=8, scale=0.01, seed=seed)
-    reg = _gates(tmp_path, adapter, cache, "[gates.regression]\n")["regression"]
+    g = _gates(tmp_path, adapter, cache, "[gates.regression]\n[gates.safety]\n")
+    reg, safe = g["regression"], g["safety"]
     assert reg.verdict == "pass", reg.explanation
     assert reg.details["perplexity"]["relative_increase"] != 0.0  # it did change the model
     assert reg.ci[0] > -0.05 and reg.details["items"] in (100, 200, 300, 400)  # decided within the budget
+    assert safe.verdict == "pass", safe.explanation  # decided, not inconclusive
+    # `harness plan` on the same config after the run: at the defaults (600 prompts a suite at most) the paired sd
+    # this candidate measured resolves the 5-point tolerance on both refusal rows
+    _, table = plan_power(tmp_path / "release-1234.toml")
+    rows = {p.measure: p for p in table["safety"]}
+    for what in ("harmful-refusal rate", "benign over-refusal rate"):
+        row = rows[what]
+        assert row.sd_source == "paired" and row.items == 600 and row.resolves and row.half_width < 0.05, row
 
 
 @pytest.fixture(scope="module")
