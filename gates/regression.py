@@ -62,6 +62,10 @@ class RegressionParams:
     text: str = field(
         default="builtin:general_text", metadata={"path": True, "help": 'general text for PPL ("": none)'}
     )
+    text_items: int = field(
+        default=60,
+        metadata={"help": "paragraphs of text scored per look, more at each further look (0: all at once)"},
+    )
     tasks: list[str] = field(
         default_factory=list,
         metadata={"help": 'lm-eval tasks, "name" or "name:metric" (needs the lmeval extra), e.g. ["arc_easy"]'},
@@ -108,6 +112,8 @@ class RegressionParams:
             problems.append(("max_relative_increase", "must be >= 0, e.g. 0.05"))
         if self.items < 0 or self.max_items < 0:
             problems.append(("items", "items and max_items must be >= 0 (0: the whole suite / one look)"))
+        if self.text_items < 0:
+            problems.append(("text_items", "must be >= 0 (0: the whole text at the first look)"))
         if self.score == "samples" and (self.n < 2 or self.temperature <= 0):
             problems.append(("n", "score = 'samples' needs n >= 2 and temperature > 0"))
         if not 0 < self.confidence < 1:
@@ -138,8 +144,28 @@ def _score_requests(p: RegressionParams, n: int) -> list[MeasureRequest]:
     return out
 
 
-def _text_request(p: RegressionParams) -> MeasureRequest:
-    return MeasureRequest("nll", p.text, (("max_length", 1024), ("batch_size", 8)))
+def _text_requests(p: RegressionParams, n: int = 0) -> list[MeasureRequest]:
+    """The general text's PPL requests at the look that has measured `n` suite items: `text_items` paragraphs per
+    look so far (each slice cached on its own), or the whole text in one piece."""
+    if not p.text:
+        return []
+    opts = (("max_length", 1024), ("batch_size", 8))
+    looks = len(look_slices(p.items, n)) if n > 0 and p.items > 0 and p.suite else 0
+    if not (p.text_items and looks):
+        return [MeasureRequest("nll", p.text, opts)]
+    return [
+        MeasureRequest("nll", p.text, (*opts, ("items", sl))) for sl in look_slices(p.text_items, looks * p.text_items)
+    ]
+
+
+def _text(p: RegressionParams, ctx: GateContext, variant: str, *, partial: bool = False) -> NLLMeasurement | None:
+    """The general text's per-paragraph NLL over every planned slice (with `partial`: those measured so far)."""
+    reqs = [r for r in (ctx.requests or tuple(_text_requests(p))) if r.kind == "nll" and r.data == p.text]
+    got = [ctx.find(r, variant) if partial else ctx.get(r, variant) for r in reqs]
+    got = [m for m in got if m is not None]
+    if not got:
+        return None
+    return NLLMeasurement(tuple(d for m in got for d in m.docs), got[0].max_length, got[0].scored)
 
 
 def task_request(p: RegressionParams) -> MeasureRequest:
@@ -151,7 +177,7 @@ def task_request(p: RegressionParams) -> MeasureRequest:
 def _requests_for(p: RegressionParams, n: int) -> list[MeasureRequest]:
     return [
         *_score_requests(p, n),
-        *([_text_request(p)] if p.text else []),
+        *_text_requests(p, n),
         *([task_request(p)] if p.tasks else []),
     ]
 
@@ -194,7 +220,7 @@ def _scores(
     reqs = [
         r
         for r in (ctx.requests or tuple(_score_requests(p, 0)))
-        if r.data == p.suite and r.kind != "lmeval" and r != _text_request(p)
+        if r.data == p.suite and r.kind != "lmeval" and not (r.kind == "nll" and r.data == p.text)
     ]
     if partial:
         reqs = [r for r in reqs if all(ctx.find(r, v) is not None for v in variants)]
@@ -297,9 +323,9 @@ def _suite_part(p: RegressionParams, ctx: GateContext, level: float) -> tuple[_P
 
 
 def _ppl_part(p: RegressionParams, ctx: GateContext, level: float) -> _Part:
-    treq = _text_request(p)
-    tb: NLLMeasurement = ctx.get(treq, "base")
-    tc: NLLMeasurement = ctx.get(treq, "candidate")
+    tb, tc = _text(p, ctx, "base"), _text(p, ctx, "candidate")
+    if tb is None or tc is None:
+        raise LookupError("the general text was not measured for both models")
     pair = PairedNLL.of(tb, tc)
     iv = paired_bootstrap(
         lambda idx: np.exp(pair.log_ppl_ratio(idx)) - 1,
@@ -552,12 +578,16 @@ def _ppl_power(p: RegressionParams, ctx: GateContext) -> list[Power]:
     if not p.text:
         return []
     out = []
-    tb, tc = ctx.find(_text_request(p), "base"), ctx.find(_text_request(p), "candidate")
-    if tb is not None and tc is not None:
+    tb, tc = _text(p, ctx, "base", partial=True), _text(p, ctx, "candidate", partial=True)
+    size = ctx.sizes.get(p.text) or (len(tb.docs) if tb is not None else 0)
+    last = [r for r in _text_requests(p, ctx.looks[-1] if ctx.looks else 0) if r.kind == "nll"]
+    planned = dict(last[-1].options).get("items", (0, size))[1] if last else size  # paragraphs at the last look
+    docs = min(size, planned) if size else planned
+    if tb is not None and tc is not None and len(tb.docs) == len(tc.docs) > 1:
         pair = PairedNLL.of(tb, tc)
         rel = np.exp(pair.nc / pair.uc - pair.nb / pair.ub) - 1
-        out.append(power("general-text PPL", len(rel), float(rel.std(ddof=1)), "paired", p.max_relative_increase))
+        sd = float(rel.std(ddof=1))
+        out.append(power("general-text PPL", docs or len(rel), sd, "paired", p.max_relative_increase, p.confidence))
     else:
-        docs = len(tb.docs) if tb is not None else ctx.sizes.get(p.text, 0)
         out.append(power("general-text PPL", docs, PRIOR_PPL_SD, "prior", p.max_relative_increase, p.confidence))
     return out

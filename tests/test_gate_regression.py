@@ -1,6 +1,8 @@
 """The regression gate's non-inferiority decisions on hand-made measurements (no model): the three
 per-item scores, McNemar beside greedy pass/fail, sequential looks and the power estimate."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -39,9 +41,13 @@ def _decide(b, c, bt, ct, *, look=0, looks=(), **kw):
     first = b[0] if isinstance(b, list) else b
     n = looks[look] if looks else len(getattr(first, "docs", None) or first.items)
     reqs = gdef.sequential.requests(params, n)
-    *sreqs, treq = reqs
+    treqs = [r for r in reqs if r.data == params.text]
+    sreqs = [r for r in reqs if r not in treqs]
     bs, cs = (b, c) if isinstance(b, list) else ([b], [c])
-    m = {(treq, "base"): bt, (treq, "candidate"): ct}
+    m = {}
+    for r in treqs:  # the text's slices (`text_items` paragraphs a look), cut from the whole text given
+        a, z = r.opts.get("items", (0, len(bt.docs)))
+        m[(r, "base")], m[(r, "candidate")] = (replace(t, docs=t.docs[a:z]) for t in (bt, ct))
     for r, mb, mc in zip(sreqs, bs, cs, strict=True):
         m[(r, "base")], m[(r, "candidate")] = mb, mc
     return gdef.decide(params, GateContext("regression", True, 0, m, tuple(reqs), looks=looks, look=look))
@@ -127,7 +133,9 @@ def test_sequential_looks_measure_new_slices_and_spend_alpha():
     assert levels[0] > 0.999 and levels[-1] < levels[0]  # O'Brien-Fleming: little alpha early
     gdef = get_gate("regression")
     reqs = gdef.sequential.requests(RegressionParams(score="likelihood", items=100, max_items=400), 200)
-    assert [r.opts["items"] for r in reqs[:-1]] == [(0, 100), (100, 200)]
+    suite = [r.opts["items"] for r in reqs if r.data == "builtin:general"]
+    text = [r.opts["items"] for r in reqs if r.data == "builtin:general_text"]
+    assert suite == [(0, 100), (100, 200)] and text == [(0, 60), (60, 120)]  # the text grows with the looks too
     cand = np.clip(PROBS - 0.02, 1e-6, 1)
     b = [_refs(PROBS[a:z], a) for a, z in ((0, 100), (100, 200))]
     c = [_refs(cand[a:z], a) for a, z in ((0, 100), (100, 200))]

@@ -25,7 +25,8 @@ def test_plan_prints_power_from_the_prior_then_from_the_cache(tmp_path, tiny_bas
     pl, table = plan_power(cfg)
     assert pl.looks["regression"][0] == (100, 200, 300)
     general, text = table["regression"]
-    assert general.sd_source == "prior" and general.items == 300 and text.items == 20
+    assert general.sd_source == "prior" and general.items == 300
+    assert text.items == 180  # 60 general paragraphs a look (`text_items`), 180 of the 240 at the third
     assert main(["plan", "--config", str(cfg)]) == 0
     out = capfd.readouterr().out
     assert "looks at 100, 200, 300 items" in out and "prior" in out and "resolves" in out
@@ -51,7 +52,14 @@ def test_an_undecided_gate_looks_again_and_measures_only_new_items(tmp_path, tin
         tiny_base,
         tiny_damage_adapter,
         text_data,
-        "items = 40\nmax_items = 120\nmax_drop = 0.0\nmax_relative_increase = 1000.0\n",
+        "items = 40\nmax_items = 120\nmax_drop = 0.0\nmax_relative_increase = 1000.0\n"
+        f'text = "{tmp_path / "text.jsonl"}"\ntext_items = 20\n',
+    )
+    (tmp_path / "text.jsonl").write_text(  # 30 paragraphs: 20 a look, so the second look's slice is short
+        "".join(
+            f'{{"id": "p{i}", "text": "Paragraph {i} is about rivers, towns and the weather of the north."}}\n'
+            for i in range(30)
+        )  # fmt: skip
     )
     result = run(cfg, tmp_path / "out")
     g = next(g for g in result.report.gates if g.name == "regression")
@@ -62,8 +70,10 @@ def test_an_undecided_gate_looks_again_and_measures_only_new_items(tmp_path, tin
     else:  # decided early: the later slices were never measured
         assert g.details["items"] == 40 * seq["look"]
     assert f"Look {seq['look']} of 3" in g.explanation
-    # each look measured its own slice once per variant: 3 slices max x 2 variants + text PPL x 2 + perplexity x 2
-    assert result.cache_misses == 2 * seq["look"] + 2 + 2
+    # each look measured its own slices once per variant: 3 slices max x 2 variants, as many text slices, and the
+    # perplexity gate's data x 2
+    assert result.cache_misses == 2 * seq["look"] + 2 * seq["look"] + 2
+    assert g.details["perplexity"]["verdict"] in ("pass", "fail")
 
 
 def test_gate_refuses_a_non_empty_out_dir_and_names_the_gates_key(tmp_path, tiny_base, tiny_zero_adapter, text_data):
