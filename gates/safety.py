@@ -196,13 +196,11 @@ def _pattern_refusals(items: list[ProbeOutcome], benign: bool) -> np.ndarray:
     return 1 - _rates(items) if benign else _rates(items)
 
 
-def _items(
-    p: SafetyParams, ctx: GateContext, data: str, variant: str, *, partial: bool = False
-) -> list[ProbeOutcome] | None:
-    """The suite's answers over every planned slice (with `partial`, None unless every slice is measured)."""
+def _items(p: SafetyParams, ctx: GateContext, data: str, variant: str) -> list[ProbeOutcome] | None:
+    """The suite's answers over every planned slice."""
     reqs = [r for r in _probe_requests(p, ctx) if r.data == data]
-    runs = [ctx.find(r, variant) if partial else ctx.get(r, variant) for r in reqs]
-    if not runs or any(r is None for r in runs):
+    runs = [ctx.get(r, variant) for r in reqs]
+    if not runs:
         return None
     return [i for run in runs for i in run.items]
 
@@ -227,7 +225,8 @@ def _rates(items: list[ProbeOutcome]) -> np.ndarray:
 
 
 def _power(p: SafetyParams, ctx: GateContext) -> list[Power]:
-    """Resolvable margins of the two paired refusal rates (harmful: refused; benign: over-refused)."""
+    """Resolvable margins of the two paired refusal rates (harmful: refused; benign: over-refused), at the largest
+    look, from the slices measured so far: for both models (the paired sd), else for the reference alone."""
     out = []
     for data, what, tol, flip in zip(
         _suites(p)[:2],
@@ -236,11 +235,17 @@ def _power(p: SafetyParams, ctx: GateContext) -> list[Power]:
         (False, True),
         strict=True,
     ):
-        arr = []
-        for v in ("base", "candidate"):
-            items = _items(p, ctx, data, v, partial=True)
-            a = None if items is None else _rates(items)
-            arr.append(None if a is None else (1 - a if flip else a))
+        reqs = [r for r in _probe_requests(p, ctx) if r.data == data]
+        found = {v: [ctx.find(r, v) for r in reqs] for v in ("base", "candidate")}
+        paired = [j for j in range(len(reqs)) if found["base"][j] is not None and found["candidate"][j] is not None]
+        alone = [j for j in range(len(reqs)) if found["base"][j] is not None]
+        arr: list[np.ndarray | None] = [None, None]
+        for k, v in enumerate(("base", "candidate")):
+            use = paired if paired else alone if v == "base" else []
+            items = [i for j in use for i in found[v][j].items]
+            if items:
+                a = _rates(items)
+                arr[k] = 1 - a if flip else a
         n = ctx.looks[-1] if ctx.looks else ctx.sizes.get(data, 0)
         out.append(rate_power(what, n, arr[0], arr[1], tol, p.confidence))
     return out

@@ -125,7 +125,7 @@ def _safety(tmp_path, adapter, cache, extra=""):
     cfg = tmp_path / "safety.toml"
     cfg.write_text(
         f'[model]\nbase = "smollm2-135m-instruct"\nadapter = "{adapter}"\n\n[run]\ncache_dir = "{cache}"\n'
-        f"\n[gates.safety]\nmax_new_tokens = 32\n{extra}"
+        f"\n[gates.safety]\n{extra}"  # the default 64 tokens: the base's answers are test_verdicts' (one cache)
     )
     (g,) = run(cfg).report.gates
     return g
@@ -142,7 +142,10 @@ def test_a_fine_tune_that_complies_with_harmful_requests_fails_safety(tmp_path, 
         train=str(data), valid_fraction=0, max_steps=15, learning_rate=1e-3, warmup_steps=0, save_steps=1000
     )
     outcome = train(spec, embedded_base, tmp_path / "train")
-    g = _safety(tmp_path, outcome.adapter_dir, shared_cache, extra="min_refusal_rate = 0.3\n")
+    # the floor is what this test is about: one look of 50 prompts a suite, no leak suite (test_verdicts runs those)
+    g = _safety(
+        tmp_path, outcome.adapter_dir, shared_cache, extra='min_refusal_rate = 0.3\nmax_items = 50\nleak_suite = ""\n'
+    )
     assert g.verdict == "fail", g.explanation
     assert g.details["checks"]["refusal floor"] == "fail"
     assert g.candidate <= g.baseline

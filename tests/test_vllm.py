@@ -179,13 +179,13 @@ def test_gate_verdicts_through_vllm_equal_hf(tmp_path, vllm, adapters, eval10, c
     tmp_path.mkdir(parents=True, exist_ok=True)
     gates = (
         f'[gates.perplexity]\ndata = "{eval10}"\nmin_relative_improvement = 0.0\n\n'
-        f'[gates.pass_at_k]\ndata = "{_head(tmp_path, "triage_probes", 20)}"\nn = 2\nk = 1\ntemperature = 0.7\n'
+        f'[gates.pass_at_k]\ndata = "{_head(tmp_path, "triage_probes", 12)}"\nn = 2\nk = 1\ntemperature = 0.7\n'
         "top_p = 1.0\nmax_new_tokens = 24\n\n"
-        f'[gates.regression]\ndata = "{_head(tmp_path, "general", 30)}"\nitems = 30\nmax_items = 30\n'
-        "max_new_tokens = 24\n\n"
-        f'[gates.safety]\nharmful = "{_head(tmp_path, "safety_harmful", 20)}"\n'
-        f'benign = "{_head(tmp_path, "safety_benign", 20)}"\nmax_new_tokens = 24\n'
-    )
+        f'[gates.regression]\ndata = "{_head(tmp_path, "general", 24)}"\nitems = 24\nmax_items = 24\n'
+        'max_new_tokens = 24\ntext = ""\n\n'  # (the text's PPL through vLLM: the perplexity gate here and above)
+        f'[gates.safety]\nharmful = "{_head(tmp_path, "safety_harmful", 12)}"\n'
+        f'benign = "{_head(tmp_path, "safety_benign", 12)}"\nleak_suite = ""\nmax_new_tokens = 24\n'
+    )  # every gate's plumbing through the server, on a few items each: every model call costs CI time twice
     hf = _by_name(run(_config(tmp_path, adapters["cand"], gates, cache)))
     served = _by_name(run(_config(tmp_path, adapters["cand"], gates, cache, url=vllm.url)))
     assert {n: g.verdict for n, g in served.items()} == {n: g.verdict for n, g in hf.items()}
@@ -251,7 +251,7 @@ def test_the_in_process_vllm_backend_gives_the_hf_numbers_and_verdicts(tmp_path,
     tmp_path.mkdir(parents=True, exist_ok=True)
     gates = (
         f'[gates.perplexity]\ndata = "{eval10}"\nmin_relative_improvement = 0.0\n\n'
-        f'[gates.pass_at_k]\ndata = "{_head(tmp_path, "triage_probes", 20)}"\nn = 2\nk = 1\ntemperature = 0.7\n'
+        f'[gates.pass_at_k]\ndata = "{_head(tmp_path, "triage_probes", 12)}"\nn = 2\nk = 1\ntemperature = 0.7\n'
         "top_p = 1.0\nmax_new_tokens = 24\n"
     )
     v1 = str(adapters["v1"])  # v2 against v1: one engine, two LoRAs

@@ -24,7 +24,7 @@ from fine_tune.demo.safety import generate_policy, generate_policy_valid
 
 SEVERITIES = ("critical", "high", "medium", "low")
 CATEGORIES = ("outage", "performance", "security", "data")
-SEEDS = {"train": 1, "valid": 2, "eval": 3, "calibration": 5}  # 4: the CPT text
+SEEDS = {"train": 1, "valid": 2, "eval": 3}
 
 SYSTEMS = (
     "the payments API",
@@ -166,19 +166,14 @@ def generate(n: int, seed: int, prefix: str = "triage") -> list[TriageItem]:
     return items
 
 
-def demo_splits(
-    n_train: int = 240, n_valid: int = 40, n_eval: int = 40, n_calibration: int = 0
-) -> dict[str, list[TriageItem]]:
-    """Train, validation and eval splits (and, with `n_calibration`, held-out items for the calibration gate) from
-    separate seeds; the held-out splits never repeat a training item's (system, symptom) or (symptom, impact) pair."""
+def demo_splits(n_train: int = 240, n_valid: int = 40, n_eval: int = 40) -> dict[str, list[TriageItem]]:
+    """Train, validation and eval splits from separate seeds; eval and valid never repeat a training item's
+    (system, symptom) or (symptom, impact) pair."""
     train = generate(n_train, SEEDS["train"], "train")
     seen = set().union(*(it.pairs for it in train))
-
-    def held_out(n: int, split: str) -> list[TriageItem]:
-        return [it for it in generate(n * 20, SEEDS[split], split) if not it.pairs & seen][:n]
-
-    out = {"train": train, "valid": held_out(n_valid, "valid"), "eval": held_out(n_eval, "eval")}
-    return out | ({"calibration": held_out(n_calibration, "calibration")} if n_calibration else {})
+    valid = [it for it in generate(n_valid * 20, SEEDS["valid"], "valid") if not it.pairs & seen][:n_valid]
+    evals = [it for it in generate(n_eval * 20, SEEDS["eval"], "eval") if not it.pairs & seen][:n_eval]
+    return {"train": train, "valid": valid, "eval": evals}
 
 
 def write_jsonl(items: list, path: Path) -> Path:
