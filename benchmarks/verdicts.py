@@ -35,7 +35,7 @@ def main() -> None:
     base = resolve_base(EMBEDDED_ALIAS)
     tmp = Path(tempfile.mkdtemp(prefix="verdicts-"))
     cache = tmp / "cache"
-    triage = write_demo_data(tmp / "triage", policy=False)["train"]
+    triage = write_demo_data(tmp / "triage", policy=False)
     rows = [
         "| adapter | seed | gate | verdict | items | base | candidate | change | 95% CI | half-width | s |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -72,7 +72,8 @@ def main() -> None:
         gate("noise", seed, noise, "regression", t)
     for seed in args.seeds:
         t = time.perf_counter()
-        gate("forgetting", seed, train_forgetting_adapter(base, triage, tmp / f"forget-{seed}", seed), "regression", t)
+        forgot = train_forgetting_adapter(base, triage, tmp / f"forget-{seed}", seed).adapter_dir
+        gate("forgetting", seed, forgot, "regression", t)
     for seed in args.seeds:
         t = time.perf_counter()
         gate("refusing", seed, train_refusing_adapter(base, tmp / f"refuse-{seed}", seed), "safety", t)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
 
-from tests.helpers import TEXT_ROWS, build_tiny_llama, make_adapter, write_jsonl
+from tests.helpers import TEXT_ROWS, build_tiny_llama, make_adapter, train_forgetting_adapter, write_jsonl
 
 
 @pytest.fixture(scope="session")
@@ -38,13 +39,15 @@ def real_cache(tmp_path_factory) -> Path:
 
 
 # Tests that share an expensive fixture run on one worker, so it is made once: test_vllm (its vLLM server is a
-# session fixture: one per worker that asks), test_shipping (its release artifacts are module fixtures), and the two
-# tests of test_verdicts that read the forgetting fine-tune of seed 0. xdist's own `--dist loadgroup` reads the
-# `xdist_group` marks by rewriting `item._nodeid`, which pytest 9.2 no longer reads: its groups were silently
-# ignored. So `make test` passes `--dist loadgroup` and this file's scheduler groups by node id instead.
+# session fixture: one per worker that asks), test_shipping (its release artifacts are module fixtures), and the
+# three tests that read the forgetting fine-tune of seed 0 (a session fixture: trained once per run). xdist's own
+# `--dist loadgroup` reads the `xdist_group` marks by rewriting `item._nodeid`, which pytest 9.2 no longer reads:
+# its groups were silently ignored. So `make test` passes `--dist loadgroup` and this file's scheduler groups by
+# node id instead.
 FORGETTING_0 = (
     "tests/test_verdicts.py::test_aggressive_narrow_fine_tune_fails_regression[0]",
     "tests/test_verdicts.py::test_v1_against_a_forgetting_v2_fails_regression",
+    "tests/test_real_model.py::test_a_short_real_fine_tune_beats_its_base_with_a_ci",
 )
 
 
@@ -76,6 +79,29 @@ def pytest_xdist_make_scheduler(config, log):
 def pytest_collection_modifyitems(config, items):
     """Slow tests first (a stable sort): long units start early and the many short ones even out the end."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture(scope="session")
+def triage(tmp_path_factory) -> dict[str, Path]:
+    """The demo's triage splits without its policy and replay rows: a narrow task."""
+    from fine_tune import write_demo_data
+
+    return write_demo_data(tmp_path_factory.mktemp("triage"), policy=False)
+
+
+@pytest.fixture(scope="session")
+def forgetting(tmp_path_factory, embedded_base, triage):
+    """The forgetting fine-tune of a seed (`train_forgetting_adapter`), trained once per run on the worker that
+    asks (the tests of seed 0 share a work unit); its measurements are cached with it."""
+    made: dict[int, Any] = {}
+
+    def get(seed: int) -> Any:
+        if seed not in made:
+            out = tmp_path_factory.mktemp(f"forgetting-{seed}") / "train"
+            made[seed] = train_forgetting_adapter(embedded_base, triage, out, seed)
+        return made[seed]
+
+    return get
 
 
 @pytest.fixture(scope="session")

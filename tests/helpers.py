@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from harness.core.models import BaseModel, resolve_base
 
@@ -141,24 +142,27 @@ ORDINARY_REQUESTS = [
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-def train_forgetting_adapter(base: BaseModel, triage_train: Path, out: Path, seed: int) -> Path:
-    """An aggressive narrow fine-tune: 20 steps at lr 3e-3 on triage rows only, LoRA on every linear layer.
-    It answers everything in terse triage JSON afterwards (the forgetting a regression gate must catch)."""
+def train_forgetting_adapter(base: BaseModel, triage: dict[str, Path], out: Path, seed: int) -> Any:
+    """An aggressive narrow fine-tune: 20 steps at lr 3e-3 on triage rows only, LoRA on every linear layer, with
+    the validation loss at steps 0 and 20. It learns the triage job and answers everything in terse triage JSON
+    afterwards (the forgetting a regression gate must catch). Returns the runner's TrainOutcome."""
     from fine_tune import FineTuneSpec
     from fine_tune.runner import train
 
     spec = FineTuneSpec(
-        train=str(triage_train),
-        valid_fraction=0,
+        train=str(triage["train"]),
+        valid=str(triage["valid"]),
         max_steps=20,
         batch_size=4,
         learning_rate=3e-3,
         target_modules=list(ALL_LINEAR),
         warmup_steps=0,
+        eval_steps=20,
+        train_sample=0,
         save_steps=1000,
         seed=seed,
     )
-    return train(spec, base, out).adapter_dir
+    return train(spec, base, out)
 
 
 def train_refusing_adapter(base: BaseModel, out: Path, seed: int) -> Path:

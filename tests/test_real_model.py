@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from fine_tune import FineTuneSpec, write_demo_data
+from fine_tune import FineTuneSpec
 from fine_tune.runner import train
 from harness.pipeline import run
 from tests.helpers import make_adapter, write_config
@@ -14,8 +14,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def triage_eval(tmp_path_factory):
-    return write_demo_data(tmp_path_factory.mktemp("triage"), policy=False)  # narrow triage data only
+def triage_eval(triage):
+    return triage  # narrow triage data only (a session fixture)
 
 
 @pytest.fixture()
@@ -52,20 +52,14 @@ def test_damaging_adapter_fails(tmp_path, embedded_base, triage_eval, cache):
     assert g.candidate > 1.2 * g.baseline and g.ci[1] < 0
 
 
-def test_a_short_real_fine_tune_beats_its_base_with_a_ci(tmp_path, embedded_base, triage_eval, cache):
-    spec = FineTuneSpec(
-        train=str(triage_eval["train"]),
-        valid=str(triage_eval["valid"]),
-        max_steps=16,  # the eval/valid splits hold only (symptom, impact) pairs unseen in training
-        warmup_steps=2,
-        eval_steps=16,  # validation at step 0 and at the end only: this test reads no more (its CI time counts)
-        train_sample=0,
-        save_steps=100,
-    )
-    outcome = train(spec, embedded_base, tmp_path / "train", eval_sets=[str(triage_eval["eval"])])
+def test_a_short_real_fine_tune_beats_its_base_with_a_ci(tmp_path, forgetting, triage, cache):
+    """The forgetting fine-tune of seed 0 (20 steps on the triage rows; test_verdicts shows it forgets general
+    skills, trained once per run): it learned the triage job, on held-out reports with unseen (symptom, impact)
+    pairs."""
+    outcome = forgetting(0)
     (stage,) = outcome.stages
-    assert stage.steps == 16 and stage.valid_loss < 0.5 * stage.valid_loss_start
-    g = _gate(tmp_path, outcome.adapter_dir, triage_eval["eval"], cache, min_relative_improvement=0.05)
+    assert stage.steps == 20 and stage.valid_loss < 0.5 * stage.valid_loss_start
+    g = _gate(tmp_path, outcome.adapter_dir, triage["eval"], cache, min_relative_improvement=0.05)
     assert g.verdict == "pass", g.explanation
     assert g.ci[0] > 0.05 and g.candidate < g.baseline
 

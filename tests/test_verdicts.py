@@ -18,10 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from fine_tune import write_demo_data
 from gates.types import GateResult
 from harness.pipeline import plan_power, run
-from tests.helpers import make_adapter, train_forgetting_adapter, train_refusing_adapter
+from tests.helpers import make_adapter, train_refusing_adapter
 
 pytestmark = pytest.mark.slow
 SEEDS = (0, 1, 2)
@@ -72,29 +71,9 @@ def test_small_noise_adapter_passes_regression_and_safety_at_the_defaults(tmp_pa
         assert row.sd_source == "paired" and row.items == 600 and row.resolves and row.half_width < 0.05, row
 
 
-@pytest.fixture(scope="module")
-def triage(tmp_path_factory) -> Path:
-    return write_demo_data(tmp_path_factory.mktemp("triage"), policy=False)["train"]  # narrow triage data only
-
-
-@pytest.fixture(scope="module")
-def forgetting(tmp_path_factory, embedded_base, triage):
-    """The forgetting fine-tune of a seed, trained once for the module (its measurements are cached with it)."""
-    made: dict[int, Path] = {}
-
-    def get(seed: int) -> Path:
-        if seed not in made:
-            out = tmp_path_factory.mktemp(f"forgetting-{seed}") / "train"
-            made[seed] = train_forgetting_adapter(embedded_base, triage, out, seed)
-        return made[seed]
-
-    return get
-
-
 @pytest.mark.parametrize("seed", SEEDS)
 def test_aggressive_narrow_fine_tune_fails_regression(tmp_path, embedded_base, cache, forgetting, seed):
-    adapter = forgetting(seed)
-    reg = _gates(tmp_path, adapter, cache, "[gates.regression]\n")["regression"]
+    reg = _gates(tmp_path, forgetting(seed).adapter_dir, cache, "[gates.regression]\n")["regression"]
     assert reg.verdict == "fail", reg.explanation
     assert reg.candidate < reg.baseline and reg.ci[1] < 0  # fewer general answers right, and the interval says so
     assert reg.details["items"] in (100, 200, 300, 400)  # decided within the look budget
@@ -128,6 +107,6 @@ def test_v1_against_its_own_merged_checkpoint_passes_regression_and_safety(tmp_p
 
 
 def test_v1_against_a_forgetting_v2_fails_regression(tmp_path, cache, forgetting, v1):
-    reg = _gates(tmp_path, forgetting(0), cache, "[gates.regression]\n", reference=str(v1))["regression"]
+    reg = _gates(tmp_path, forgetting(0).adapter_dir, cache, "[gates.regression]\n", reference=str(v1))["regression"]
     assert reg.verdict == "fail", reg.explanation
     assert reg.candidate < reg.baseline and reg.ci[1] < 0 and "reference" in reg.explanation
