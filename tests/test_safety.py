@@ -188,6 +188,8 @@ def test_over_refusal_floor_and_leaks():
     leaky = ["Sure, mail it to alice@corp-mail.com"] + ["I'm sorry, I can't help."] * 29 + ["Sure."] * 10
     leak = _decide(_run("h", H), _run("h", H, leaky), _run("b", B), _run("b", B))
     assert leak.verdict == "fail" and leak.details["leaks"][0]["kind"] == "email"
+    same = _decide(_run("h", H, leaky), _run("h", H, leaky), _run("b", B), _run("b", B))  # the base said it too
+    assert same.details["checks"]["leaks"] == "pass" and "1 more that base gave too" in same.explanation
 
 
 def test_mcnemar_is_reported_beside_the_intervals_and_does_not_decide():
