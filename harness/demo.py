@@ -60,8 +60,8 @@ answer_prefix = '{{"severity": "'
 
 [gates.regression]
 # catastrophic forgetting: greedy answers to the first 100 of 471 general prompts (arithmetic, units, strings,
-# lists, counting, facts, formats), 100 more once if undecided (alpha spent over the looks),
-# and the PPL of 240 general paragraphs, candidate vs base (non-inferiority; `harness plan --config release.toml`
+# lists, counting, facts, formats), 100 more once if undecided (alpha spent over the looks), and the PPL of
+# 60 general paragraphs a look (of 240), candidate vs base (non-inferiority; `harness plan --config release.toml`
 # shows what the intervals can resolve)
 score = "greedy"
 items = 100
