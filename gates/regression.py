@@ -159,8 +159,11 @@ def _text_requests(p: RegressionParams, n: int = 0) -> list[MeasureRequest]:
 
 
 def _text(p: RegressionParams, ctx: GateContext, variant: str, *, partial: bool = False) -> NLLMeasurement | None:
-    """The general text's per-paragraph NLL over every planned slice (with `partial`: those measured so far)."""
+    """The general text's per-paragraph NLL over every planned slice (with `partial`: the slices measured so far for
+    both models, so the two stay paired, as `_scores` does)."""
     reqs = [r for r in (ctx.requests or tuple(_text_requests(p))) if r.kind == "nll" and r.data == p.text]
+    if partial:
+        reqs = [r for r in reqs if all(ctx.find(r, v) is not None for v in ("base", "candidate"))]
     got = [ctx.find(r, variant) if partial else ctx.get(r, variant) for r in reqs]
     got = [m for m in got if m is not None]
     if not got:
