@@ -2,7 +2,8 @@
 suite (the regression gate's default work) at several batch sizes, one torch thread (as each `make test` worker
 runs), and the answers are compared with batch 16's.
 
-    OMP_NUM_THREADS=1 python benchmarks/generation_batch.py [--prompts 64] [--max-new-tokens 48] [--sizes 8,16,32,64]
+    OMP_NUM_THREADS=1 python benchmarks/generation_batch.py [--suite builtin:general] [--prompts 64]
+        [--max-new-tokens 48] [--sizes 8,16,32,64]
 
 Prints the wall time of each batch size, prompts per second, and the share of answers identical to batch 16's
 (left padding changes the numbers a little, so a few greedy answers may differ).
@@ -21,12 +22,13 @@ from probes.suites import load_suite
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--suite", default="builtin:general")
     ap.add_argument("--prompts", type=int, default=64)
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--sizes", default="8,16,32,64")
     a = ap.parse_args()
     rt = Runtimes(resolve_base(EMBEDDED_ALIAS), None, dtype="float32").get("base")
-    convs = [list(i.messages) for i in load_suite("builtin:general").items][: a.prompts]
+    convs = [list(i.messages) for i in load_suite(a.suite).items][: a.prompts]
     params = GenParams(max_new_tokens=a.max_new_tokens)
     rt.generate(convs[:2], GenParams(max_new_tokens=4))  # warm-up
     answers: dict[int, list[str]] = {}

@@ -61,7 +61,7 @@ class JudgeParams:
     seed: int = field(default=0, metadata={"help": "judge seed (recorded; temperature is always 0)"})
     confidence: float = field(default=0.95, metadata={"help": "two-sided level of the bootstrap intervals"})
     bootstrap_samples: int = field(default=2000, metadata={"help": "bootstrap resamples over prompts"})
-    batch_size: int = field(default=16, metadata={"help": "sequences generated together"})
+    batch_size: int = field(default=64, metadata={"help": "sequences generated together"})
     evidence: int = field(default=5, metadata={"help": "how many lost prompts to show"})
 
     def __post_init__(self) -> None:

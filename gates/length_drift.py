@@ -28,7 +28,7 @@ class LengthDriftParams:
     max_new_tokens: int = field(default=48, metadata={"help": "tokens generated per answer at most (greedy)"})
     confidence: float = field(default=0.95, metadata={"help": "two-sided level of the bootstrap interval"})
     bootstrap_samples: int = field(default=2000, metadata={"help": "bootstrap resamples over prompts"})
-    batch_size: int = field(default=16, metadata={"help": "sequences generated together"})
+    batch_size: int = field(default=64, metadata={"help": "sequences generated together"})
     evidence: int = field(default=5, metadata={"help": "how many prompts whose answers changed most to show"})
 
     def __post_init__(self) -> None:

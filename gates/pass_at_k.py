@@ -46,7 +46,7 @@ class PassAtKParams:
     )
     confidence: float = field(default=0.95, metadata={"help": "two-sided level of the bootstrap interval"})
     bootstrap_samples: int = field(default=2000, metadata={"help": "bootstrap resamples over items"})
-    batch_size: int = field(default=16, metadata={"help": "sequences generated together"})
+    batch_size: int = field(default=64, metadata={"help": "sequences generated together"})
     evidence: int = field(default=5, metadata={"help": "how many regressed items to show"})
 
     def __post_init__(self) -> None:

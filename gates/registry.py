@@ -28,7 +28,7 @@ def probe_request(
     max_new_tokens: int = 128,
     stop: tuple[str, ...] = (),
     seed: int = 0,
-    batch_size: int = 16,
+    batch_size: int = 64,
 ) -> MeasureRequest:
     """Sample and check a probe suite (the options are exactly what the `probes` measurement takes)."""
     opts = (

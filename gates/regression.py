@@ -86,7 +86,7 @@ class RegressionParams:
     seed: int = field(default=0, metadata={"help": "sampling seed"})
     confidence: float = field(default=0.95, metadata={"help": "two-sided level, kept over all looks"})
     bootstrap_samples: int = field(default=2000, metadata={"help": "bootstrap resamples"})
-    batch_size: int = field(default=16, metadata={"help": "sequences generated or scored together"})
+    batch_size: int = field(default=64, metadata={"help": "sequences generated or scored together"})
     evidence: int = field(default=5, metadata={"help": "how many forgotten items to show"})
 
     @property

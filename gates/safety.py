@@ -89,7 +89,7 @@ class SafetyParams:
     max_items: int = field(default=600, metadata={"help": "prompts of each suite at most over all looks"})
     confidence: float = field(default=0.95, metadata={"help": "two-sided level, kept over all looks"})
     bootstrap_samples: int = field(default=2000, metadata={"help": "bootstrap resamples over prompts"})
-    batch_size: int = field(default=16, metadata={"help": "sequences generated together"})
+    batch_size: int = field(default=64, metadata={"help": "sequences generated together"})
     evidence: int = field(default=5, metadata={"help": "how many no-longer-refused requests to show"})
 
     def __post_init__(self) -> None:

@@ -32,7 +32,7 @@ def sample(
     conversations: list[list[dict[str, str]]],
     params: SamplingParams,
     *,
-    batch_size: int = 16,
+    batch_size: int = 64,
     description: str = "sampling",
 ) -> list[list[str]]:
     """`params.n` completions for each conversation (temperature 0: greedy, one distinct completion copied),
@@ -55,7 +55,7 @@ def run_suite(
     suite: Any,
     params: Any,
     *,
-    batch_size: int = 16,
+    batch_size: int = 64,
     description: str | None = None,
     limit: int | None = None,
 ) -> Any:

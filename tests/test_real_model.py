@@ -64,23 +64,23 @@ def test_a_short_real_fine_tune_beats_its_base_with_a_ci(tmp_path, forgetting, t
     assert g.ci[0] > 0.05 and g.candidate < g.baseline
 
 
-def test_overfit_gate_fails_many_epochs_on_20_examples(tmp_path, embedded_base, triage_eval):
+def test_overfit_gate_fails_many_epochs_on_12_examples(tmp_path, embedded_base, triage_eval):
     import json
 
     from tests.helpers import write_jsonl
 
-    rows = [json.loads(line) for line in open(triage_eval["train"])][:20]
-    small = write_jsonl(tmp_path / "train20.jsonl", rows)
-    # 20 validation rows (and so a 20-row train sample) show the rise as 40 did, at half the evaluation time
+    rows = [json.loads(line) for line in open(triage_eval["train"])][:12]
+    small = write_jsonl(tmp_path / "train12.jsonl", rows)
+    # 20 validation rows (and a 12-row train sample: the whole training set) show the rise as 40 did
     valid = [json.loads(line) for line in open(triage_eval["valid"])][:20]
     spec = FineTuneSpec(
         train=str(small),
         valid=str(write_jsonl(tmp_path / "valid20.jsonl", valid)),
-        epochs=8,  # validation loss bottoms out at epoch 2 (step 10) and ends 11.2% above it at 8 (max_val_rise 5%)
+        epochs=6,  # validation loss bottoms out at step 9 (epoch 3) and ends 16.7% above it at 18 (max_val_rise 5%)
         batch_size=4,
         learning_rate=1e-3,
         warmup_steps=0,
-        eval_steps=10,
+        eval_steps=3,
         save_steps=1000,
         logging_steps=5,
     )
@@ -90,6 +90,7 @@ def test_overfit_gate_fails_many_epochs_on_20_examples(tmp_path, embedded_base, 
     (g,) = run(cfg).report.gates
     assert g.verdict == "fail", g.explanation
     assert g.candidate > g.baseline  # validation loss ended above train loss
+    assert "Overfitting: the validation loss rose" in g.explanation  # above its own minimum, by more than 5%
 
 
 @pytest.fixture(scope="module")

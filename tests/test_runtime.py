@@ -74,3 +74,26 @@ def test_variants_share_one_model_and_the_base_stays_the_base(tiny_base, tiny_da
         pool.get("merged")
     with pytest.raises(ValueError, match="unknown variant"):
         pool.get("quantised")
+
+
+def test_a_batch_that_does_not_fit_is_answered_in_halves_with_the_same_answers(rt, monkeypatch):
+    """No GPU here to run out of: the model's forward refuses more than two rows at a time, as a device would raise
+    out of memory, and the batch of three is answered in smaller batches, each answer what it was in one batch."""
+    import torch
+
+    p = GenParams(max_new_tokens=8)
+    whole = [outs[0] for outs in rt.generate(PROMPTS, p, batch_size=8)]
+    forward = rt.model.forward
+    rows_seen = []
+
+    def small_device(*args, **kwargs):
+        rows = (kwargs.get("input_ids") if kwargs.get("input_ids") is not None else args[0]).shape[0]
+        rows_seen.append(rows)
+        if rows > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated: more than two rows)")
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(rt.model, "forward", small_device)
+    halves = [outs[0] for outs in rt.generate(PROMPTS, p, batch_size=8)]
+    assert halves == whole
+    assert 3 in rows_seen and max(r for r in rows_seen if r != 3) <= 2  # tried whole, then answered in halves

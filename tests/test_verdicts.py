@@ -82,7 +82,8 @@ def test_aggressive_narrow_fine_tune_fails_regression(tmp_path, embedded_base, c
 @pytest.mark.parametrize("seed", SEEDS)
 def test_adapter_trained_to_refuse_ordinary_requests_fails_safety(tmp_path, embedded_base, cache, seed):
     adapter = train_refusing_adapter(embedded_base, tmp_path / "train", seed)
-    safe = _gates(tmp_path, adapter, cache, "[gates.safety]\n")["safety"]
+    # no leak suite: what this adapter changes is over-refusal (the leak checks are the tests above)
+    safe = _gates(tmp_path, adapter, cache, '[gates.safety]\nleak_suite = ""\n')["safety"]
     assert safe.verdict == "fail", safe.explanation
     assert safe.details["checks"]["benign over-refusal vs base"] == "fail", safe.details["checks"]
     over = safe.details["over_refusal"]

@@ -70,7 +70,7 @@ class Runtime(Protocol):
         ...
 
     def generate(
-        self, prompts: Sequence[Prompt], params: GenParams, *, batch_size: int = 16, description: str | None = None
+        self, prompts: Sequence[Prompt], params: GenParams, *, batch_size: int = 64, description: str | None = None
     ) -> list[list[Completion]]:
         """`params.n` completions per prompt, in prompt order."""
         ...

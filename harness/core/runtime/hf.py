@@ -1,6 +1,7 @@
 """`hf`: an in-process transformers (+ peft) model as a runtime. The package's one `model.generate` call.
 
-Batched with left padding and the KV cache under `inference_mode`; device and dtype are the loaded model's.
+Batched with left padding and the KV cache under `inference_mode` (64 sequences a batch by default, halved while
+a batch does not fit); device and dtype are the loaded model's.
 Stops are applied in one place: end-of-answer ids (`GenParams.eos`) and stop strings (ended by transformers,
 then cut from the text).
 """
@@ -118,7 +119,7 @@ class HFRuntime:
         return self.model(input_ids=ids, attention_mask=attn).logits[:, keep]
 
     def generate(
-        self, prompts: Sequence[Prompt], params: GenParams, *, batch_size: int = 16, description: str | None = None
+        self, prompts: Sequence[Prompt], params: GenParams, *, batch_size: int = 64, description: str | None = None
     ) -> list[list[Completion]]:
         import torch
 
@@ -134,7 +135,7 @@ class HFRuntime:
             for b, start in enumerate(range(0, len(ids), per_batch)):
                 chunk = ids[start : start + per_batch]
                 torch.manual_seed(params.seed + b)
-                rows = self._generate(chunk, params, greedy, per_prompt, eos)
+                rows = self._generate_fitting(chunk, params, greedy, per_prompt, eos)
                 for i in range(len(chunk)):
                     outs = rows[i * per_prompt : (i + 1) * per_prompt]
                     out.append(outs * params.n if greedy else outs)
@@ -158,6 +159,24 @@ class HFRuntime:
 
     def _device(self) -> Any:
         return next(self.model.parameters()).device
+
+    def _generate_fitting(
+        self, chunk: list[list[int]], params: GenParams, greedy: bool, per_prompt: int, eos: list[int]
+    ) -> list[Completion]:
+        """`_generate`, in halves while a batch does not fit the device's memory (the default batch of 64 is
+        sized for small models; a large model on a small GPU answers in smaller batches rather than failing)."""
+        import torch
+
+        try:
+            return self._generate(chunk, params, greedy, per_prompt, eos)
+        except torch.OutOfMemoryError:
+            if len(chunk) == 1:
+                raise
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        half = len(chunk) // 2
+        first = self._generate_fitting(chunk[:half], params, greedy, per_prompt, eos)
+        return first + self._generate_fitting(chunk[half:], params, greedy, per_prompt, eos)
 
     def _generate(
         self, chunk: list[list[int]], params: GenParams, greedy: bool, per_prompt: int, eos: list[int]

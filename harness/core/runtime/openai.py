@@ -105,7 +105,7 @@ class OpenAIRuntime:
         )
 
     def generate(
-        self, prompts: Sequence[Prompt], params: GenParams, *, batch_size: int = 16, description: str | None = None
+        self, prompts: Sequence[Prompt], params: GenParams, *, batch_size: int = 64, description: str | None = None
     ) -> list[list[Completion]]:
         """`params.n` completions per prompt (greedy: one asked, copied n times), requests in flight at once up
         to `max_concurrency`; `batch_size` is the in-process engines' and is not used here."""

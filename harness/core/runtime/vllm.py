@@ -135,7 +135,7 @@ class VLLMRuntime:
         return encode_prompt(self.tok, prompt)
 
     def generate(
-        self, prompts: Sequence[Prompt], params: GenParams, *, batch_size: int = 16, description: str | None = None
+        self, prompts: Sequence[Prompt], params: GenParams, *, batch_size: int = 64, description: str | None = None
     ) -> list[list[Completion]]:
         """`params.n` completions per prompt (greedy: one computed, copied n times), every prompt in one call."""
         greedy = params.temperature == 0
