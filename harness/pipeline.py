@@ -25,6 +25,7 @@ from fine_tune.licenses import refuse_disallowed
 from gates import GateContext, GateResult, MeasureRequest, get_gate, release_verdict
 from gates.registry import PlanInfo, not_applicable
 from gates.stats import Power
+from harness import workers
 from harness.config import ReleaseConfig, load_config
 from harness.core.cache import MeasurementCache, measurement_key
 from harness.core.console import console, status
@@ -205,6 +206,7 @@ class Measurer:
         self.env = MeasureEnv(
             pl.candidate.base, pl.adapter, self.runtimes, cache, cfg.base_dir, max_length=_training_max_length(cfg)
         )
+        self.quiet: Any = lambda: None  # called before timed kinds are measured: stops the run's helper processes
 
     @property
     def device(self) -> str | None:
@@ -294,12 +296,13 @@ class Measurer:
         return out
 
     def measure(
-        self, requests: list[MeasureRequest], done: dict | None = None
+        self, requests: list[MeasureRequest], done: dict | None = None, *, variants_only: bool = False
     ) -> tuple[dict[tuple[MeasureRequest, str], Any], dict[tuple[MeasureRequest, str], BaseException]]:
         """Data measurements first (before any model loads), then each variant's (base first: the candidate
         wraps the same loaded model), then comparisons of two variants once both exist. `done` holds what
         earlier looks measured. A measurement another run sharing the cache is making right now is put off
-        until the rest is measured, then awaited (so it is made once)."""
+        until the rest is measured, then awaited (so it is made once). `variants_only` (a helper process of a
+        run, `harness.workers`): only the variants' cached measurements, which have no side effects."""
         results: dict[tuple[MeasureRequest, str], Any] = {}
         errors: dict[tuple[MeasureRequest, str], BaseException] = {}
         seen = dict(done or {})  # earlier looks' measurements and this call's, for the pairs' sources
@@ -318,9 +321,13 @@ class Measurer:
             return True
 
         work = [(req, v) for v in ("data", *VARIANTS) for req in requests if v in req.variants]
+        if variants_only:
+            work = [(req, v) for req, v in work if v in VARIANTS and KINDS[req.kind].cached]
         later = [(req, v) for req, v in work if not attempt(req, v, wait=False)]
         for req, variant in later:
             attempt(req, variant, wait=True)
+        if variants_only:
+            return results, errors
         for req in requests:
             if "pair" not in req.variants:
                 continue
@@ -723,16 +730,26 @@ def power_warnings(table: dict[str, list[Power]], reference: str = "base") -> li
     ]
 
 
-def measure_and_decide(cfg: ReleaseConfig, pl: Plan, measurer: Measurer) -> tuple[dict, list[GateResult]]:
+def measure_and_decide(
+    cfg: ReleaseConfig, pl: Plan, measurer: Measurer, *, variants_only: bool = False
+) -> tuple[dict, list[GateResult]]:
     """Measure what the plan asks (sequential gates looking again while undecided) and decide every gate, in the
     config's order with the gates that have no question for this form. `harness gate` measures; `harness promote`
-    replays the same run from the cache through this same code (`Replay`), so both decide alike."""
-    results, errors = measurer.measure(pl.all_requests())
+    replays the same run from the cache through this same code (`Replay`), so both decide alike; a helper process
+    (`harness.workers`) follows the same looks measuring only the variants' cached measurements."""
+    timed = [r for r in pl.all_requests() if KINDS[r.kind].timed]  # latency: last, with nothing else running
+    results, errors = measurer.measure([r for r in pl.all_requests() if r not in timed], variants_only=variants_only)
     gate_results = _decide(pl.cfg, pl.requests, results, errors, pl.looks, pl.sizes, pl.reference_label)
     while moved := pl.next_looks(gate_results):  # sequential gates that could not decide look at more items
         log.info("undecided, looking again on more items: %s", ", ".join(moved))
-        new = [r for r in pl.all_requests() if not any((r, v) in results for v in r.variants)]
-        more, more_errors = measurer.measure(new, results)
+        new = [r for r in pl.all_requests() if not any((r, v) in results for v in r.variants) and r not in timed]
+        more, more_errors = measurer.measure(new, results, variants_only=variants_only)
+        results.update(more)
+        errors.update(more_errors)
+        gate_results = _decide(pl.cfg, pl.requests, results, errors, pl.looks, pl.sizes, pl.reference_label)
+    if timed and not variants_only:
+        measurer.quiet()
+        more, more_errors = measurer.measure(timed, results)
         results.update(more)
         errors.update(more_errors)
         gate_results = _decide(pl.cfg, pl.requests, results, errors, pl.looks, pl.sizes, pl.reference_label)
@@ -782,7 +799,9 @@ def _run(cfg: ReleaseConfig, pl: Plan, out_dir: Path | None, log_to: str, t0: fl
     for w in warnings:
         console.print(f"[yellow]warning[/]: tolerance below the resolvable margin: {escape(w)}", soft_wrap=True)
     t1 = time.perf_counter()
-    results, gate_results = measure_and_decide(cfg, pl, measurer)
+    with workers.helping(cfg, cache.root) as helpers:
+        measurer.quiet = helpers.stop
+        results, gate_results = measure_and_decide(cfg, pl, measurer)
     timings["measure"] = time.perf_counter() - t1
 
     measurer.close()
@@ -802,6 +821,7 @@ def _run(cfg: ReleaseConfig, pl: Plan, out_dir: Path | None, log_to: str, t0: fl
         timings=timings,
     )
     manifest["runtimes"] = measurer.runtimes.describe()
+    manifest["workers"] = 1 + helpers.started
     manifest["run_id"] = run_id  # `harness promote` replays the decisions from what this run recorded under it
     for (req, _), value in results.items():  # measurements the manifest records (the training data's audit)
         if KINDS[req.kind].manifest_key:

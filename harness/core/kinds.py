@@ -94,6 +94,7 @@ class MeasureKind:
     # what else the result depends on, for the cache key (a judge model's identity: its weights or endpoint)
     identity: Callable[[MeasureRequest, Path | None], Any] | None = None
     shared_tokens: bool = False  # compares per-token numbers: reference and candidate must share a tokenizer
+    timed: bool = False  # wall-clock figures (latency): measured last, once the run's helper processes have stopped
 
     def code_sha256(self) -> str:
         return sha256_json([source_sha256(m) for m in self.code])

@@ -67,6 +67,7 @@ def _probe(
     load_data=load_prompts,
     code=("harness.release.export", "harness.release.shipping", "probes.parity", "harness.core.runtime.hf"),
     cached=False,
+    timed=True,
 )
 def measure_serving(call: MeasureCall) -> dict[str, Any]:
     """Run the probe in a fresh process on the merged model (what ships), and with `compare`, on the base and the
