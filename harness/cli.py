@@ -397,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="train a LoRA on the embedded model, gate it, write the report")
     d.add_argument("--out", help="output directory (default: a new runs/demo-TIMESTAMP)")
-    d.add_argument("--steps", type=int, default=40, help="training steps (default 40: about 3.5 min on 2 CPU cores)")
+    d.add_argument("--steps", type=int, default=30, help="training steps (default 30: about 3.5 min on 2 CPU cores)")
     d.add_argument("--qlora", action="store_true", help="QLoRA: the base quantised to 4-bit NF4 while training")
     d.add_argument("--cpt", action="store_true", help="continued pre-training on raw incident text before SFT")
     d.set_defaults(func=_demo)
