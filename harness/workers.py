@@ -83,14 +83,15 @@ def helping(cfg: Any, cache_root: Path) -> Iterator[Helpers]:
     import torch
 
     share = max(1, cores() // n)
-    env = {**os.environ, "OMP_NUM_THREADS": str(share), "MKL_NUM_THREADS": str(share), "HARNESS_HELPER": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": str(share), "MKL_NUM_THREADS": str(share)}
     cmd = [sys.executable, "-m", "harness.helper", str(cfg.path), "--cache", str(cache_root)]
     helpers = Helpers([], torch.get_num_threads())
     try:
-        for _ in range(n - 1):
-            helpers.procs.append(
-                subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=_log())
-            )
+        with _log() as err:  # the children hold their own copy of the file
+            for _ in range(n - 1):
+                helpers.procs.append(
+                    subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+                )
         helpers.started = len(helpers.procs)
         torch.set_num_threads(share)
         console.print(f"measuring in {n} processes ({share} torch thread{'s' * (share > 1)} each)")
@@ -102,4 +103,4 @@ def helping(cfg: Any, cache_root: Path) -> Iterator[Helpers]:
 def _log() -> Any:
     """Where a helper's stderr goes: nowhere, unless HARNESS_HELPER_LOG names a file (debugging a helper)."""
     path = os.environ.get("HARNESS_HELPER_LOG")
-    return open(path, "ab") if path else subprocess.DEVNULL  # noqa: SIM115 (the child holds it)
+    return open(path, "ab") if path else open(os.devnull, "wb")
