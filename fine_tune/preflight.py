@@ -67,3 +67,33 @@ def preflight_sft(rows: list[tuple[Record, list[dict[str, str]]]], tokenizer: An
             where=where,
             fix="fix the chat template or the rows named; raise max_length if answers are cut",
         )
+
+
+def preflight_dpo(pairs: Any, tokenizer: Any, max_length: int, where: str) -> None:
+    """Every preference pair must leave room for its answers: the rendered prompt (with the generation prompt) plus
+    at least one answer token within `max_length`, or DPO trains on nothing for that row. Names file:line."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise HarnessError(
+            "the tokenizer has no chat template; DPO on chat pairs needs one",
+            where=where,
+            fix="use an instruct/chat tokenizer or set tokenizer.chat_template",
+        )
+    issues = []
+    for p in pairs:
+        n = len(
+            tokenizer.apply_chat_template(list(p.prompt), tokenize=True, add_generation_prompt=True, return_dict=False)
+        )
+        if n >= max_length:
+            issues.append(
+                PreflightIssue(
+                    p.line, p.id, f"the prompt alone is {n} tokens, max_length={max_length} leaves no answer"
+                )
+            )
+    if issues:
+        shown = "\n".join(f"    {where}:{i.line} ({i.id}): {i.problem}" for i in issues[:5])
+        more = f"\n    … and {len(issues) - 5} more" if len(issues) > 5 else ""
+        raise HarnessError(
+            f"DPO preflight failed on {len(issues)} of {len(pairs)} pairs:\n{shown}{more}",
+            where=f"{where}:{issues[0].line}",
+            fix="shorten the prompts named, or raise [fine_tune] max_length",
+        )

@@ -1,9 +1,11 @@
-"""`harness train`: CPT and/or SFT with LoRA or QLoRA on TRL 1.x, the way the seeds' checklists ask.
+"""`harness train`: CPT, SFT and DPO with LoRA, QLoRA or every weight (full) on TRL 1.x, the way the seeds'
+checklists ask.
 
 A recipe that reads top to bottom: resolve data (split, refuse eval sets, report template diversity,
-preflight the loss mask), build the model (full precision, or 4-bit NF4 for QLoRA), train with
-checkpoints and a loss log, then save the adapter with its training manifest and loss curve.
-Each stage writes `OUT/<stage>/adapter`; with `cpt+sft` the SFT stage continues the CPT adapter.
+preflight the loss mask or the preference pairs), build the model (full precision, or 4-bit NF4 for QLoRA), train
+with checkpoints and a loss log, then save the adapter (or, for `method = "full"`, the full checkpoint) with its
+training manifest and loss curve. Each stage writes `OUT/<stage>/adapter` (`OUT/<stage>/model`); with `cpt+sft`
+the SFT stage continues the CPT adapter, and a DPO stage continues the SFT one, which is also its reference policy.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from fine_tune.datasets import (
 )
 from fine_tune.licenses import refuse_disallowed
 from fine_tune.preflight import preflight_sft
-from fine_tune.spec import FineTuneSpec
+from fine_tune.spec import LORA_KEYS, FineTuneSpec
 from harness.core.console import console, quiet_hf_progress
 from harness.core.data import Record, load_dataset
 from harness.core.errors import HarnessError
@@ -68,7 +70,7 @@ class StageResult:
         return (
             f"{self.stage}: {self.steps} steps{resumed} in {self.wall_time_s:.0f} s "
             f"({self.tokens_per_s:.0f} tokens/s), "
-            f"train loss {train}{valid}; adapter {self.adapter_dir}; loss curve {self.loss_curve}"
+            f"train loss {train}{valid}; {self.adapter_dir.name} {self.adapter_dir}; loss curve {self.loss_curve}"
         )
 
     @classmethod
@@ -76,7 +78,7 @@ class StageResult:
         m = read_manifest(stage_dir)
         return cls(
             m.stage or "",
-            stage_dir / "adapter",
+            stage_dir / ("model" if m.method == "full" else "adapter"),
             stage_dir / TRAINING_MANIFEST,
             stage_dir / "train_log.json",
             stage_dir / "loss_curve.png",
@@ -109,8 +111,9 @@ def _device() -> tuple[bool, bool]:
     return cuda, cuda and torch.cuda.is_bf16_supported()
 
 
-def _load_model(base: BaseModel, method: str, bf16: bool) -> tuple[Any, str]:
-    """Full-precision model, or the base quantised to 4-bit NF4 (double quantisation) for QLoRA."""
+def _load_model(base: BaseModel, method: str, bf16: bool, weights: Path | None = None) -> tuple[Any, str]:
+    """Full-precision model, or the base quantised to 4-bit NF4 (double quantisation) for QLoRA. `weights`: a full
+    checkpoint to start from instead of the base (the previous stage's, for a full fine-tune)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -133,8 +136,22 @@ def _load_model(base: BaseModel, method: str, bf16: bool) -> tuple[Any, str]:
             if hasattr(module, "support_avx512bf16_for_cpu"):
                 module.support_avx512bf16_for_cpu = False
     else:
-        model = AutoModelForCausalLM.from_pretrained(base.dir, dtype=dtype, use_safetensors=True)
+        model = AutoModelForCausalLM.from_pretrained(weights or base.dir, dtype=dtype, use_safetensors=True)
     return model, str(dtype).removeprefix("torch.")
+
+
+def peak_memory_mb(cuda: bool) -> float:
+    """The training's peak memory: the GPU's peak allocation, or on a CPU the process's peak resident set (the whole
+    process: the model, the optimizer state, activations, Python)."""
+    if cuda:
+        import torch
+
+        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    import resource
+    import sys
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(rss / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
 def sft_pairs(spec: FineTuneSpec, records: Any) -> list[tuple[Any, list[dict[str, str]]]]:
@@ -225,6 +242,93 @@ def _latest_checkpoint(ckpt_dir: Path) -> Path | None:
     return ckpts[-1] if ckpts else None
 
 
+def _trainer_args(stage: str, spec: FineTuneSpec, ckpt_dir: Path, has_valid: bool, cuda: bool, bf16: bool) -> Any:
+    """TRL's config for the stage: `DPOConfig` for dpo, `SFTConfig` for sft and cpt; the same schedule, logging,
+    checkpoints and seeds for all."""
+    from trl import DPOConfig, SFTConfig
+
+    full = spec.method == "full"
+    common: dict[str, Any] = dict(
+        output_dir=str(ckpt_dir),
+        max_steps=spec.steps_for(stage) or -1,
+        num_train_epochs=spec.epochs or 1.0,
+        per_device_train_batch_size=spec.batch_size,
+        per_device_eval_batch_size=spec.batch_size,
+        gradient_accumulation_steps=spec.grad_accum,
+        learning_rate=spec.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=spec.warmup_steps,
+        optim=spec.optimizer,
+        logging_steps=spec.logging_steps,
+        eval_strategy="steps" if has_valid else "no",
+        eval_steps=spec.eval_steps,
+        save_strategy="steps",
+        save_steps=spec.save_steps,
+        save_total_limit=2 if full else None,  # a full checkpoint holds every weight and its optimizer state
+        report_to=spec.report_to,  # as it is: TRL's own tracker integrations
+        seed=spec.seed,
+        data_seed=spec.seed,
+        max_length=spec.max_length,
+        bf16=bf16,
+        # every weight trains in a full fine-tune: recompute activations instead of keeping them (TRL's default,
+        # kept); LoRA on a CPU: off (it only slows the small adapters down)
+        activation_checkpointing=full,
+        activation_checkpointing_kwargs={"use_reentrant": False} if full else None,
+        use_cpu=not cuda,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    if stage == "dpo":
+        # the reference policy's validation loss at step 0 is log 2 by construction: no eval on start
+        return DPOConfig(**common, beta=spec.beta, loss_type=[spec.loss_type])
+    return SFTConfig(
+        **common,
+        eval_on_start=has_valid,  # the base's validation loss: the point the curve must come down from
+        # CPT: raw text packed into fixed-length blocks; SFT: loss on completions only
+        packing=stage == "cpt" or spec.packing,
+        packing_strategy="wrapped" if stage == "cpt" else "bfd",
+        completion_only_loss=None if stage == "cpt" else True,
+        dataset_text_field="text",
+        train_sampling_strategy="sequential" if spec.curriculum and stage == "sft" else "random",
+        include_num_input_tokens_seen="non_padding",
+    )
+
+
+def _stage_model(
+    stage: str, spec: FineTuneSpec, base: BaseModel, init: Path | None, bf16: bool
+) -> tuple[Any, Any, str]:
+    """(model, peft_config, compute dtype) a stage starts from: the base with a new LoRA adapter, the previous
+    stage's adapter made trainable (for DPO TRL copies it as the frozen reference policy), or for a full fine-tune
+    every weight of the base or of the previous stage's checkpoint."""
+    from peft import LoraConfig, PeftModel
+
+    if spec.method == "full":
+        model, dtype = _load_model(base, "full", bf16, weights=init)
+        return model, None, dtype
+    model, dtype = _load_model(base, spec.method, bf16)
+    if init is not None:  # the stage continues the previous one's adapter (CPT's for SFT, SFT's for DPO)
+        return PeftModel.from_pretrained(model, init, is_trainable=True), None, dtype
+    lora = LoraConfig(
+        r=spec.r,
+        lora_alpha=spec.alpha,
+        lora_dropout=spec.dropout,
+        target_modules=spec.modules_for(stage),
+        task_type="CAUSAL_LM",
+    )
+    return model, lora, dtype
+
+
+def _save(trainer: Any, spec: FineTuneSpec, tok: Any, out_dir: Path) -> None:
+    """The stage's output: the LoRA adapter, or for a full fine-tune a full safetensors checkpoint with its
+    tokenizer and chat template (what `candidate = DIR` gates and what ships)."""
+    model = trainer.model
+    if spec.method != "full" and "ref" in getattr(model, "peft_config", {}):
+        model.delete_adapter("ref")  # TRL's frozen copy of the reference policy: not part of what was trained
+    trainer.save_model(str(out_dir))
+    tok.save_pretrained(str(out_dir))  # the chat template travels with the weights
+    (out_dir / "training_args.bin").unlink(missing_ok=True)  # pickle: never loaded, never shipped
+
+
 def train_stage(
     stage: str,
     spec: FineTuneSpec,
@@ -236,79 +340,58 @@ def train_stage(
     base_dir: Path | None,
     resume: bool,
 ) -> StageResult:
+    """One stage into `stage_dir`. `init_adapter`: what the stage starts from, the previous stage's output (a LoRA
+    adapter, or for `method = "full"` a full checkpoint)."""
     quiet_hf_progress()
     from datasets import Dataset as HFDataset
-    from peft import LoraConfig, PeftModel
     from transformers import PrinterCallback
-    from trl import SFTConfig
+    from trl import DPOTrainer
 
     from fine_tune.watch import TaskLossTrainer, Watch, log_entries, plot_loss, write_log
 
-    tok = load_tokenizer(base.dir, need_chat_template=stage == "sft")
-    data = _data(stage, spec, tok, eval_sets, base_dir)
+    full = spec.method == "full"
+    tok = load_tokenizer(init_adapter if full and init_adapter else base.dir, need_chat_template=stage != "cpt")
+    if stage == "dpo":
+        from fine_tune.dpo import dpo_data
+
+        data = dpo_data(spec, tok, eval_sets, base_dir)
+    else:
+        data = _data(stage, spec, tok, eval_sets, base_dir)
     if (tpl := data.get("templates")) and tpl.warning:
         console.print(f"[yellow]warning[/]: {data['dataset'].path}: {tpl.warning}")
     cuda, bf16 = _device()
     if not bf16:
         console.print("[dim]bf16 off: no CUDA GPU with bf16 support here, so training runs in float32[/]")
-    model, compute_dtype = _load_model(base, spec.method, bf16)
-    peft_config = None
-    modules = spec.modules_for(stage)
-    if init_adapter is not None:  # the SFT stage continues the CPT adapter
-        model = PeftModel.from_pretrained(model, init_adapter, is_trainable=True)
-    else:
-        peft_config = LoraConfig(
-            r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout, target_modules=modules, task_type="CAUSAL_LM"
-        )
+    model, peft_config, compute_dtype = _stage_model(stage, spec, base, init_adapter, bf16)
+    modules = [] if full else spec.modules_for(stage)
     ckpt_dir = stage_dir / "checkpoints"
     has_valid = bool(data["valid_rows"])
-    args = SFTConfig(
-        output_dir=str(ckpt_dir),
-        max_steps=spec.steps_for(stage) or -1,
-        num_train_epochs=spec.epochs or 1.0,
-        per_device_train_batch_size=spec.batch_size,
-        per_device_eval_batch_size=spec.batch_size,
-        gradient_accumulation_steps=spec.grad_accum,
-        learning_rate=spec.learning_rate,
-        lr_scheduler_type="cosine",
-        warmup_steps=spec.warmup_steps,
-        logging_steps=spec.logging_steps,
-        eval_strategy="steps" if has_valid else "no",
-        eval_on_start=has_valid,  # the base's validation loss: the point the curve must come down from
-        eval_steps=spec.eval_steps,
-        save_strategy="steps",
-        save_steps=spec.save_steps,
-        report_to=spec.report_to,  # as it is: TRL's own tracker integrations
-        seed=spec.seed,
-        data_seed=spec.seed,
-        max_length=spec.max_length,
-        # CPT: raw text packed into fixed-length blocks; SFT: loss on completions only
-        packing=stage == "cpt" or spec.packing,
-        packing_strategy="wrapped" if stage == "cpt" else "bfd",
-        completion_only_loss=None if stage == "cpt" else True,
-        dataset_text_field="text",
-        train_sampling_strategy="sequential" if spec.curriculum and stage == "sft" else "random",
-        # TRL defaults bf16 and gradient checkpointing on; both fail or slow down on CPU
-        bf16=bf16,
-        gradient_checkpointing=False,
-        use_cpu=not cuda,
-        disable_tqdm=True,
-        include_num_input_tokens_seen="non_padding",
-        dataloader_num_workers=0,
-    )
+    args = _trainer_args(stage, spec, ckpt_dir, has_valid, cuda, bf16)
     watch = Watch(stage_dir, f"{stage} {spec.method}")
     # the validation set and a fixed train sample, evaluated alike at every evaluation: a like-with-like gap
     evals = {"valid": data["valid_rows"], "train_sample": data["sample_rows"]}
-    trainer = TaskLossTrainer(
-        model=model,
-        args=args,
-        train_dataset=HFDataset.from_list(data["train_rows"]),
-        eval_dataset={k: HFDataset.from_list(v) for k, v in evals.items() if v} if has_valid else None,
-        processing_class=tok,
-        peft_config=peft_config,
-        callbacks=[watch],
-        row_tasks=None if args.packing else data["row_tasks"],  # packed blocks mix rows: no per-task loss
-    )
+    eval_dataset = {k: HFDataset.from_list(v) for k, v in evals.items() if v} if has_valid else None
+    if stage == "dpo":
+        trainer: Any = DPOTrainer(
+            model=model,
+            args=args,
+            train_dataset=HFDataset.from_list(data["train_rows"]),
+            eval_dataset=eval_dataset,
+            processing_class=tok,
+            peft_config=peft_config,
+            callbacks=[watch],
+        )
+    else:
+        trainer = TaskLossTrainer(
+            model=model,
+            args=args,
+            train_dataset=HFDataset.from_list(data["train_rows"]),
+            eval_dataset=eval_dataset,
+            processing_class=tok,
+            peft_config=peft_config,
+            callbacks=[watch],
+            row_tasks=None if args.packing else data["row_tasks"],  # packed blocks mix rows: no per-task loss
+        )
     trainer.remove_callback(PrinterCallback)  # the progress bar shows the loss
     tb_dir = stage_dir / "tensorboard"
     for cb in trainer.callback_handler.callbacks:  # its default lies under the checkpoints, removed when done
@@ -336,13 +419,13 @@ def train_stage(
     evals = [r for r in rows if r["eval_loss"] is not None]
     valid_loss = float(evals[-1]["eval_loss"]) if has_valid else None
     write_log(rows, stage_dir)
-    curve = plot_loss(rows, stage_dir / "loss_curve.png", f"{stage} ({spec.method}, r={spec.r}) on {base.id}")
-    adapter_dir = stage_dir / "adapter"
-    trainer.save_model(str(adapter_dir))
-    (adapter_dir / "training_args.bin").unlink(missing_ok=True)  # pickle: never loaded, never shipped
+    what = "full" if full else f"{spec.method}, r={spec.r}"
+    curve = plot_loss(rows, stage_dir / "loss_curve.png", f"{stage} ({what}) on {base.id}")
+    adapter_dir = stage_dir / ("model" if full else "adapter")
+    _save(trainer, spec, tok, adapter_dir)
     shutil.copy2(curve, adapter_dir / "loss_curve.png")  # travels with the adapter into the release report
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-    tokens = int(trainer.state.num_input_tokens_seen or 0)
+    tokens = int(trainer.state.num_input_tokens_seen or 0) or _dpo_tokens(trainer)
     train_losses = [r["train_loss"] for r in rows if r.get("train_loss") is not None]
     fp = fingerprint(base)
     manifest = TrainingManifest(
@@ -394,10 +477,22 @@ def train_stage(
         loss_curve="loss_curve.png",
         tracking=tracking,
         packages=package_versions(),
+        extra={
+            "optimizer": spec.optimizer,
+            "activation_checkpointing": bool(args.activation_checkpointing),
+            "peak_memory_mb": peak_memory_mb(cuda),
+            **({"dpo": {"beta": spec.beta, "loss_type": spec.loss_type}} if stage == "dpo" else {}),
+        },
     )
     manifest.write(adapter_dir / TRAINING_MANIFEST, stage_dir / TRAINING_MANIFEST)
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: checkpoints are only for resuming
     return StageResult.from_manifest(stage_dir)
+
+
+def _dpo_tokens(trainer: Any) -> int:
+    """Tokens a DPO run saw (TRL's DPO trainer counts them in its `num_tokens` metric, not in the Trainer state)."""
+    seen = [h["num_tokens"] for h in trainer.state.log_history if h.get("num_tokens") is not None]
+    return int(seen[-1]) if seen else 0
 
 
 def train(
@@ -426,7 +521,9 @@ def train(
     require_tracker(spec.report_to, "[fine_tune] report_to")  # before any model loads
     out.mkdir(parents=True, exist_ok=True)
     results: list[StageResult] = []
-    init: Path | None = None
+    init: Path | None = Path(spec.init_adapter) if spec.init_adapter else None
+    if init is not None and base_dir is not None and not init.is_absolute():
+        init = base_dir / init
     for stage in spec.stages():
         stage_dir = out / stage
         if (stage_dir / TRAINING_MANIFEST).is_file():
@@ -456,7 +553,7 @@ def refuse_disallowed_training_data(cfg: Any) -> None:
     """The config's [data] licence rules on every file [fine_tune] trains on (before any model loads)."""
 
     spec: FineTuneSpec = cfg.fine_tune
-    data = [f for f in (spec.train, spec.cpt_data, spec.valid) if f]
+    data = [f for f in (spec.train, spec.cpt_data, spec.dpo_data, spec.valid) if f]
     refuse_disallowed(data, cfg.base_dir, cfg.data, "[fine_tune] training data")
 
 
@@ -465,6 +562,12 @@ def train_from_config(cfg: Any, out: Path | None = None, *, resume: bool = False
 
     spec: FineTuneSpec = cfg.fine_tune
     refuse_disallowed_training_data(cfg)
+    given = set((cfg.raw or {}).get("fine_tune", {}))
+    if spec.method == "full" and (ignored := [k for k in LORA_KEYS if k in given]):
+        console.print(
+            f'[yellow]warning[/]: [fine_tune] {", ".join(ignored)}: LoRA keys, ignored by method = "full" '
+            '(every weight trains); remove them, or set method = "lora"'
+        )
     base = resolve_base(spec.base or cfg.model.base, cfg.base_dir, cfg.model.revision if cfg.model else None)
     out = Path(out) if out else Path(spec.output) if spec.output else new_run_dir(prefix="train")
     return train(spec, base, out, eval_sets=list(spec.eval) + cfg.eval_data(), base_dir=cfg.base_dir, resume=resume)

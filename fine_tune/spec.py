@@ -8,8 +8,14 @@ from harness.core.tracking import TRACKERS
 
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 FFN = ("gate_proj", "up_proj", "down_proj")
-METHODS = ("lora", "qlora")
-STAGES = ("sft", "cpt", "cpt+sft")
+METHODS = ("lora", "qlora", "full")
+STAGES = ("sft", "cpt", "cpt+sft", "dpo", "sft+dpo", "cpt+sft+dpo")
+LORA_KEYS = ("r", "alpha", "dropout", "target_modules")  # ignored by method = "full"
+# TRL's DPO loss names (DPOConfig.loss_type)
+DPO_LOSSES = (
+    "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot", "aot_unpaired",
+    "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm",
+)  # fmt: skip
 
 
 def _h(text: str, **kw) -> dict:
@@ -23,6 +29,18 @@ class FineTuneSpec:
     )
     cpt_data: str | None = field(
         default=None, metadata=_h("raw text for the CPT stage (JSONL text or .txt)", path=True)
+    )
+    dpo_data: str | None = field(
+        default=None,
+        metadata=_h(
+            'preference pairs for the dpo stage: JSONL {"prompt" | "messages", "chosen", "rejected"} (TRL\'s '
+            "conversational form too); default: train, when dpo is the only stage",
+            path=True,
+        ),
+    )
+    init_adapter: str | None = field(
+        default=None,
+        metadata=_h('a LoRA adapter the first stage continues (e.g. an SFT adapter for stage = "dpo")', path=True),
     )
     valid: str | None = field(default=None, metadata=_h("validation set; default: a seeded split of train", path=True))
     valid_fraction: float = field(
@@ -39,8 +57,25 @@ class FineTuneSpec:
         default_factory=list, metadata=_h("eval sets never to train on (gate data is added)", path=True)
     )
     base: str | None = field(default=None, metadata=_h("base model; default [model].base"))
-    method: str = field(default="lora", metadata=_h("lora | qlora (4-bit NF4 base, double quantisation)"))
-    stage: str = field(default="sft", metadata=_h("sft | cpt | cpt+sft (CPT first, then SFT on top)"))
+    method: str = field(
+        default="lora",
+        metadata=_h(
+            "lora | qlora (4-bit NF4 base, double quantisation) | full (every weight; writes a full checkpoint, "
+            "gradient checkpointing on)"
+        ),
+    )
+    stage: str = field(
+        default="sft",
+        metadata=_h(
+            "sft | cpt | cpt+sft | dpo | sft+dpo | cpt+sft+dpo: stages in order, each starting from the previous "
+            "one's weights (DPO's reference policy is the stage before it, or the base)"
+        ),
+    )
+    beta: float = field(default=0.1, metadata=_h("DPO: how far the policy may move from its reference (TRL's beta)"))
+    loss_type: str = field(default="sigmoid", metadata=_h(f"DPO loss, TRL's names: {', '.join(DPO_LOSSES)}"))
+    optimizer: str = field(
+        default="adamw_torch", metadata=_h("the optimizer (transformers' `optim` names, e.g. adamw_torch, adafactor)")
+    )
     r: int = field(default=16, metadata=_h("LoRA rank"))
     alpha: int = field(default=32, metadata=_h("LoRA alpha (scale = alpha / r)"))
     dropout: float = field(default=0.05, metadata=_h("LoRA dropout"))
@@ -52,6 +87,7 @@ class FineTuneSpec:
     epochs: float | None = field(default=None, metadata=_h("epochs (used when max_steps is not set; default 1)"))
     max_steps: int | None = field(default=None, metadata=_h("optimizer steps; overrides epochs"))
     cpt_steps: int | None = field(default=None, metadata=_h("optimizer steps of the CPT stage; default max_steps"))
+    dpo_steps: int | None = field(default=None, metadata=_h("optimizer steps of the DPO stage; default max_steps"))
     batch_size: int = field(default=8, metadata=_h("examples per device step"))
     grad_accum: int = field(default=1, metadata=_h("gradient accumulation steps"))
     max_length: int = field(default=512, metadata=_h("tokens per example (SFT) or per packed block (CPT)"))
@@ -81,6 +117,19 @@ class FineTuneSpec:
             problems.append(("method", f"must be one of {', '.join(METHODS)}"))
         if self.stage not in STAGES:
             problems.append(("stage", f"must be one of {', '.join(STAGES)}"))
+        stages = self.stage.split("+")
+        if "dpo" in stages and "sft" in stages and not self.dpo_data:
+            problems.append(("dpo_data", "is required when dpo follows sft: preference pairs (train is the SFT data)"))
+        if self.stage == "dpo" and not (self.dpo_data or self.train):
+            problems.append(("dpo_data", "is required for the dpo stage: preference pairs (or give them as train)"))
+        if self.method == "qlora" and "dpo" in stages:
+            problems.append(("method", "qlora with dpo is not supported here: use lora or full"))
+        if self.init_adapter and self.method == "full":
+            problems.append(("init_adapter", 'continues a LoRA adapter: with method = "full" set base to the model'))
+        if self.beta <= 0:
+            problems.append(("beta", "must be positive (0.1 is usual)"))
+        if self.loss_type not in DPO_LOSSES:
+            problems.append(("loss_type", f"must be one of TRL's: {', '.join(DPO_LOSSES)}"))
         if "sft" in self.stage and not self.train:
             problems.append(("train", "is required for the sft stage: chat pairs to fine-tune on"))
         if "cpt" in self.stage and not (self.cpt_data or (self.stage == "cpt" and self.train)):
@@ -92,7 +141,7 @@ class FineTuneSpec:
                 problems.append((key, "must be at least 1"))
         if self.train_sample < 0:
             problems.append(("train_sample", "must be >= 0 (0: no train-sample loss)"))
-        for key in ("max_steps", "cpt_steps"):
+        for key in ("max_steps", "cpt_steps", "dpo_steps"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 problems.append((key, "must be at least 1"))
         if self.epochs is not None and self.epochs <= 0:
@@ -109,7 +158,16 @@ class FineTuneSpec:
             raise ValueError(problems)
 
     def steps_for(self, stage: str) -> int | None:
-        return self.cpt_steps or self.max_steps if stage == "cpt" else self.max_steps
+        own = {"cpt": self.cpt_steps, "dpo": self.dpo_steps}.get(stage)
+        return own or self.max_steps
+
+    def data_for(self, stage: str) -> str | None:
+        """The file a stage trains on."""
+        if stage == "cpt":
+            return self.cpt_data or self.train
+        if stage == "dpo":
+            return self.dpo_data or self.train
+        return self.train
 
     def stages(self) -> list[str]:
         return self.stage.split("+")

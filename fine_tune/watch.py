@@ -36,6 +36,25 @@ def _eval_losses(h: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+DPO_PREFIXES = ("rewards/", "logps/")  # TRL's DPO metrics: rewards/chosen, rewards/rejected, rewards/margins, ...
+
+
+def _dpo_metrics(h: dict[str, Any]) -> dict[str, float]:
+    """DPO's metrics of one log event, under their TRL names; an evaluation's with the `eval_` prefix
+    (`eval_rewards/accuracies`, from the validation set's `eval_valid_rewards/accuracies`)."""
+    out = {}
+    for key, value in h.items():
+        if value is None:
+            continue
+        if key.startswith(DPO_PREFIXES):
+            out[key] = value
+        elif key.startswith("eval_") and (name := key.removeprefix("eval_").removeprefix("valid_")).startswith(
+            DPO_PREFIXES
+        ):
+            out[f"eval_{name}"] = value
+    return out
+
+
 def log_entries(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Train/eval loss rows from a Trainer's `state.log_history` (the final summary row dropped); the evaluations
     of one step (validation set, train sample) are merged into one row."""
@@ -47,6 +66,7 @@ def log_entries(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
         last = rows[-1] if rows else None
         if evals and "loss" not in h and last and last["step"] == h.get("step") and last["train_loss"] is None:
             last.update(evals)  # another eval set of the same evaluation
+            last.update(_dpo_metrics(h))
             continue
         rows.append(
             {
@@ -58,6 +78,7 @@ def log_entries(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "learning_rate": h.get("learning_rate"),
                 "grad_norm": h.get("grad_norm"),
                 **evals,
+                **_dpo_metrics(h),
             }
         )
     return rows
@@ -79,8 +100,9 @@ def write_log(rows: list[dict[str, Any]], out_dir: Path) -> tuple[Path, Path]:
 def plot_loss(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
     from matplotlib.figure import Figure  # no pyplot: the process's backend (the user's) is never switched
 
-    fig = Figure(figsize=(7, 4), dpi=100)
-    ax = fig.subplots()
+    dpo = any(r.get("rewards/margins") is not None or r.get("eval_rewards/margins") is not None for r in rows)
+    fig = Figure(figsize=(7, 6.5 if dpo else 4), dpi=100)
+    ax, *more = fig.subplots(2, 1, sharex=True) if dpo else [fig.subplots()]
     curves = (
         ("train_loss", "train (running, train mode)", "-"),
         ("train_sample_loss", "train sample (eval mode)", "s--"),
@@ -91,10 +113,25 @@ def plot_loss(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
         if pts:
             ax.plot(*zip(*pts, strict=True), style, label=label)
     ax.set_xlabel("step")
-    ax.set_ylabel("loss (nats/token)")
+    ax.set_ylabel("DPO loss" if dpo else "loss (nats/token)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
+    if more:  # DPO: the reward margin (chosen - rejected) and the share of pairs whose chosen answer wins
+        rew = more[0]
+        for key, label, style in (
+            ("rewards/margins", "reward margin (train)", "-"),
+            ("eval_rewards/margins", "reward margin (validation)", "o-"),
+            ("rewards/accuracies", "reward accuracy (train)", ":"),
+            ("eval_rewards/accuracies", "reward accuracy (validation)", "s--"),
+        ):
+            pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
+            if pts:
+                rew.plot(*zip(*pts, strict=True), style, label=label)
+        rew.set_xlabel("step")
+        rew.set_ylabel("reward (nats) / accuracy")
+        rew.grid(alpha=0.3)
+        rew.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

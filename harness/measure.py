@@ -6,6 +6,7 @@ run function beside the probe it runs:
 
     probes, answers     probes/sampling.py          nll             probes/perplexity.py
     choices             probes/choices.py           lmeval          probes/lmeval.py
+    preference          probes/preference.py
     training_log        probes/training_log.py      contamination   probes/contamination.py
     judge               judges/run.py               audit           fine_tune/audit.py
     merge_parity, gguf_parity, template_drift, rollback             harness/release/shipping.py
@@ -29,6 +30,7 @@ import probes.choices
 import probes.contamination
 import probes.lmeval
 import probes.perplexity
+import probes.preference
 import probes.sampling
 import probes.training_log
 from harness.core.kinds import KINDS, MeasureCall, MeasureEnv, MeasureKind, get_kind
@@ -41,6 +43,7 @@ REGISTERING = (
     probes.sampling,
     probes.perplexity,
     probes.choices,
+    probes.preference,
     probes.lmeval,
     probes.training_log,
     probes.contamination,

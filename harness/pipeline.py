@@ -648,7 +648,7 @@ def make_plan(cfg: ReleaseConfig, *, preflight: bool = True) -> Plan:
 
 
 # measurement kinds that read log-probabilities of base and candidate (a server must offer them)
-_LOGLIK_KINDS = ("nll",)
+_LOGLIK_KINDS = ("nll", "choices", "preference")
 
 
 def _prepare_backend(cfg: ReleaseConfig, reference: Form, candidate: Form, plan: dict, check: bool) -> Any:

@@ -41,9 +41,10 @@ def _contents(value: Any) -> list[str]:
 
 
 def row_text(obj: dict[str, Any]) -> str:
-    """Everything a row says: text, or its messages / prompt and completion (HumanEval: prompt and tests)."""
+    """Everything a row says: text, or its messages / prompt and completion (HumanEval: prompt and tests; preference
+    pairs: both answers)."""
     parts: list[str] = []
-    for key in ("text", "messages", "prompt", "completion", "canonical_solution"):
+    for key in ("text", "messages", "prompt", "completion", "chosen", "rejected", "canonical_solution"):
         parts += _contents(obj.get(key))
     return "\n".join(parts)
 

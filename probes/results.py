@@ -183,3 +183,42 @@ class ChoiceRun:
 
     def without(self, ids: set[str]) -> ChoiceRun:
         return ChoiceRun(tuple(i for i in self.items if i.id not in ids), self.answer_prefix)
+
+
+@dataclass(frozen=True)
+class PairScore:
+    """One preference pair under one model: each answer's summed log-probability as the prompt's continuation (its
+    end-of-turn marker included when the template has one) and how many tokens were scored."""
+
+    id: str
+    prompt: str  # a preview of the prompt
+    chosen: str  # the preferred answer (clipped for the report)
+    rejected: str  # the dispreferred answer (clipped)
+    ll_chosen: float
+    ll_rejected: float
+    n_chosen: int  # answer tokens scored (the end-of-turn marker counted)
+    n_rejected: int
+
+    def score(self, normalize: str = "sum") -> tuple[float, float]:
+        """(chosen, rejected) scores: summed log-probabilities, or per answer token with `normalize` "tokens"."""
+        if normalize == "tokens":
+            return self.ll_chosen / max(self.n_chosen, 1), self.ll_rejected / max(self.n_rejected, 1)
+        return self.ll_chosen, self.ll_rejected
+
+
+@dataclass(frozen=True)
+class PreferenceRun:
+    """Every pair of one `preference` measurement (`probes.preference`)."""
+
+    pairs: tuple[PairScore, ...]
+    end_of_turn: str = ""  # the end-of-turn marker scored after each answer ("": none)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"end_of_turn": self.end_of_turn, "pairs": [asdict(p) for p in self.pairs]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PreferenceRun:
+        return cls(tuple(PairScore(**p) for p in d["pairs"]), d.get("end_of_turn", ""))
+
+    def without(self, ids: set[str]) -> PreferenceRun:
+        return PreferenceRun(tuple(p for p in self.pairs if p.id not in ids), self.end_of_turn)

@@ -89,4 +89,5 @@ def _point(r: dict[str, Any]) -> LossPoint:
 @kind("training_log", load=TrainingLog.from_dict, dump=to_dict, load_data=None, cached=False)
 def _training_log_kind(call: MeasureCall) -> TrainingLog:
     data = call.request.data
-    return read_training_log(Path(data) if data else call.env.adapter.dir)
+    env = call.env  # what ships: the adapter, or a full checkpoint's own directory (its training manifest beside it)
+    return read_training_log(Path(data) if data else env.adapter.dir if env.adapter is not None else env.base.dir)
