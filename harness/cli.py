@@ -210,7 +210,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    run_demo(Path(args.out) if args.out else None, steps=args.steps, qlora=args.qlora, cpt=args.cpt)
+    run_demo(Path(args.out) if args.out else None, steps=args.steps, qlora=args.qlora, cpt=args.cpt, dpo=args.dpo)
     # the demo succeeded when it wrote its report, whatever the verdict; `harness gate` is what exits 1
     return EXIT_PASS
 
@@ -400,6 +400,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--steps", type=int, default=30, help="training steps (default 30: about 3.5 min on 2 CPU cores)")
     d.add_argument("--qlora", action="store_true", help="QLoRA: the base quantised to 4-bit NF4 while training")
     d.add_argument("--cpt", action="store_true", help="continued pre-training on raw incident text before SFT")
+    d.add_argument(
+        "--dpo",
+        action="store_true",
+        help="a short DPO stage after SFT (the correct JSON answer preferred over a plausible wrong one), gated with "
+        "[gates.preference] on held-out pairs",
+    )
     d.set_defaults(func=_demo)
 
     ex = sub.add_parser("export", help="merge the adapter into full-precision weights and write GGUF files")

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from fine_tune.demo.preference import write_preference_data
 from fine_tune.demo.triage import write_cpt_text, write_demo_data
 from fine_tune.runner import train_from_config
 from harness.config import load_config
@@ -13,6 +14,7 @@ from harness.core.console import console
 from harness.core.errors import HarnessError
 from harness.core.models import EMBEDDED_ALIAS
 from harness.core.paths import new_run_dir
+from harness.workers import measuring_reference
 
 DEMO_CONFIG = """\
 # Release config written by `harness demo`. Paths are relative to this file.
@@ -51,7 +53,7 @@ k = 1
 temperature = 0.7
 max_new_tokens = 24
 
-[gates.calibration]
+{preference}[gates.calibration]
 # are its confidences still meaningful? P(severity) over the four options on the 40 held-out reports (each
 # option's log-likelihood after '{{"severity": "'); the per-item Brier score may rise by 0.3 at most (CI bound):
 # 40 items resolve about +-0.24 for a model that learned this task (the default 0.05 needs ~1800 items)
@@ -145,10 +147,31 @@ class DemoResult:
     verdict: str
 
 
+PREFERENCE = """\
+[gates.preference]
+# DPO's own question: does the candidate score the correct JSON answer above a plausible wrong one (a neighbouring
+# severity, another category, prose, a missing field) on held-out pairs more often than the base? 160 pairs: the
+# 40 eval reports, each with every kind of mistake; the gain's CI lower bound must be above 0
+data = "data/preference_eval.jsonl"
+min_gain = 0.0
+
+"""
+DPO_STAGE = """\
+dpo_data = "data/dpo_train.jsonl"  # one preference pair a training report (see fine_tune/demo/preference.py)
+dpo_steps = 8              # a short DPO stage on the SFT adapter (also its reference policy)
+beta = 0.1
+"""
+
+
 def run_demo(
-    out: Path | None = None, *, steps: int = 30, qlora: bool = False, cpt: bool = False, base: str = EMBEDDED_ALIAS
+    out: Path | None = None,
+    *,
+    steps: int = 30,
+    qlora: bool = False,
+    cpt: bool = False,
+    dpo: bool = False,
+    base: str = EMBEDDED_ALIAS,
 ) -> DemoResult:
-    from harness.pipeline import run
     from reports.console import print_summary
 
     out = Path(out) if out else new_run_dir()
@@ -162,24 +185,30 @@ def run_demo(
     paths = write_demo_data(out / "data")
     if cpt:
         write_cpt_text(out / "data" / "cpt.jsonl")
+    if dpo:
+        paths.update(write_preference_data(out / "data"))
     counts = ", ".join(f"{k} {sum(1 for _ in open(p))}" for k, p in paths.items())
     console.print(f"1/3 data: {counts} rows in {out / 'data'}")
-    stage = "cpt+sft" if cpt else "sft"
+    stage = "+".join(["cpt"] * cpt + ["sft"] + ["dpo"] * dpo)
     config = out / "release.toml"
     config.write_text(
         DEMO_CONFIG.format(
             base=base,
-            adapter="train/sft/adapter",
+            adapter=f"train/{stage.split('+')[-1]}/adapter",
             method="qlora" if qlora else "lora",
             stage=stage,
             steps=steps,
-            cpt='cpt_data = "data/cpt.jsonl"\ncpt_steps = 6\n' if cpt else "",
+            cpt=('cpt_data = "data/cpt.jsonl"\ncpt_steps = 6\n' if cpt else "") + (DPO_STAGE if dpo else ""),
+            preference=PREFERENCE if dpo else "",
         ),
         encoding="utf-8",
     )
     cfg = load_config(config)
     console.print(f"2/3 fine-tuning {base} ({stage}, {cfg.fine_tune.method}) as {config} says")
-    outcome = train_from_config(cfg, out / "train")
+    from harness.pipeline import measurement_cache_dir, run
+
+    with measuring_reference(cfg, measurement_cache_dir(cfg)):  # the base's answers meanwhile, on a CPU
+        outcome = train_from_config(cfg, out / "train")
     for s in outcome.stages:
         console.print(f"    {s.summary()}")
     console.print(f"3/3 gating {outcome.adapter_dir} against {base}")

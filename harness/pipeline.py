@@ -207,6 +207,9 @@ class Measurer:
             pl.candidate.base, pl.adapter, self.runtimes, cache, cfg.base_dir, max_length=_training_max_length(cfg)
         )
         self.quiet: Any = lambda: None  # called before timed kinds are measured: stops the run's helper processes
+        # what each measurement this process made took (seconds), in order: where a run's time went
+        self.timings: list[dict[str, Any]] = []
+        self.on_measured: Any = lambda record: None  # a helper process logs each one
 
     @property
     def device(self) -> str | None:
@@ -266,7 +269,17 @@ class Measurer:
             inputs = {v: results[(src, v)] for v in VARIANTS}
         where = f" on {ds.name}" if ds is not None else ""
         call = MeasureCall(req, variant, self.env, ds, opts, inputs, description=f"{req.kind} {variant}{where}")
+        t0 = time.perf_counter()
         value = kind.run(call)
+        record = {
+            "kind": req.kind,
+            "variant": variant,
+            "data": ds.name if ds is not None else req.data,
+            "items": len(ds) if ds is not None and hasattr(ds, "__len__") else None,
+            "s": round(time.perf_counter() - t0, 2),
+        }
+        self.timings.append(record)
+        self.on_measured(record)
         if key and kind.keep(value):
             self.cache.put(key, kind.dump(value))
         else:
@@ -464,13 +477,13 @@ def _candidate_dir(cfg: ReleaseConfig) -> Path | None:
 
 
 def training_data(cfg: ReleaseConfig) -> tuple[str, ...]:
-    """Training data of the candidate: [fine_tune] train / cpt_data, and the data named by the adapter's
+    """Training data of the candidate: [fine_tune] train / cpt_data / dpo_data, and the data named by the adapter's
     training manifest (and by the manifests of the adapters it was initialised from, e.g. a CPT stage)."""
 
     found: list[str] = []
     ft = cfg.fine_tune
     if ft is not None:
-        found += [s for s in (ft.train, ft.cpt_data) if s]
+        found += [s for s in (ft.train, ft.cpt_data, ft.dpo_data) if s]
     adapter, seen = _candidate_dir(cfg), set()
     while adapter and str(adapter) not in seen:
         seen.add(str(adapter))
@@ -564,9 +577,15 @@ class Plan:
         return moved
 
 
-def make_plan(cfg: ReleaseConfig, *, preflight: bool = True) -> Plan:
+def measurement_cache_dir(cfg: ReleaseConfig) -> Path:
+    """Where a config's measurements are cached: `[run] cache_dir`, else the user cache's `measurements`."""
+    return Path(cfg.run.cache_dir) if cfg.run.cache_dir else cache_root() / "measurements"
+
+
+def make_plan(cfg: ReleaseConfig, *, preflight: bool = True, reference_only: bool = False) -> Plan:
     """Plan the run: each gate's requests, every data set loaded and validated, base and adapter checked, and
-    the preflights run (unless `preflight` is off), all before any model is touched."""
+    the preflights run (unless `preflight` is off), all before any model is touched. `reference_only`: a helper's
+    plan for the reference alone (its config names the reference as the candidate too: not refused as a pair)."""
     if cfg.model.candidate_spec is None:
         raise HarnessError(
             "no candidate configured",
@@ -637,7 +656,8 @@ def make_plan(cfg: ReleaseConfig, *, preflight: bool = True) -> Plan:
         for name, rs in plan.items()
         if any(KINDS[r.kind].shared_tokens and {"base", "candidate"} <= set(r.variants) for r in rs)
     ]
-    check_pair(reference, candidate, token_gates=token_gates)
+    if not reference_only:
+        check_pair(reference, candidate, token_gates=token_gates)
     _check_chat_templates(datasets.values(), reference, candidate)
     for r in dict.fromkeys(r for rs in plan.values() for r in rs):  # e.g. a judge endpoint must answer first
         if preflight and KINDS[r.kind].preflight is not None:
@@ -708,7 +728,7 @@ def plan_power(config: ReleaseConfig | str | Path) -> tuple[Plan, dict[str, list
     measurement, or both variants'), else from a stated prior. Loads no model and contacts no endpoint."""
     cfg = config if isinstance(config, ReleaseConfig) else load_config(config)
     pl = make_plan(cfg, preflight=False)
-    cache = MeasurementCache(Path(cfg.run.cache_dir) if cfg.run.cache_dir else cache_root() / "measurements")
+    cache = MeasurementCache(measurement_cache_dir(cfg))
     return pl, power_table(pl, Measurer(pl, cache).cached(_flat(_power_requests(pl))))
 
 
@@ -791,7 +811,7 @@ def _run(cfg: ReleaseConfig, pl: Plan, out_dir: Path | None, log_to: str, t0: fl
     base, datasets = pl.base, pl.datasets
     timings["plan"] = time.perf_counter() - t0
 
-    cache = MeasurementCache(Path(cfg.run.cache_dir) if cfg.run.cache_dir else cache_root() / "measurements")
+    cache = MeasurementCache(measurement_cache_dir(cfg))
     run_id = uuid.uuid4().hex
     measurer = Measurer(pl, cache, run_id)
     before = power_table(pl, measurer.cached(_flat(_power_requests(pl))))
@@ -822,6 +842,7 @@ def _run(cfg: ReleaseConfig, pl: Plan, out_dir: Path | None, log_to: str, t0: fl
     )
     manifest["runtimes"] = measurer.runtimes.describe()
     manifest["workers"] = 1 + helpers.started
+    manifest["measurements_s"] = measurer.timings  # this process's own (a helper's are not here)
     manifest["run_id"] = run_id  # `harness promote` replays the decisions from what this run recorded under it
     for (req, _), value in results.items():  # measurements the manifest records (the training data's audit)
         if KINDS[req.kind].manifest_key:

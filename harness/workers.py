@@ -100,6 +100,28 @@ def helping(cfg: Any, cache_root: Path) -> Iterator[Helpers]:
         helpers.stop()
 
 
+@contextlib.contextmanager
+def measuring_reference(cfg: Any, cache_root: Path) -> Iterator[None]:
+    """While the body trains the candidate (`harness demo`), one helper process measures the reference's cached
+    measurements into `cache_root` with one torch thread (`python -m harness.helper CONFIG --cache DIR
+    --reference-only`); the gate run that follows finds them there. Stopped when the body ends: a measurement it
+    had not finished is made again by the run. Only where `[run] workers` > 1 would start helpers."""
+    reason = why_not(cfg) if cfg.run.workers > 1 else "workers = 1"
+    if reason:
+        yield
+        return
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "harness.helper", str(cfg.path), "--cache", str(cache_root), "--reference-only"]
+    with _log() as err:
+        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+    helpers = Helpers([proc])
+    console.print(f"measuring the {cfg.model.reference} beside the training (one helper process)")
+    try:
+        yield
+    finally:
+        helpers.stop()
+
+
 def _log() -> Any:
     """Where a helper's stderr goes: nowhere, unless HARNESS_HELPER_LOG names a file (debugging a helper)."""
     path = os.environ.get("HARNESS_HELPER_LOG")

@@ -34,6 +34,27 @@ def test_a_helper_measures_what_the_run_would_under_the_same_keys(tmp_path, tiny
     assert [g.to_dict() for g in res.report.gates] == [g.to_dict() for g in alone.report.gates]
 
 
+def test_a_reference_only_helper_measures_the_base_before_the_candidate_exists(
+    tmp_path, tiny_base, tiny_damage_adapter, text_data
+):
+    """What `harness demo` runs beside the training: the config names an adapter not written yet; the helper measures
+    the base's side of the plan, and the run that follows (the adapter in place) measures only the candidate's. Each
+    measurement the helper makes is logged on its stderr (where its time went)."""
+    import shutil
+
+    adapter = tmp_path / "adapter"  # not there yet
+    cfg = _cfg(tmp_path / "release.toml", tiny_base, adapter, text_data, tmp_path / "cache")
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.helper", str(cfg), "--cache", str(tmp_path / "cache"), "--reference-only"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert '"variant": "base"' in done.stderr and '"kind": "nll"' in done.stderr
+    shutil.copytree(tiny_damage_adapter, adapter)
+    res = run(cfg)
+    assert res.cache_hits == 2 and res.cache_misses == 2  # the base's nll and probes were there; the candidate's not
+
+
 def test_two_workers_give_the_numbers_one_gives(tmp_path, tiny_base, tiny_damage_adapter, text_data):
     two = run(_with_workers(_cfg(tmp_path / "two.toml", tiny_base, tiny_damage_adapter, text_data, tmp_path / "c2"), 2))
     one = run(_cfg(tmp_path / "one.toml", tiny_base, tiny_damage_adapter, text_data, tmp_path / "c1"))

@@ -1,7 +1,11 @@
 """Preference pairs for the triage job (`harness demo --dpo`): the correct JSON answer chosen over a plausible wrong
 one. The wrong answers are the mistakes a triage model makes: a neighbouring severity, another category, the right
-labels in prose instead of the requested JSON, a field left out. Items come from their own seeds; the held-out
-pairs never repeat a DPO training item's (system, symptom) or (symptom, impact) pair."""
+labels in prose instead of the requested JSON, a field left out.
+
+The DPO pairs are the demo's training reports (each with one kind of mistake, in turn); the held-out pairs are its
+eval reports, each with every kind of mistake. So the held-out reports are as new to DPO as they are to SFT (they
+repeat no training report's (system, symptom) or (symptom, impact) pair: `demo_splits`), and the contamination gate
+finds nothing to flag."""
 
 from __future__ import annotations
 
@@ -9,9 +13,9 @@ import json
 import random
 from pathlib import Path
 
-from fine_tune.demo.triage import CATEGORIES, SEVERITIES, TriageItem, generate
+from fine_tune.demo.triage import CATEGORIES, SEVERITIES, TriageItem, demo_splits
 
-SEEDS = {"train": 5, "eval": 6}
+SEED = 5
 MISTAKES = ("severity", "category", "prose", "missing")
 
 
@@ -29,9 +33,9 @@ def wrong_answer(item: TriageItem, mistake: str, rng: random.Random) -> str:
     return json.dumps({"severity": item.severity})  # missing: the category left out
 
 
-def pair_row(item: TriageItem, mistake: str, rng: random.Random) -> dict:
+def pair_row(item: TriageItem, mistake: str, rng: random.Random, suffix: str = "") -> dict:
     return {
-        "id": item.id,
+        "id": item.id + suffix,
         "prompt": [{"role": "user", "content": item.prompt}],
         "chosen": item.answer,
         "rejected": wrong_answer(item, mistake, rng),
@@ -39,16 +43,13 @@ def pair_row(item: TriageItem, mistake: str, rng: random.Random) -> dict:
     }
 
 
-def preference_pairs(n_train: int = 160, n_eval: int = 100) -> dict[str, list[dict]]:
-    """Training and held-out pairs, each mistake kind in turn (seeded)."""
-    seen: set[tuple[str, str]] = set()
-    out: dict[str, list[dict]] = {}
-    for split, n in (("train", n_train), ("eval", n_eval)):
-        rng = random.Random(SEEDS[split])
-        items = [it for it in generate(n * 20, SEEDS[split], f"pref-{split}") if not it.pairs & seen][:n]
-        seen |= set().union(*(it.pairs for it in items))
-        out[split] = [pair_row(it, MISTAKES[i % len(MISTAKES)], rng) for i, it in enumerate(items)]
-    return out
+def preference_pairs(n_train: int = 240, n_eval: int = 40) -> dict[str, list[dict]]:
+    """DPO pairs (one a training report) and held-out pairs (four an eval report: `4 * n_eval`), seeded."""
+    splits = demo_splits(n_train=n_train, n_eval=n_eval)
+    rng = random.Random(SEED)
+    train = [pair_row(it, MISTAKES[i % len(MISTAKES)], rng) for i, it in enumerate(splits["train"])]
+    held = [pair_row(it, m, rng, f"-{m}") for it in splits["eval"] for m in MISTAKES]
+    return {"train": train, "eval": held}
 
 
 def write_preference_data(out_dir: Path, **sizes: int) -> dict[str, Path]:
