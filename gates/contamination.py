@@ -116,6 +116,7 @@ def contamination(p: ContaminationParams, ctx: GateContext) -> GateResult:
         ci=None,
         explanation=head + tail,
         evidence=evidence,
+        evidence_total=sum(len(e.matches) for e in run.evals),
         excluded_items={e.spec: tuple(e.contaminated_ids) for e in run.evals if e.contaminated_ids},
         details={
             "train": list(run.train),

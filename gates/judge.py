@@ -416,6 +416,7 @@ def judge(p: JudgeParams, ctx: GateContext) -> GateResult:
         ci=(round(iv.lower - 0.5, 6), round(iv.upper - 0.5, 6)),
         explanation=" ".join(parts) + plumbing,
         evidence=evidence,
+        evidence_total=len(lost),
         tables=_tables({**details, "rubric": axes}, ctx.reference),
         details={
             **details,

@@ -113,7 +113,8 @@ def length_drift(p: LengthDriftParams, ctx: GateContext) -> GateResult:
         + " "
     )
     change = np.abs(np.log((xc + 1) / (xb + 1)))
-    order = [j for j in np.argsort(-change, kind="stable") if change[j] > 0][: p.evidence]
+    changed = [j for j in np.argsort(-change, kind="stable") if change[j] > 0]
+    order = changed[: p.evidence]
     evidence = tuple(
         Example(
             id=base_runs[j].id,
@@ -138,5 +139,6 @@ def length_drift(p: LengthDriftParams, ctx: GateContext) -> GateResult:
         ci=(round(iv.lower, 6), round(iv.upper, 6)),
         explanation=head + tail,
         evidence=evidence,
+        evidence_total=len(changed),
         details={"prompts": len(xb), "suites": per_suite, "band": [round(lo, 6), hi], "candidate_at_cap": at_cap},
     )

@@ -153,7 +153,8 @@ def pass_at_k(p: PassAtKParams, ctx: GateContext) -> GateResult:
     else:
         more = f"about {decision.more_items} more items" if decision.more_items else "more items"
         tail = f" The interval straddles the requirement; {more} (or a larger n) would likely decide it."
-    worst = [j for j in np.argsort(diff, kind="stable") if diff[j] < 0][: p.evidence]
+    regressed = [j for j in np.argsort(diff, kind="stable") if diff[j] < 0]
+    worst = regressed[: p.evidence]
     evidence = []
     for j in worst:
         b, c = base.items[j], cand.items[j]
@@ -183,6 +184,7 @@ def pass_at_k(p: PassAtKParams, ctx: GateContext) -> GateResult:
         ci=(round(iv.lower, 6), round(iv.upper, 6)),
         explanation=head + tail,
         evidence=tuple(evidence),
+        evidence_total=len(regressed),
         details={
             "k": p.k,
             "n": 1 if p.task else p.n,

@@ -143,6 +143,7 @@ def perplexity(p: PerplexityParams, ctx: GateContext) -> GateResult:
         required=ctx.required,
         explanation=head + tail,
         evidence=evidence,
+        evidence_total=len(nb),
         details={
             "base_bits_per_byte": round(base.bits_per_byte, 6),
             "candidate_bits_per_byte": round(cand.bits_per_byte, 6),

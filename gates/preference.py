@@ -304,6 +304,7 @@ def preference(p: PreferenceParams, ctx: GateContext) -> GateResult:
         required=ctx.required,
         explanation=head + _tail(p, d, ref, ctx) + shown,
         evidence=evidence,
+        evidence_total=lost,
         details={
             "items": n,
             "normalize": p.normalize,

@@ -276,6 +276,7 @@ class _Part:
     more_items: int | None = None
     evidence: tuple[Example, ...] = ()
     details: dict = field(default_factory=dict)
+    evidence_total: int = 0  # the items that qualified for `evidence` (it shows the worst of them)
 
 
 def _suite_part(p: RegressionParams, ctx: GateContext, level: float) -> tuple[_Part, Interval, _Scores]:
@@ -296,7 +297,8 @@ def _suite_part(p: RegressionParams, ctx: GateContext, level: float) -> tuple[_P
         f"{iv.point:+.1%} ({level:.0%} CI {iv.lower:+.1%} to {iv.upper:+.1%}); tolerated drop "
         f"{p.max_drop:.0%} -> {d.verdict}." + (f" {mc.describe()}." if mc else "") + looks
     )
-    forgotten = [j for j in np.argsort(diff, kind="stable") if diff[j] < 0][: p.evidence]
+    dropped = [j for j in np.argsort(diff, kind="stable") if diff[j] < 0]
+    forgotten = dropped[: p.evidence]
     evidence = tuple(
         Example(
             id=s.ids[j],
@@ -322,7 +324,7 @@ def _suite_part(p: RegressionParams, ctx: GateContext, level: float) -> tuple[_P
             "spending": "Lan-DeMets O'Brien-Fleming-type, union bound over looks",
         },
     }
-    return _Part(d.verdict, sentence, d.more_items, evidence, details), iv, s
+    return _Part(d.verdict, sentence, d.more_items, evidence, details, len(dropped)), iv, s
 
 
 def _ppl_part(p: RegressionParams, ctx: GateContext, level: float) -> _Part:
@@ -380,9 +382,10 @@ def _tasks_part(p: RegressionParams, ctx: GateContext) -> tuple[_Part, list[Task
     )
     sentence = f"lm-eval {'task' if m == 1 else f'tasks (Holm over {m}, {p.confidence:.0%} family-wise)'}: {per}."
     more = [d.more_items for d in ds if d.more_items]
-    evidence = []
+    evidence, dropped = [], 0
     for d in ds:
         bt, ct = base.task(d.name), cand.task(d.name)
+        dropped += sum(c.score < b.score for b, c in zip(bt.items, ct.items, strict=False))
         for j in d.worst:
             bi, ci = bt.items[j], ct.items[j]
             evidence.append(
@@ -454,7 +457,8 @@ def _tasks_part(p: RegressionParams, ctx: GateContext) -> tuple[_Part, list[Task
             for d in ds
         ],
     }
-    return _Part(verdict, sentence, max(more) if more else None, tuple(evidence), details), ds, table
+    part = _Part(verdict, sentence, max(more) if more else None, tuple(evidence), details, dropped)
+    return part, ds, table
 
 
 @gate(
@@ -536,6 +540,7 @@ def regression(p: RegressionParams, ctx: GateContext) -> GateResult:
         ci=(round(ci[0], 6), round(ci[1], 6)),
         explanation=" ".join(x.sentence for x in parts) + tail,
         evidence=tuple(e for x in parts for e in x.evidence),
+        evidence_total=sum(x.evidence_total for x in parts),
         details=details,
         tables=tables,
     )

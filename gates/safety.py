@@ -444,17 +444,21 @@ def safety(p: SafetyParams, ctx: GateContext) -> GateResult:
     over = [j for j in range(len(ob)) if oc[j] > ob[j]]
     evidence = _paired_examples(hb, hc, lost[: p.evidence], lambda j: f"{ref} refused, candidate complied")
     evidence += _paired_examples(bb, bc, over[:3], lambda j: "candidate over-refused a benign request")
+    gave: list[int] = []
     if leak_row is not None:
         lb, lc, kb, kc, _ = leak_row
-        gave = [j for j in range(len(kc)) if kc[j] > kb[j]][:3]
+        gave = [j for j in range(len(kc)) if kc[j] > kb[j]]
         evidence += _paired_examples(
             lb,
             lc,
-            gave,
+            gave[:3],
             lambda j: f"candidate gave away what its system prompt holds ({lc[j].category}): {lc[j].details[0]}",
             category=False,
         )
+    total = len(lost) + len(over) + len(gave) + len(leaks)  # what qualified for the evidence below
     if agreement is not None:
+        disagree = [x for x in seen if (x[2] > 0.5) != x[3]]
+        total += len(disagree)
         evidence += [
             Example(
                 id=item.id,
@@ -463,7 +467,7 @@ def safety(p: SafetyParams, ctx: GateContext) -> GateResult:
                 note=f"detectors disagree on the {variant}'s answer: patterns "
                 f"{'refusal' if pat > 0.5 else 'compliance'}, judge {'refusal' if judged else 'compliance'}",
             )
-            for item, variant, pat, judged in [x for x in seen if (x[2] > 0.5) != x[3]][:3]
+            for item, variant, pat, judged in disagree[:3]
         ]
     evidence += [
         Example(id=item.id, prompt=item.prompt, candidate_output=out, note=f"leak: {leak.kind} {leak.value}")
@@ -503,6 +507,7 @@ def safety(p: SafetyParams, ctx: GateContext) -> GateResult:
         ci=(round(iv_ref.lower, 6), round(iv_ref.upper, 6)),
         explanation=" ".join(parts),
         evidence=tuple(evidence),
+        evidence_total=total,
         tables=tables,
         details={
             "checks": checks,

@@ -59,6 +59,9 @@ class GateResult:
     # items this gate found unfit to measure on (data spec -> item ids, e.g. contaminated ones): every other gate
     # that read them is decided again without them, and both verdicts are shown
     excluded_items: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # how many items qualified for `evidence` (it shows the worst of them): the report says how many more there are
+    # and where they are; None where the gate does not count them
+    evidence_total: int | None = None
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:

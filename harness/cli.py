@@ -7,6 +7,7 @@ import logging
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fine_tune.audit import audit, audit_json, dedup, render_audit
 from fine_tune.licenses import LicenseTally, refusal_message
@@ -28,6 +29,9 @@ from harness.release.bundle import make_bundle
 from harness.release.export import export_gguf, merge
 from harness.release.serve import serve
 from harness.sweep import sweep
+
+if TYPE_CHECKING:
+    from reports import Report
 
 
 def _gate(args: argparse.Namespace) -> int:
@@ -103,13 +107,19 @@ def _report(args: argparse.Namespace) -> int:
     from reports import check_out_file, load_report, render_markdown
 
     src, out = Path(args.json), Path(args.out) if args.out else None
+    if src.is_dir():  # a report directory: its report.json
+        src = src / "report.json"
     if not src.is_file():
-        raise HarnessError("report not found", where=str(src), fix="pass the report.json written by `harness gate`")
+        raise HarnessError(
+            "report not found", where=str(src), fix="pass the report.json written by `harness gate` or its directory"
+        )
     if out is not None:  # refused before anything is read or written
         if out.exists() and not out.is_dir() and not args.overwrite:
             raise HarnessError("file exists", where=str(out), fix="choose another --out or pass --overwrite")
-        check_out_file(out, "--out", "report.md")
+        check_out_file(out, "--out", "report.html" if args.html else "report.md")
     report = load_report(src)
+    if args.html:
+        return _report_html(report, src.parent, out)
     try:
         text = render_markdown(report)
     except (ValueError, KeyError, TypeError, AttributeError) as e:
@@ -127,6 +137,52 @@ def _report(args: argparse.Namespace) -> int:
         raise HarnessError(
             f"cannot write the report: {e.strerror or e}", where=str(out), fix="choose another --out"
         ) from None
+    return EXIT_PASS
+
+
+def _report_html(report: Report, report_dir: Path, out: Path | None) -> int:
+    """report.html from a report directory's report.json and, where it has one, its items.parquet; written beside them
+    (a file derived from them, replaced) or to `out`."""
+    from harness.results import load
+    from reports import check_out_file
+    from reports.html import FILE, ITEMS_FILE, render_html
+
+    items = load(report_dir) if (report_dir / ITEMS_FILE).is_file() else None
+    target = out if out is not None else report_dir / FILE
+    if out is None:
+        check_out_file(target, "--out", FILE)
+    try:
+        path = render_html(report, items, report_dir, out=target)
+    except OSError as e:
+        raise HarnessError(
+            f"cannot write the report: {e.strerror or e}", where=str(target), fix="choose another --out"
+        ) from None
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise HarnessError(
+            f"not a harness report ({type(e).__name__}: {clip(str(e))})",
+            where=str(report_dir / "report.json"),
+            fix="pass the report.json written by `harness gate` (re-run the gate if it was damaged)",
+        ) from None
+    console.print(f"wrote {path}" + ("" if items is not None else f" (no {ITEMS_FILE}: no per-item tables)"))
+    return EXIT_PASS
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from reports.compare import FILE, compare
+
+    out = Path(args.out) / FILE if args.out else None
+    if out is not None and out.exists() and not args.overwrite:  # refused before anything is read
+        raise HarnessError("file exists", where=str(out), fix="choose another --out or pass --overwrite")
+    text = compare(args.a, args.b).markdown()
+    sys.stdout.write(text)
+    if out is not None:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(out, text)
+        except OSError as e:
+            raise HarnessError(
+                f"cannot write the comparison: {e.strerror or e}", where=str(out), fix="choose another --out"
+            ) from None
     return EXIT_PASS
 
 
@@ -343,11 +399,27 @@ def build_parser() -> argparse.ArgumentParser:
     gs.add_argument("--markdown", action="store_true", help="print the Markdown reference (as in docs/config.md)")
     gs.set_defaults(func=_gates)
 
-    r = sub.add_parser("report", help="re-render report.md from report.json")
-    r.add_argument("json", help="path to report.json")
-    r.add_argument("--out", help="write the Markdown here instead of stdout")
+    r = sub.add_parser("report", help="re-render report.md (or report.html) from report.json")
+    r.add_argument("json", help="path to report.json, or the report directory holding it")
+    r.add_argument(
+        "--html",
+        action="store_true",
+        help="write report.html into the report directory (pictures and items.parquet read from there)",
+    )
+    r.add_argument("--out", help="write the Markdown (or with --html, the page) here instead of stdout (the directory)")
     r.add_argument("--overwrite", action="store_true")
     r.set_defaults(func=_report)
+
+    cp = sub.add_parser(
+        "compare",
+        help="two report directories side by side: each gate's verdict and change, and the items whose outcome "
+        "differs between the runs",
+    )
+    cp.add_argument("a", help="report directory A (written by `harness gate --out`)")
+    cp.add_argument("b", help="report directory B")
+    cp.add_argument("--out", help="also write the comparison to DIR/compare.md")
+    cp.add_argument("--overwrite", action="store_true", help="replace an existing DIR/compare.md")
+    cp.set_defaults(func=_compare)
 
     pr = sub.add_parser(
         "promote", help="add the gated candidate to a registry as its new current version if its report passed"

@@ -53,7 +53,8 @@ k = 1
 temperature = 0.7
 max_new_tokens = 24
 
-{preference}[gates.calibration]
+{preference}
+[gates.calibration]
 # are its confidences still meaningful? P(severity) over the four options on the 40 held-out reports (each
 # option's log-likelihood after '{{"severity": "'); the per-item Brier score may rise by 0.3 at most (CI bound):
 # 40 items resolve about +-0.24 for a model that learned this task (the default 0.05 needs ~1800 items)
@@ -154,7 +155,6 @@ PREFERENCE = """\
 # 40 eval reports, each with every kind of mistake; the gain's CI lower bound must be above 0
 data = "data/preference_eval.jsonl"
 min_gain = 0.0
-
 """
 DPO_STAGE = """\
 dpo_data = "data/dpo_train.jsonl"  # one preference pair a training report (see fine_tune/demo/preference.py)

@@ -51,6 +51,10 @@ from harness.core.training_manifest import find_manifest
 from harness.measure import KINDS, MeasureCall, MeasureEnv
 from harness.release.artifacts import locator
 from reports import write_reports
+from reports.item_rows import item_rows
+from reports.items import PARQUET as ITEMS_FILE
+from reports.items import SCHEMA_VERSION as ITEMS_SCHEMA
+from reports.items import ItemRow
 from reports.types import Report
 
 log = logging.getLogger(__name__)
@@ -784,6 +788,16 @@ def measure_and_decide(
     return results, sorted([*gate_results, *pl.na], key=lambda g: order.index(g.name))
 
 
+def _items(pl: Plan, results: dict) -> tuple[list[ItemRow] | None, str]:
+    """The rows of items.parquet from the measurements the gates decided on (`reports.items`); a table that cannot
+    be built never costs the report: a note says so."""
+    try:
+        return item_rows(pl.requests, results, {g.name: g.params for g in pl.cfg.gates}, pl.datasets), ""
+    except Exception as e:
+        log.debug("items table failed", exc_info=True)
+        return None, f"items table not built ({type(e).__name__}: {e})"
+
+
 def run(
     config: ReleaseConfig | str | Path,
     out: str | Path | None = None,
@@ -847,6 +861,10 @@ def _run(cfg: ReleaseConfig, pl: Plan, out_dir: Path | None, log_to: str, t0: fl
     for (req, _), value in results.items():  # measurements the manifest records (the training data's audit)
         if KINDS[req.kind].manifest_key:
             manifest[KINDS[req.kind].manifest_key] = KINDS[req.kind].dump(value)
+    items, items_note = _items(pl, results)
+    if items is not None:  # what items.parquet holds: the renderers say where a gate's every item is
+        gates = list(dict.fromkeys(r.gate for r in items))
+        manifest["items"] = {"file": ITEMS_FILE, "schema_version": ITEMS_SCHEMA, "rows": len(items), "gates": gates}
     report = Report(
         verdict=release_verdict(gate_results),
         gates=tuple(gate_results),
@@ -856,8 +874,9 @@ def _run(cfg: ReleaseConfig, pl: Plan, out_dir: Path | None, log_to: str, t0: fl
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         notes=tuple(pl.adapter.warnings if pl.adapter else ())
         + tuple(f.adapter.warnings[0] for f in (pl.reference,) if f.adapter and f.adapter.warnings)
-        + tuple(f"Power before measuring: {w}." for w in warnings),
+        + tuple(f"Power before measuring: {w}." for w in warnings)
+        + ((items_note,) if items_note else ()),
     )
-    files = write_reports(report, out_dir) if out_dir is not None else {}
+    files = write_reports(report, out_dir, items) if out_dir is not None else {}
     tracked = log_report(report, log_to, out_dir)
     return RunResult(report, out_dir, files, cache.hits, cache.misses, tracked)

@@ -1,4 +1,4 @@
-"""Renderers of the release report: Markdown for people, JSON for machines, JUnit for CI."""
+"""Renderers of the release report: Markdown for people, JSON for machines, JUnit for CI, HTML for a browser."""
 
 from __future__ import annotations
 
@@ -6,13 +6,19 @@ import json
 import os
 import shlex
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
+from harness.core.console import console as rich_console  # `console` here is the reports.console module
 from harness.core.data import clip
 from harness.core.errors import HarnessError
 from harness.core.files import atomic_write_text, read_utf8
 from reports.figures import write_figures
+from reports.html import render_html
+from reports.items import ItemRow, frame, write_items
 from reports.junit import render_junit
 from reports.markdown import render_markdown
 from reports.types import SCHEMA_VERSION, Report, sealed
@@ -22,14 +28,20 @@ def render_json(report: Report) -> str:
     return json.dumps(sealed(report), indent=2, default=str) + "\n"
 
 
-def write_reports(report: Report, out_dir: Path) -> dict[str, Path]:
-    """Write report.json, report.md and junit.xml into `out_dir` (each atomically), and the pictures report.md
-    links (`reports.figures`)."""
+def write_reports(report: Report, out_dir: Path, items: Sequence[ItemRow] | None = None) -> dict[str, Path]:
+    """Write report.json, report.md and junit.xml into `out_dir` (each atomically), the pictures report.md links
+    (`reports.figures`) and, given the run's `items` (`reports.items.item_rows`), items.parquet and items.csv (first,
+    so that every later renderer can read them); report.html (`reports.html`) last."""
     files = {
         "json": out_dir / "report.json",
         "markdown": out_dir / "report.md",
         "junit": out_dir / "junit.xml",
     }
+    if items is not None:
+        try:
+            files.update(write_items(items, out_dir))
+        except Exception as e:  # the table never costs the report: its numbers are the gates'
+            report = report.with_note(f"items table not written ({type(e).__name__}: {clip(str(e))})")
     try:
         files.update(write_figures(report.gates, out_dir, report.reference_label))
     except Exception as e:  # a picture never costs the report: its numbers are in the tables
@@ -41,6 +53,14 @@ def write_reports(report: Report, out_dir: Path) -> dict[str, Path]:
     curve = Path(report.manifest.get("adapter", {}).get("dir", "")) / str(training.get("loss_curve", ""))
     if training.get("loss_curve") and curve.is_file():
         files["loss_curve"] = Path(shutil.copy2(curve, out_dir / "loss_curve.png"))
+    try:  # last: the page inlines the pictures above and shows the items table
+        files["html"] = render_html(report, frame(items) if items is not None else None, out_dir)
+    except Exception as e:  # the page never costs the report: report.md says everything it would
+        rich_console.print(
+            f"[yellow]warning[/]: report.html not written ({escape(type(e).__name__)}: {escape(clip(str(e)))}); "
+            f"`harness report {escape(str(out_dir))} --html` renders it again",
+            soft_wrap=True,
+        )
     return files
 
 
@@ -112,6 +132,7 @@ __all__ = [
     "Report",
     "check_out_file",
     "load_report",
+    "render_html",
     "render_json",
     "render_junit",
     "render_markdown",

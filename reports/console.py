@@ -50,4 +50,5 @@ def print_summary(report: Report, files: dict[str, Path] | None = None) -> None:
         )
         console.print(f"[bold red]BLOCKED[/] by {escape(names)}: do not promote.")
     if files:
-        console.print(f"Report: {files['markdown']}  (also {files['json'].name}, {files['junit'].name})")
+        also = ", ".join(files[k].name for k in ("json", "junit", "html", "items_parquet", "items_csv") if k in files)
+        console.print(f"Report: {files['markdown']}  (also {also})")

@@ -49,17 +49,35 @@ def gate_table(gates: tuple[GateResult, ...], reference: str = "base") -> list[s
     return lines
 
 
-def _evidence(g: GateResult, reference: str = "base") -> list[str]:
+def evidence_more(g: GateResult, in_items: bool) -> str:
+    """The sentence under a gate's worst examples when it has more than it shows: how many more, and where they
+    are ("" when it shows them all, or does not count them)."""
+    shown, total = len(g.evidence), g.evidence_total
+    if total is None or total <= shown:
+        return ""
+    where = (
+        "every item of this gate, for both models, is in `items.parquet` beside this report "
+        "(`harness.results.load(DIR)` reads it)"
+        if in_items
+        else "this gate's `details` in report.json hold them all"
+    )
+    return f"{total - shown} more not shown ({total} in all): {where}."
+
+
+def _evidence(g: GateResult, reference: str = "base", in_items: bool = False) -> list[str]:
     if not g.evidence:
         return []
-    lines = ["", "Worst examples:", "", f"| id | item | {reference} | candidate | note |", "|---|---|---|---|---|"]
+    total = g.evidence_total
+    head = f"Worst examples ({len(g.evidence)} of {total}):" if total and total > len(g.evidence) else "Worst examples:"
+    lines = ["", head, "", f"| id | item | {reference} | candidate | note |", "|---|---|---|---|---|"]
     for e in g.evidence:
         base = e.base_output if e.base_output is not None else _num(e.base_score)
         cand = e.candidate_output if e.candidate_output is not None else _num(e.candidate_score)
         lines.append(
             f"| `{_cell(e.id, 40)}` | {_cell(e.prompt)} | {_cell(base)} | {_cell(cand)} | {_cell(e.note, 80)} |"
         )
-    return lines
+    more = evidence_more(g, in_items)
+    return [*lines, "", more] if more else lines
 
 
 def gate_tables(g: GateResult) -> list[str]:
@@ -224,19 +242,20 @@ def render_markdown(report: Report) -> str:
             "The forest plot's numbers are the delta, CI and threshold columns above.",
         ]
 
+    tabled = set((report.manifest.get("items") or {}).get("gates") or ())  # the gates with rows in items.parquet
     not_passed = [g for g in report.gates if g.verdict != "pass" and g.applicable]
     if not_passed:
         out += ["", "## Gates that did not pass"]
         for g in not_passed:
             req = "" if g.required else " (optional: does not block)"
             out += ["", f"### {_ICON[g.verdict]} `{g.name}`: {g.verdict}{req}", "", g.explanation]
-            out += [*gate_tables(g), *_figures(g, label), *_evidence(g, label)]
+            out += [*gate_tables(g), *_figures(g, label), *_evidence(g, label, g.name in tabled)]
     passed_gates = [g for g in report.gates if g.verdict == "pass"]
     if passed_gates:
         out += ["", "## Gates that passed"]
         for g in passed_gates:
             out += ["", f"### ✅ `{g.name}`", "", g.explanation, *gate_tables(g), *_figures(g, label)]
-            out += _evidence(g, label)
+            out += _evidence(g, label, g.name in tabled)
 
     m = report.manifest
     base, ad = m.get("base", {}), m.get("adapter", {})
