@@ -112,10 +112,10 @@ def overfit(p: OverfitParams, ctx: GateContext) -> GateResult:
         train_end = float(np.mean([v for _, v in trains[-p.smooth :]]))
         gap, by_task = val_end - train_end, {}
         compared = (
-            f"This log has no train-sample loss (an older runner or another trainer), so the gap falls back to the "
-            f"earlier rule and its verdict: validation loss {val_end:.3f} at step {evals[-1][0]} vs the running "
-            f"training loss {train_end:.3f} (train mode, mean of the last {min(p.smooth, len(trains))} logs, over "
-            "the whole training mix), which is not like with like and can hide overfitting when validation and "
+            "This log has no train-sample loss (a DPO stage, an older runner or another trainer), so the gap falls "
+            f"back to the earlier rule and its verdict: validation loss {val_end:.3f} at step {evals[-1][0]} vs the "
+            f"running training loss {train_end:.3f} (train mode, mean of the last {min(p.smooth, len(trains))} logs, "
+            "over the whole training mix), which is not like with like and can hide overfitting when validation and "
             "training rows differ in mix; retrain with `harness train` to log the train-sample loss"
         )
     min_step, val_min = min(evals, key=lambda e: e[1])
