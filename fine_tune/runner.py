@@ -371,27 +371,19 @@ def train_stage(
     # the validation set and a fixed train sample, evaluated alike at every evaluation: a like-with-like gap
     evals = {"valid": data["valid_rows"], "train_sample": data["sample_rows"]}
     eval_dataset = {k: HFDataset.from_list(v) for k, v in evals.items() if v} if has_valid else None
+    common: dict[str, Any] = dict(
+        model=model,
+        args=args,
+        train_dataset=HFDataset.from_list(data["train_rows"]),
+        eval_dataset=eval_dataset,
+        processing_class=tok,
+        peft_config=peft_config,
+        callbacks=[watch],
+    )
     if stage == "dpo":
-        trainer: Any = DPOTrainer(
-            model=model,
-            args=args,
-            train_dataset=HFDataset.from_list(data["train_rows"]),
-            eval_dataset=eval_dataset,
-            processing_class=tok,
-            peft_config=peft_config,
-            callbacks=[watch],
-        )
-    else:
-        trainer = TaskLossTrainer(
-            model=model,
-            args=args,
-            train_dataset=HFDataset.from_list(data["train_rows"]),
-            eval_dataset=eval_dataset,
-            processing_class=tok,
-            peft_config=peft_config,
-            callbacks=[watch],
-            row_tasks=None if args.packing else data["row_tasks"],  # packed blocks mix rows: no per-task loss
-        )
+        trainer: Any = DPOTrainer(**common)
+    else:  # packed blocks mix rows: no per-task loss
+        trainer = TaskLossTrainer(**common, row_tasks=None if args.packing else data["row_tasks"])
     trainer.remove_callback(PrinterCallback)  # the progress bar shows the loss
     tb_dir = stage_dir / "tensorboard"
     for cb in trainer.callback_handler.callbacks:  # its default lies under the checkpoints, removed when done
