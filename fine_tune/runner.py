@@ -318,14 +318,14 @@ def _stage_model(
     return model, lora, dtype
 
 
-def _save(trainer: Any, spec: FineTuneSpec, tok: Any, out_dir: Path) -> None:
-    """The stage's output: the LoRA adapter, or for a full fine-tune a full safetensors checkpoint with its
-    tokenizer and chat template (what `candidate = DIR` gates and what ships)."""
+def _save(trainer: Any, spec: FineTuneSpec, out_dir: Path) -> None:
+    """The stage's output: the LoRA adapter, or for a full fine-tune a full safetensors checkpoint, each with its
+    tokenizer and chat template (the trainer saves its processing class beside the weights): what `candidate = DIR`
+    gates and what ships."""
     model = trainer.model
     if spec.method != "full" and "ref" in getattr(model, "peft_config", {}):
         model.delete_adapter("ref")  # TRL's frozen copy of the reference policy: not part of what was trained
     trainer.save_model(str(out_dir))
-    tok.save_pretrained(str(out_dir))  # the chat template travels with the weights
     (out_dir / "training_args.bin").unlink(missing_ok=True)  # pickle: never loaded, never shipped
 
 
@@ -414,7 +414,7 @@ def train_stage(
     what = "full" if full else f"{spec.method}, r={spec.r}"
     curve = plot_loss(rows, stage_dir / "loss_curve.png", f"{stage} ({what}) on {base.id}")
     adapter_dir = stage_dir / ("model" if full else "adapter")
-    _save(trainer, spec, tok, adapter_dir)
+    _save(trainer, spec, adapter_dir)
     shutil.copy2(curve, adapter_dir / "loss_curve.png")  # travels with the adapter into the release report
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     tokens = int(trainer.state.num_input_tokens_seen or 0) or _dpo_tokens(trainer)
